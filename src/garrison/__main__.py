@@ -1,0 +1,7 @@
+"""``python -m garrison`` runs the command line."""
+
+from __future__ import annotations
+
+from garrison.cli import main
+
+main()

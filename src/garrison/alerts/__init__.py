@@ -1,0 +1,1 @@
+"""Alert channels (email, Slack, webhooks) fed from audits."""

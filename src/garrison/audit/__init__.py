@@ -1,0 +1,1 @@
+"""Audits: the records of what Garrison saw and did."""

@@ -1,0 +1,31 @@
+"""The root ``garrison`` command and its sub-commands."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from garrison.cli import engine
+from garrison.errors import GarrisonError
+
+app = typer.Typer(
+    name="garrison",
+    help="Garrison: container runtime defense. Learns how each container behaves and "
+    "stops it when it does something else.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(engine.app, name="engine")
+
+err = Console(stderr=True)
+
+
+def main() -> None:
+    """Entry point: a GarrisonError becomes one clear line on stderr and exit status 1."""
+    try:
+        app()
+    except GarrisonError as exc:
+        err.print(f"[red]garrison:[/red] {exc}", highlight=False)
+        sys.exit(1)

@@ -1,0 +1,82 @@
+"""Garrison's exceptions, mapped once at the boundary of each outside system.
+
+The hierarchy::
+
+    GarrisonError                 every error Garrison raises on purpose
+    ├── ConfigError               a bad option, config file or environment value
+    ├── EngineError               the private development Docker engine
+    │   └── PackageInstallError   a Debian package it needs could not be installed
+    ├── ImageBuildError           a test image could not be built or imported
+    ├── RuntimeUnavailable        the container runtime (Docker) cannot be reached
+    ├── ContainerGone             a container vanished while it was being inspected
+    ├── ProcessGone               a process exited while /proc was being read
+    ├── SensorError               a kernel event source could not be set up
+    ├── StoreError                the store could not read or write
+    ├── NotFound                  a named object (model, rule, container…) does not exist
+    ├── InvalidInput              malformed user input (rule, policy, OSV record, request…)
+    └── ScanError                 an image could not be scanned
+
+A user sees ``str(error)``: one clear line, never a traceback, for a mistake they made.
+"""
+
+from __future__ import annotations
+
+
+class GarrisonError(Exception):
+    """Base of every error Garrison raises on purpose."""
+
+
+class ConfigError(GarrisonError):
+    """A bad option, configuration file or environment value."""
+
+
+class EngineError(GarrisonError):
+    """The private development Docker engine failed to start, answer or stop."""
+
+
+class PackageInstallError(EngineError):
+    """A Debian package needed by the development engine could not be installed."""
+
+
+class ImageBuildError(GarrisonError):
+    """A test image could not be built or imported."""
+
+
+class RuntimeUnavailable(GarrisonError):
+    """The container runtime cannot be reached."""
+
+
+class ContainerGone(GarrisonError):
+    """A container vanished while Garrison was looking at it."""
+
+    def __init__(self, container_id: str, msg: str = "") -> None:
+        self.container_id = container_id
+        super().__init__(msg or f"container {container_id[:12]} is gone")
+
+
+class ProcessGone(GarrisonError):
+    """A process exited (or its pid was reused) while /proc was being read."""
+
+    def __init__(self, pid: int, msg: str = "") -> None:
+        self.pid = pid
+        super().__init__(msg or f"process {pid} is gone")
+
+
+class SensorError(GarrisonError):
+    """A kernel event source could not be set up."""
+
+
+class StoreError(GarrisonError):
+    """The store could not read or write."""
+
+
+class NotFound(GarrisonError):
+    """A named object does not exist."""
+
+
+class InvalidInput(GarrisonError):
+    """Malformed input from a user or a file: a rule, a policy, a record, a request."""
+
+
+class ScanError(GarrisonError):
+    """An image could not be scanned."""

@@ -1,0 +1,1 @@
+"""Runtime rules: scopes (collections), effects, and the verdict engine."""

@@ -1,0 +1,87 @@
+"""What Garrison needs of a container runtime, whichever it is (Docker now, containerd later)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+ORCHESTRATOR_LABELS = {
+    "io.kubernetes.pod.name": "kubernetes",
+    "io.kubernetes.container.name": "kubernetes",
+    "com.docker.swarm.service.id": "swarm",
+    "com.docker.swarm.task.id": "swarm",
+}
+
+
+def orchestrator_of(labels: Mapping[str, str]) -> str | None:
+    """The orchestrator ("kubernetes", "swarm") owning a container with these labels."""
+    for key, name in ORCHESTRATOR_LABELS.items():
+        if key in labels:
+            return name
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class RestartPolicy:
+    name: str = "no"  # "no", "always", "unless-stopped", "on-failure"
+    maximum_retry_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerInfo:
+    """One container as the defender tracks it."""
+
+    id: str
+    name: str
+    image_name: str
+    image_id: str
+    image_digest: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    pid: int = 0  # host pid of the container's first process; 0 when not running
+    merged_dir: str | None = None  # overlay MergedDir: the root file system seen from the host
+    restart_policy: RestartPolicy = RestartPolicy()
+    running: bool = False
+    hostname: str = ""
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+
+    @property
+    def orchestrator(self) -> str | None:
+        return orchestrator_of(self.labels)
+
+    @property
+    def namespace(self) -> str | None:
+        return self.labels.get("io.kubernetes.pod.namespace")
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeEvent:
+    """A container lifecycle event: action is "start", "die", "destroy", "exec_create", …"""
+
+    action: str
+    container_id: str
+    time: float
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+class ContainerRuntime(Protocol):
+    """The container runtime seam. Calls block: run them off the event loop."""
+
+    def ping(self) -> bool: ...
+
+    def list_running(self) -> list[ContainerInfo]: ...
+
+    def inspect(self, container_id: str) -> ContainerInfo:
+        """Raises ContainerGone when it no longer exists."""
+        ...
+
+    def events(self, since: float | None = None) -> Iterator[RuntimeEvent]:
+        """Container events until the stream ends; raises RuntimeUnavailable on loss."""
+        ...
+
+    def kill(self, container_id: str) -> None: ...
+
+    def set_restart_policy(self, container_id: str, policy: RestartPolicy) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Image scanning: inventory, vulnerability matching and compliance checks."""

@@ -1,0 +1,1 @@
+"""Kernel event sources: process execs (fanotify, proc connector), file writes, sockets."""

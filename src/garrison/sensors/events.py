@@ -1,0 +1,92 @@
+"""The events sensors produce and the defender consumes: the contract between them.
+
+Paths are always as the container sees them (``/usr/bin/nc``), never host paths.
+Times are ``time.time()`` seconds.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+ProcessSource = Literal["fanotify", "proc_connector"]
+
+
+class Verdict(enum.Enum):
+    """The answer to a permission event."""
+
+    ALLOW = "allow"
+    DENY = "deny"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessEvent:
+    """One exec in a container."""
+
+    container_id: str
+    pid: int
+    ppid: int
+    path: str  # the file name the caller asked for: "/bin/nc", not "/bin/busybox"
+    argv: tuple[str, ...]
+    uid: int
+    user: str  # from the container's own /etc/passwd; str(uid) when unknown
+    parent_path: str  # the parent's executable, as the container sees it; "" when unknown
+    time: float
+    source: ProcessSource = "fanotify"
+    resolved_path: str = ""  # the file really executed ("/bin/busybox"), when known
+
+    @property
+    def command(self) -> str:
+        return " ".join(self.argv) if self.argv else self.path
+
+
+FileKind = Literal["write", "create"]
+
+
+@dataclass(frozen=True, slots=True)
+class FileEvent:
+    """A file written or created in a container."""
+
+    container_id: str
+    path: str
+    kind: FileKind
+    pid: int
+    process_path: str  # the writer's executable, "" when unknown
+    time: float
+
+
+NetKind = Literal["listen", "connect"]
+
+
+@dataclass(frozen=True, slots=True)
+class NetEvent:
+    """A listening socket or an outbound connection seen in a container's network namespace."""
+
+    container_id: str
+    kind: NetKind
+    protocol: Literal["tcp", "udp"]
+    local_ip: str
+    local_port: int
+    remote_ip: str = ""  # "" for listen
+    remote_port: int = 0
+    pid: int | None = None
+    process_path: str = ""
+    time: float = 0.0
+
+
+@dataclass(slots=True)
+class SensorCounters:
+    """Per-sensor health, shown by ``garrison status``."""
+
+    events: int = 0
+    drops: int = 0  # events the kernel or a full queue lost
+    late: int = 0  # events whose process was gone before it could be read
+    errors: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class ExecJudge(Protocol):
+    """Answers a permission event from memory, at once: never waits on I/O."""
+
+    def __call__(self, event: ProcessEvent) -> Verdict: ...

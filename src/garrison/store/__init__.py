@@ -1,0 +1,1 @@
+"""Persistence behind an interface (SQLite now, PostgreSQL later)."""

@@ -1,0 +1,74 @@
+"""Shared fixtures: one private Docker engine per test session, the real test images, and
+containers that are removed after each test even when it fails.
+
+Set ``GARRISON_ENGINE_DIR`` to use another state directory and ``GARRISON_ENGINE_KEEP=1``
+to reuse a running engine there and leave it up after the session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import docker.models.containers
+import pytest
+
+from garrison.devengine import EngineConfig, PrivateEngine, ensure_all, ensure_packages
+from garrison.devengine.images import cache_dir_from_env
+
+TEST_ENGINE_DIR = Path("/var/tmp/garrison-test-engine")
+
+Container = docker.models.containers.Container
+RunContainer = Callable[..., Container]
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[PrivateEngine]:
+    """The session's private engine: started (or reused), stopped by pid at the end."""
+    ensure_packages()
+    config = EngineConfig.from_env(default_dir=TEST_ENGINE_DIR)
+    eng = PrivateEngine(config).start()
+    try:
+        yield eng
+    finally:
+        if not config.keep:
+            eng.stop()
+
+
+@pytest.fixture(scope="session")
+def docker_client(engine: PrivateEngine) -> Iterator[docker.DockerClient]:
+    client = engine.client()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def test_images(docker_client: docker.DockerClient) -> dict[str, str]:
+    """Every test image on the session engine, name → image id (built once, then cached)."""
+    return ensure_all(docker_client, cache_dir_from_env())
+
+
+@pytest.fixture
+def run_container(
+    docker_client: docker.DockerClient, test_images: dict[str, str]
+) -> Iterator[RunContainer]:
+    """Start detached containers; each is removed (forced) when the test ends."""
+    started: list[Container] = []
+
+    def run(image: str, command: Any = None, **kwargs: Any) -> Container:
+        container = docker_client.containers.run(image, command, detach=True, **kwargs)
+        started.append(container)
+        return container
+
+    try:
+        yield run
+    finally:
+        for container in started:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
