@@ -18,6 +18,10 @@ class Verdict(enum.Enum):
 
     ALLOW = "allow"
     DENY = "deny"
+    # Allow, and let the kernel skip this file from now on (a fanotify ignore mark on its
+    # inode, dropped by the kernel when the file is modified). Only for a file every exec of
+    # which would be allowed, whatever its name, arguments, user or parent.
+    ALLOW_ALWAYS = "allow_always"
 
 
 @dataclass(frozen=True, slots=True)
