@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from garrison.cli import engine
+from garrison.cli.run import run
 from garrison.errors import GarrisonError
 
 app = typer.Typer(
@@ -18,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(engine.app, name="engine")
+app.command()(run)
 
 err = Console(stderr=True)
 
