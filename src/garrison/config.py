@@ -1,0 +1,109 @@
+"""Configuration: plain values, from defaults < a YAML file < environment < command line.
+
+Every setting ``name`` has the environment variable ``GARRISON_<NAME>`` (upper case). Durations
+accept seconds (``90``) or a number with a unit (``30s``, ``15m``, ``1h``, ``7d``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from garrison.errors import ConfigError
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+DEFAULT_DATA_DIR = Path("/var/lib/garrison")
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from ``90``, ``"90"``, ``"30s"``, ``"15m"``, ``"1h"`` or ``"7d"``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if match is None:
+            raise ValueError(f"not a duration: {value!r} (use e.g. 90, 30s, 15m, 1h, 7d)")
+        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if seconds <= 0:
+        raise ValueError(f"a duration must be positive, not {value!r}")
+    return seconds
+
+
+class Settings(BaseModel):
+    """What ``garrison run`` needs. Field names are the config file's keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    docker_host: str | None = None
+    data_dir: Path = DEFAULT_DATA_DIR
+    engine_dir: Path = Path("/var/tmp/garrison-engine")
+    hostname: str = Field(default_factory=socket.gethostname)
+    learning_period: float = 3600.0
+    archive_after: float = 86400.0
+    retention: float = 30 * 86400.0
+    network_interval: float = 1.0
+    status_interval: float = 2.0
+
+    @field_validator(
+        "learning_period",
+        "archive_after",
+        "retention",
+        "network_interval",
+        "status_interval",
+        mode="before",
+    )
+    @classmethod
+    def _duration(cls, value: object) -> float:
+        return parse_duration(value)
+
+
+def _from_file(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of settings")
+    return {str(k).replace("-", "_"): v for k, v in loaded.items()}
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        value = env.get(f"GARRISON_{name.upper()}")
+        if value:
+            found[name] = value
+    if "docker_host" not in found and env.get("DOCKER_HOST"):
+        found["docker_host"] = env["DOCKER_HOST"]
+    return found
+
+
+def load_settings(
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge the layers; a bad value becomes one ConfigError naming the setting."""
+    values = _from_file(config_file)
+    values.update(_from_env(os.environ if env is None else env))
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        raise ConfigError(f"bad setting {where}: {first['msg']}") from exc
