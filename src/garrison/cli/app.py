@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from garrison.cli import engine
+from garrison.cli import engine, vulndb
 from garrison.cli.run import run
 from garrison.errors import GarrisonError
 
@@ -19,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(engine.app, name="engine")
+app.add_typer(vulndb.app, name="vulndb")
 app.command()(run)
 
 err = Console(stderr=True)
