@@ -8,6 +8,7 @@ The hierarchy::
     │   └── PackageInstallError   a Debian package it needs could not be installed
     ├── ImageBuildError           a test image could not be built or imported
     ├── RuntimeUnavailable        the container runtime (Docker) cannot be reached
+    ├── RuntimeRefused            the runtime answered but refused a request
     ├── ContainerGone             a container vanished while it was being inspected
     ├── ProcessGone               a process exited while /proc was being read
     ├── SensorError               a kernel event source could not be set up
@@ -44,6 +45,10 @@ class ImageBuildError(GarrisonError):
 
 class RuntimeUnavailable(GarrisonError):
     """The container runtime cannot be reached."""
+
+
+class RuntimeRefused(GarrisonError):
+    """The runtime answered but refused a request (a conflict, a bad parameter)."""
 
 
 class ContainerGone(GarrisonError):

@@ -65,8 +65,22 @@ class RuntimeEvent:
     attributes: Mapping[str, str] = field(default_factory=dict)
 
 
+class EventStream(Iterator[RuntimeEvent], Protocol):
+    """Container events as they happen; ``close()`` may be called from another thread to end it.
+
+    Iterating raises RuntimeUnavailable when the runtime goes away (the stream ends without
+    ``close()``); after ``close()`` the iteration simply stops.
+    """
+
+    def close(self) -> None: ...
+
+
 class ContainerRuntime(Protocol):
-    """The container runtime seam. Calls block: run them off the event loop."""
+    """The container runtime seam. Calls block: run them off the event loop.
+
+    Errors: ContainerGone when the container does not exist (any more), RuntimeUnavailable
+    when the runtime cannot be reached, RuntimeRefused when it answers with a refusal.
+    """
 
     def ping(self) -> bool: ...
 
@@ -76,11 +90,18 @@ class ContainerRuntime(Protocol):
         """Raises ContainerGone when it no longer exists."""
         ...
 
-    def events(self, since: float | None = None) -> Iterator[RuntimeEvent]:
-        """Container events until the stream ends; raises RuntimeUnavailable on loss."""
+    def events(self, since: float | None = None) -> EventStream:
+        """Container events; the connection is open when this returns (so nothing that
+        happens after the call is missed). Raises RuntimeUnavailable when it cannot connect."""
         ...
 
-    def kill(self, container_id: str) -> None: ...
+    def kill(self, container_id: str) -> None:
+        """SIGKILL the container's processes (the restart policy may start it again)."""
+        ...
+
+    def stop(self, container_id: str, timeout: int = 10) -> None: ...
+
+    def start(self, container_id: str) -> None: ...
 
     def set_restart_policy(self, container_id: str, policy: RestartPolicy) -> None: ...
 

@@ -48,6 +48,7 @@ class Package:
     source_version: str = ""  # dpkg source version; "" when it equals version
     path: str = ""  # where it was found in the image (a dpkg status file, a METADATA)
     licenses: tuple[str, ...] = ()
+    arch: str = ""  # "amd64", "x86_64"; "" when the package database gives none
 
     @property
     def match_name(self) -> str:
