@@ -1,0 +1,108 @@
+"""``Console``: the core object the CLI (and later the REST API) translate to and from.
+
+It owns the store. Model commands are not applied here: they are queued in the store, and the
+defender holding the models applies them (``sync_models``) — the CLI is another process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from garrison.audit.query import AuditFilter
+from garrison.audit.record import Audit
+from garrison.console import models
+from garrison.console.inprocess import InProcessLink
+from garrison.model.clock import Clock, system_clock
+from garrison.model.commands import ModelCommand, ModelOp
+from garrison.store.base import BlockedContainer, Doc, Store, check_kind
+from garrison.store.sqlite import SQLiteStore
+
+
+class Console:
+    def __init__(self, store: Store, *, clock: Clock = system_clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    @classmethod
+    def open(cls, data_dir: Path | str, *, clock: Clock = system_clock) -> Console:
+        """The console of the SQLite store in ``data_dir`` (created when missing)."""
+        return cls(SQLiteStore.in_dir(data_dir), clock=clock)
+
+    def link(self, *, flush_interval: float = 0.5) -> InProcessLink:
+        """A link for a defender in this process. Close it before the console."""
+        return InProcessLink(self.store, flush_interval=flush_interval)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Console:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- audits -----------------------------------------------------------------------------
+
+    def list_audits(self, query: AuditFilter | None = None) -> list[Audit]:
+        """Newest first (``--json``: ``[a.to_json() for a in ...]``)."""
+        return self.store.list_audits(query)
+
+    # -- models -----------------------------------------------------------------------------
+
+    def list_models(self) -> list[dict[str, Any]]:
+        return [models.summary(d) for d in self.store.load_models()]
+
+    def show_model(self, ref: str) -> Doc:
+        """The whole document of the one model ``ref`` names (NotFound, InvalidInput)."""
+        return models.find_one(self.store.load_models(), ref)
+
+    def relearn(self, ref: str) -> list[ModelCommand]:
+        return self._queue("relearn", ref)
+
+    def extend(self, ref: str, seconds: float) -> list[ModelCommand]:
+        return self._queue("extend", ref, seconds)
+
+    def learn_start(self, ref: str) -> list[ModelCommand]:
+        return self._queue("learn-start", ref)
+
+    def learn_stop(self, ref: str) -> list[ModelCommand]:
+        return self._queue("learn-stop", ref)
+
+    def pending_model_commands(self) -> list[ModelCommand]:
+        return self.store.pending_model_commands()
+
+    def _queue(self, op: ModelOp, ref: str, seconds: float = 0.0) -> list[ModelCommand]:
+        """Queue the command for every model ``ref`` names (an image may have several: one
+        per namespace); the defender applies it on its next sync (about a second)."""
+        found = models.find(self.store.load_models(), ref)
+        now = self.clock()
+        return [
+            self.store.add_model_command(ModelCommand(op, str(d["profileId"]), seconds, now))
+            for d in found
+        ]
+
+    # -- status, policies, blocked containers --------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """The defender's last report, with model counts by state and queued commands."""
+        states: dict[str, int] = {}
+        for doc in self.store.load_models():
+            state = str(doc.get("state"))
+            states[state] = states.get(state, 0) + 1
+        return {
+            "defender": self.store.get_status(),
+            "models": states,
+            "pendingModelCommands": len(self.store.pending_model_commands()),
+            "blockedContainers": len(self.store.list_blocked()),
+        }
+
+    def get_policy(self, kind: str) -> Doc | None:
+        return self.store.get_policy(check_kind(kind))
+
+    def set_policy(self, kind: str, doc: Mapping[str, Any]) -> None:
+        self.store.set_policy(kind, doc)
+
+    def list_blocked(self) -> list[BlockedContainer]:
+        return self.store.list_blocked()

@@ -1,0 +1,228 @@
+"""``InProcessLink``: a defender and its console in one process, sharing the store.
+
+Reports go into buffers merged in memory (an audit seen again adds to the pending one's
+count; a model saved again replaces its pending document), and a writer thread writes them
+every ``flush_interval`` seconds or when flushed. A failed write keeps the batch to retry:
+nothing is dropped unless ``max_pending`` distinct audits wait, and that is counted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from garrison.audit.record import Audit
+from garrison.errors import InvalidInput, StoreError
+from garrison.model.commands import ModelCommand
+from garrison.store.base import BlockedContainer, Doc, Store
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+
+@dataclasses.dataclass(slots=True)
+class _Batch:
+    audits: dict[tuple[str, ...], Audit] = dataclasses.field(default_factory=dict)
+    models: dict[str, Doc] = dataclasses.field(default_factory=dict)
+    deletes: set[str] = dataclasses.field(default_factory=set)
+    status: Doc | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.audits or self.models or self.deletes or self.status is not None)
+
+    def add_audit(self, audit: Audit) -> None:
+        old = self.audits.get(audit.key())
+        if old is not None:
+            audit = dataclasses.replace(
+                old, count=old.count + audit.count, time=max(old.time, audit.time)
+            )
+        self.audits[audit.key()] = audit
+
+    def merge_older(self, older: _Batch) -> None:
+        """Put back a batch that failed to write, under what came since."""
+        newer_audits, self.audits = self.audits, {}
+        for audit in [*older.audits.values(), *newer_audits.values()]:
+            self.add_audit(audit)
+        self.models = {**older.models, **self.models}
+        self.deletes = (older.deletes - set(self.models)) | self.deletes
+        self.status = self.status if self.status is not None else older.status
+
+
+@dataclasses.dataclass(slots=True)
+class LinkStats:
+    written_audits: int = 0
+    dropped_audits: int = 0
+    write_errors: int = 0
+
+
+class InProcessLink:
+    def __init__(
+        self, store: Store, *, flush_interval: float = 0.5, max_pending: int = 10_000
+    ) -> None:
+        self.store = store
+        self.flush_interval = flush_interval
+        self.max_pending = max_pending
+        self.stats = LinkStats()
+        self._cond = threading.Condition()
+        self._batch = _Batch()
+        self._reported = 0  # generation of the last report
+        self._written = 0  # generation the writer has stored
+        self._closing = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="garrison-link", daemon=True)
+        self._thread.start()
+
+    # -- buffered ---------------------------------------------------------------------------
+
+    def report_audit(self, audit: Audit) -> None:
+        with self._cond:
+            self._check_open()
+            batch = self._batch
+            if audit.key() not in batch.audits and len(batch.audits) >= self.max_pending:
+                self.stats.dropped_audits += 1
+                return
+            batch.add_audit(audit)
+            self._reported += 1
+
+    def save_models(self, docs: Sequence[Mapping[str, Any]]) -> None:
+        with self._cond:
+            self._check_open()
+            for doc in docs:
+                profile_id = str(doc.get("profileId", ""))
+                self._batch.models[profile_id] = dict(doc)
+                self._batch.deletes.discard(profile_id)
+            self._reported += 1
+
+    def delete_models(self, profile_ids: Sequence[str]) -> None:
+        with self._cond:
+            self._check_open()
+            for profile_id in profile_ids:
+                self._batch.models.pop(profile_id, None)
+                self._batch.deletes.add(profile_id)
+            self._reported += 1
+
+    def report_status(self, doc: Mapping[str, Any]) -> None:
+        with self._cond:
+            self._check_open()
+            self._batch.status = dict(doc)
+            self._reported += 1
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise StoreError("the console link is closed")
+
+    # -- synchronous ------------------------------------------------------------------------
+
+    def store_audit(self, audit: Audit) -> Audit:
+        return self.store.add_audits([audit])[0]
+
+    def load_models(self) -> list[Doc]:
+        return self.store.load_models()
+
+    def get_policy(self, kind: str) -> Doc | None:
+        return self.store.get_policy(kind)
+
+    def pending_model_commands(self) -> list[ModelCommand]:
+        return self.store.pending_model_commands()
+
+    def finish_model_commands(self, ids: Sequence[int]) -> None:
+        self.store.finish_model_commands(ids)
+
+    def add_blocked(self, record: BlockedContainer) -> None:
+        self.store.add_blocked(record)
+
+    def remove_blocked(self, container_id: str) -> bool:
+        return self.store.remove_blocked(container_id)
+
+    def list_blocked(self) -> list[BlockedContainer]:
+        return self.store.list_blocked()
+
+    # -- flushing ---------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        with self._cond:
+            target = self._reported
+            self._cond.notify_all()
+            return self._cond.wait_for(lambda: self._written >= target, timeout)
+
+    def close(self, timeout: float | None = 10.0) -> None:
+        if self._closed:
+            return
+        flushed = self.flush(timeout)
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        self._closed = True
+        if not flushed:
+            pending = len(self._batch.audits)
+            raise StoreError(f"console link closed with {pending} audit(s) not stored")
+
+    # -- the writer thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                idle = not self._batch and self._written >= self._reported
+                if idle and self._closing:
+                    return
+                if idle:
+                    self._cond.wait(self.flush_interval)
+                batch, self._batch = self._batch, _Batch()
+                generation = self._reported
+            if not self._write(batch, generation):
+                with self._cond:
+                    if self._closing:
+                        return  # close() gave up waiting: it says what was not stored
+                    self._cond.wait(self.flush_interval)
+
+    def _write(self, batch: _Batch, generation: int) -> bool:
+        try:
+            self._store(batch)
+        except Exception as exc:  # the writer must outlive any failure: retry later
+            log.warning("console link: %s; will retry", exc)
+            with self._cond:
+                self.stats.write_errors += 1
+                self._batch.merge_older(batch)
+            return False
+        with self._cond:
+            self._written = max(self._written, generation)
+            self._cond.notify_all()
+        return True
+
+    def _store(self, batch: _Batch) -> None:
+        """Write a batch, emptying each part once stored, so a retry repeats nothing."""
+        if batch.models:
+            self._each(self.store.save_models, list(batch.models.values()), "model")
+            batch.models = {}
+        if batch.deletes:
+            self.store.delete_models(sorted(batch.deletes))
+            batch.deletes = set()
+        if batch.audits:
+            stored = self._each(self.store.add_audits, list(batch.audits.values()), "audit")
+            batch.audits = {}
+            with self._cond:
+                self.stats.written_audits += stored
+        if batch.status is not None:
+            self._each(lambda docs: self.store.set_status(docs[0]), [batch.status], "status")
+            batch.status = None
+
+    def _each(self, write: Callable[[list[_T]], object], items: list[_T], what: str) -> int:
+        """Write all at once; on InvalidInput, one by one, dropping (and logging) the bad."""
+        try:
+            write(items)
+        except InvalidInput:
+            written = 0
+            for item in items:
+                try:
+                    write([item])
+                    written += 1
+                except InvalidInput as exc:
+                    log.error("console link: %s dropped: %s", what, exc)
+                    self.stats.write_errors += 1
+            return written
+        return len(items)

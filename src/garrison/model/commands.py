@@ -1,0 +1,48 @@
+"""User commands on models, queued by the console and applied by the defender that holds them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from garrison.errors import InvalidInput
+from garrison.model.runtime_model import RuntimeModel
+
+ModelOp = Literal["relearn", "extend", "learn-start", "learn-stop"]
+MODEL_OPS: tuple[str, ...] = get_args(ModelOp)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCommand:
+    op: ModelOp
+    profile_id: str
+    seconds: float = 0.0  # for extend
+    time: float = 0.0
+    id: int | None = None  # assigned by the store
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "op": self.op,
+            "profileId": self.profile_id,
+            "seconds": self.seconds,
+            "time": self.time,
+        }
+
+
+def check_op(op: str) -> ModelOp:
+    if op not in MODEL_OPS:
+        raise InvalidInput(f"unknown model command {op!r}; use one of {', '.join(MODEL_OPS)}")
+    return op  # type: ignore[return-value]
+
+
+def apply(model: RuntimeModel, command: ModelCommand) -> None:
+    """Run a command on the model it names."""
+    if command.op == "relearn":
+        model.relearn()
+    elif command.op == "extend":
+        model.extend(command.seconds)
+    elif command.op == "learn-start":
+        model.learn_start()
+    else:
+        model.learn_stop()

@@ -1,0 +1,138 @@
+"""The store seam: what the console keeps, whichever database keeps it (SQLite now,
+PostgreSQL later). ``MemoryStore`` is the fake for tests of other parts."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from garrison.audit.query import AuditFilter
+from garrison.audit.record import Audit
+from garrison.errors import InvalidInput
+from garrison.model.commands import ModelCommand
+from garrison.runtime.base import RestartPolicy
+
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockedContainer:
+    """A container Garrison stopped, and what is needed to let it run again."""
+
+    container_id: str
+    name: str
+    image: str
+    restart_policy: RestartPolicy  # the policy it had before Garrison set "no"
+    audit_id: int | None
+    time: float
+
+    def to_json(self) -> Doc:
+        return {
+            "containerId": self.container_id,
+            "containerName": self.name,
+            "imageName": self.image,
+            "restartPolicy": {
+                "name": self.restart_policy.name,
+                "maximumRetryCount": self.restart_policy.maximum_retry_count,
+            },
+            "auditId": self.audit_id,
+            "time": self.time,
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> BlockedContainer:
+        policy = doc["restartPolicy"]
+        return cls(
+            container_id=str(doc["containerId"]),
+            name=str(doc["containerName"]),
+            image=str(doc["imageName"]),
+            restart_policy=RestartPolicy(str(policy["name"]), int(policy["maximumRetryCount"])),
+            audit_id=None if doc["auditId"] is None else int(doc["auditId"]),
+            time=float(doc["time"]),
+        )
+
+
+class Store(Protocol):
+    """Persistence. Every write is atomic: on an error nothing already stored is lost.
+
+    Raises StoreError when the database fails and InvalidInput for a document that is not
+    JSON (checked before anything is written).
+    """
+
+    def close(self) -> None: ...
+
+    # Models: JSON documents (``RuntimeModel.to_doc``) keyed by their "profileId".
+    def save_models(self, docs: Sequence[Mapping[str, Any]]) -> None: ...
+    def delete_models(self, profile_ids: Sequence[str]) -> None: ...
+    def load_models(self) -> list[Doc]: ...
+    def get_model(self, profile_id: str) -> Doc | None: ...
+
+    # Audits: one with the ``key()`` of a stored one adds its count and moves its time.
+    def add_audits(self, audits: Sequence[Audit]) -> list[Audit]: ...
+    def list_audits(self, query: AuditFilter | None = None) -> list[Audit]: ...
+
+    # Policies: one JSON document per kind ("runtime", "vulnerability", …).
+    def get_policy(self, kind: str) -> Doc | None: ...
+    def set_policy(self, kind: str, doc: Mapping[str, Any]) -> None: ...
+
+    # Containers Garrison blocked (stopped) and may release.
+    def add_blocked(self, record: BlockedContainer) -> None: ...
+    def remove_blocked(self, container_id: str) -> bool: ...
+    def list_blocked(self) -> list[BlockedContainer]: ...
+
+    # Defender status documents (counters…), one per source.
+    def set_status(self, doc: Mapping[str, Any], source: str = "defender") -> None: ...
+    def get_status(self, source: str = "defender") -> Doc | None: ...
+
+    # The model command queue: console → defender, across processes.
+    def add_model_command(self, command: ModelCommand) -> ModelCommand: ...
+    def pending_model_commands(self) -> list[ModelCommand]: ...
+    def finish_model_commands(self, ids: Sequence[int]) -> None: ...
+
+
+def dump_doc(doc: Mapping[str, Any], what: str) -> str:
+    """A document as JSON text; InvalidInput (before any write) when it is not JSON."""
+    if not isinstance(doc, Mapping):
+        raise InvalidInput(f"{what}: expected a JSON object, got {type(doc).__name__}")
+    try:
+        return json.dumps(doc, allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{what}: not a JSON document ({exc})") from exc
+
+
+def profile_of(doc: Mapping[str, Any]) -> str:
+    profile_id = doc.get("profileId") if isinstance(doc, Mapping) else None
+    if not isinstance(profile_id, str) or not profile_id:
+        raise InvalidInput("model document without a profileId")
+    return profile_id
+
+
+def check_kind(kind: str, what: str = "policy kind") -> str:
+    if not isinstance(kind, str) or not kind.strip():
+        raise InvalidInput(f"{what} must be a non-empty name")
+    return kind
+
+
+def check_audit(audit: Audit) -> Audit:
+    if not isinstance(audit, Audit):
+        raise InvalidInput(f"not an audit: {type(audit).__name__}")
+    if not math.isfinite(audit.time) or audit.count < 1:
+        raise InvalidInput(f"audit {audit.attackType}: bad time or count")
+    return audit
+
+
+def check_command(command: ModelCommand) -> ModelCommand:
+    if command.op == "extend" and not command.seconds > 0:
+        raise InvalidInput("extend needs a positive number of seconds")
+    if not command.profile_id:
+        raise InvalidInput("a model command needs a profile id")
+    return command
+
+
+def audit_from_doc(doc: Mapping[str, Any], **override: Any) -> Audit:
+    fields = {k: v for k, v in doc.items() if k in Audit.__dataclass_fields__}
+    fields.update(override)
+    return Audit(**fields)

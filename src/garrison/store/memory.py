@@ -1,0 +1,131 @@
+"""``MemoryStore``: the store in dictionaries, for tests of other parts. Same rules as SQLite."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from garrison.audit.query import AuditFilter
+from garrison.audit.record import Audit
+from garrison.model.commands import ModelCommand
+from garrison.store.base import (
+    BlockedContainer,
+    Doc,
+    check_audit,
+    check_command,
+    check_kind,
+    dump_doc,
+    profile_of,
+)
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._models: dict[str, str] = {}
+        self._audits: dict[tuple[str, ...], Audit] = {}
+        self._policies: dict[str, str] = {}
+        self._blocked: dict[str, BlockedContainer] = {}
+        self._status: dict[str, str] = {}
+        self._commands: dict[int, ModelCommand] = {}
+        self._next_id = 1
+
+    def close(self) -> None:
+        pass
+
+    def save_models(self, docs: Sequence[Mapping[str, Any]]) -> None:
+        texts = {profile_of(d): dump_doc(d, f"model {profile_of(d)}") for d in docs}
+        with self._lock:
+            self._models.update(texts)
+
+    def delete_models(self, profile_ids: Sequence[str]) -> None:
+        with self._lock:
+            for profile_id in profile_ids:
+                self._models.pop(profile_id, None)
+
+    def load_models(self) -> list[Doc]:
+        with self._lock:
+            return [json.loads(self._models[p]) for p in sorted(self._models)]
+
+    def get_model(self, profile_id: str) -> Doc | None:
+        with self._lock:
+            text = self._models.get(profile_id)
+        return None if text is None else json.loads(text)
+
+    def add_audits(self, audits: Sequence[Audit]) -> list[Audit]:
+        checked = [check_audit(a) for a in audits]
+        with self._lock:
+            return [self._add_audit(a) for a in checked]
+
+    def _add_audit(self, audit: Audit) -> Audit:
+        old = self._audits.get(audit.key())
+        if old is None:
+            stored = dataclasses.replace(audit, id=self._take_id())
+        else:
+            stored = dataclasses.replace(
+                old, count=old.count + audit.count, time=max(old.time, audit.time)
+            )
+        self._audits[audit.key()] = stored
+        return stored
+
+    def _take_id(self) -> int:
+        self._next_id += 1
+        return self._next_id - 1
+
+    def list_audits(self, query: AuditFilter | None = None) -> list[Audit]:
+        query = query or AuditFilter()
+        with self._lock:
+            found = [a for a in self._audits.values() if query.matches(a)]
+        found.sort(key=lambda a: (a.time, a.id or 0), reverse=True)
+        return found[: query.limit] if query.limit else found
+
+    def get_policy(self, kind: str) -> Doc | None:
+        with self._lock:
+            text = self._policies.get(kind)
+        return None if text is None else json.loads(text)
+
+    def set_policy(self, kind: str, doc: Mapping[str, Any]) -> None:
+        text = dump_doc(doc, f"policy {check_kind(kind)}")
+        with self._lock:
+            self._policies[kind] = text
+
+    def add_blocked(self, record: BlockedContainer) -> None:
+        with self._lock:
+            self._blocked[record.container_id] = record
+
+    def remove_blocked(self, container_id: str) -> bool:
+        with self._lock:
+            return self._blocked.pop(container_id, None) is not None
+
+    def list_blocked(self) -> list[BlockedContainer]:
+        with self._lock:
+            return sorted(self._blocked.values(), key=lambda r: r.time)
+
+    def set_status(self, doc: Mapping[str, Any], source: str = "defender") -> None:
+        text = dump_doc(doc, f"status {check_kind(source, 'status source')}")
+        with self._lock:
+            self._status[source] = text
+
+    def get_status(self, source: str = "defender") -> Doc | None:
+        with self._lock:
+            text = self._status.get(source)
+        return None if text is None else json.loads(text)
+
+    def add_model_command(self, command: ModelCommand) -> ModelCommand:
+        check_command(command)
+        with self._lock:
+            stored = dataclasses.replace(command, id=self._take_id())
+            self._commands[stored.id or 0] = stored
+        return stored
+
+    def pending_model_commands(self) -> list[ModelCommand]:
+        with self._lock:
+            return [self._commands[i] for i in sorted(self._commands)]
+
+    def finish_model_commands(self, ids: Sequence[int]) -> None:
+        with self._lock:
+            for command_id in ids:
+                self._commands.pop(command_id, None)

@@ -1,0 +1,73 @@
+"""The SQLite schema, created on open.
+
+``SCHEMA_VERSION`` is kept in ``PRAGMA user_version``; a store made by a newer Garrison is
+refused rather than misread. Migrations (Alembic) come with the first schema change.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, Index, Integer, MetaData, Table, Text
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+models = Table(
+    "models",
+    metadata,
+    Column("profile_id", Text, primary_key=True),
+    Column("doc", Text, nullable=False),
+    Column("updated", Float, nullable=False),
+)
+
+audits = Table(
+    "audits",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", Text, nullable=False, unique=True),
+    Column("time", Float, nullable=False),
+    Column("container_id", Text, nullable=False),
+    Column("container_name", Text, nullable=False),
+    Column("image_name", Text, nullable=False),
+    Column("image_id", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("effect", Text, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("doc", Text, nullable=False),
+    Index("audits_time", "time"),
+)
+
+policies = Table(
+    "policies",
+    metadata,
+    Column("kind", Text, primary_key=True),
+    Column("doc", Text, nullable=False),
+    Column("updated", Float, nullable=False),
+)
+
+blocked = Table(
+    "blocked_containers",
+    metadata,
+    Column("container_id", Text, primary_key=True),
+    Column("doc", Text, nullable=False),
+    Column("time", Float, nullable=False),
+)
+
+status = Table(
+    "status",
+    metadata,
+    Column("source", Text, primary_key=True),
+    Column("doc", Text, nullable=False),
+    Column("updated", Float, nullable=False),
+)
+
+model_commands = Table(
+    "model_commands",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("op", Text, nullable=False),
+    Column("profile_id", Text, nullable=False),
+    Column("seconds", Float, nullable=False),
+    Column("time", Float, nullable=False),
+    Column("done", Float, nullable=True),  # when a defender applied it
+)

@@ -1,0 +1,285 @@
+"""``SQLiteStore``: the store in one SQLite file of the data directory.
+
+WAL lets the CLI read while a defender writes; writes in this process go one at a time
+through a lock, and ``busy_timeout`` makes a writer in another process wait rather than fail.
+``synchronous=NORMAL`` in WAL mode loses nothing when a process crashes (only a power loss
+may drop the last transactions: https://www.sqlite.org/pragma.html#pragma_synchronous).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.sqlite import insert
+from sqlalchemy.engine import Connection
+
+from garrison.audit.query import AuditFilter
+from garrison.audit.record import Audit
+from garrison.errors import StoreError
+from garrison.model.commands import ModelCommand, check_op
+from garrison.store import schema
+from garrison.store.base import (
+    BlockedContainer,
+    Doc,
+    audit_from_doc,
+    check_audit,
+    check_command,
+    check_kind,
+    dump_doc,
+    profile_of,
+)
+
+DB_NAME = "garrison.db"
+BUSY_TIMEOUT_MS = 10_000
+
+
+def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+class SQLiteStore:
+    """Open (and create) the store at ``path``; raises StoreError when it cannot."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise StoreError(f"cannot create data directory {self.path.parent}: {exc}") from exc
+        self._engine = sa.create_engine(f"sqlite+pysqlite:///{self.path}")
+        sa.event.listen(self._engine, "connect", _on_connect)
+        self._create_schema()
+
+    @classmethod
+    def in_dir(cls, data_dir: Path | str) -> SQLiteStore:
+        return cls(Path(data_dir) / DB_NAME)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._lock, self._mapped(), self._engine.begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._mapped(), self._engine.connect() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _mapped(self) -> Iterator[None]:
+        try:
+            yield
+        except sa.exc.SQLAlchemyError as exc:
+            reason = getattr(exc, "orig", None) or exc
+            raise StoreError(f"store {self.path}: {reason}") from exc
+
+    def _create_schema(self) -> None:
+        with self._write() as conn:
+            version = conn.exec_driver_sql("PRAGMA user_version").scalar_one()
+            if version > schema.SCHEMA_VERSION:
+                raise StoreError(f"store {self.path} was made by a newer Garrison")
+            schema.metadata.create_all(conn)
+            conn.exec_driver_sql(f"PRAGMA user_version={schema.SCHEMA_VERSION}")
+
+    # -- models ---------------------------------------------------------------------------
+
+    def save_models(self, docs: Sequence[Mapping[str, Any]]) -> None:
+        now = time.time()
+        rows = [
+            {"profile_id": profile_of(d), "doc": dump_doc(d, f"model {profile_of(d)}")}
+            for d in docs
+        ]
+        if not rows:
+            return
+        stmt = insert(schema.models).values(updated=now)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["profile_id"],
+            set_={"doc": stmt.excluded.doc, "updated": stmt.excluded.updated},
+        )
+        with self._write() as conn:
+            conn.execute(stmt, rows)
+
+    def delete_models(self, profile_ids: Sequence[str]) -> None:
+        table = schema.models
+        with self._write() as conn:
+            conn.execute(table.delete().where(table.c.profile_id.in_(list(profile_ids))))
+
+    def load_models(self) -> list[Doc]:
+        table = schema.models
+        with self._read() as conn:
+            rows = conn.execute(sa.select(table.c.doc).order_by(table.c.profile_id))
+            return [json.loads(doc) for (doc,) in rows]
+
+    def get_model(self, profile_id: str) -> Doc | None:
+        table = schema.models
+        with self._read() as conn:
+            query = sa.select(table.c.doc).where(table.c.profile_id == profile_id)
+            text = conn.execute(query).scalar_one_or_none()
+        return None if text is None else json.loads(text)
+
+    # -- audits ---------------------------------------------------------------------------
+
+    def add_audits(self, audits: Sequence[Audit]) -> list[Audit]:
+        rows = [_audit_row(check_audit(a)) for a in audits]
+        if not rows:
+            return []
+        table = schema.audits
+        new = insert(table)
+        stmt = new.on_conflict_do_update(
+            index_elements=["key"],
+            set_={
+                "count": table.c.count + new.excluded.count,
+                "time": sa.func.max(table.c.time, new.excluded.time),
+            },
+        ).returning(table.c.id, table.c.count, table.c.time, table.c.doc)
+        with self._write() as conn:
+            # One statement per audit: RETURNING with executemany is not portable.
+            results = [conn.execute(stmt, row).one() for row in rows]
+        return [_audit_of(r) for r in results]
+
+    def list_audits(self, query: AuditFilter | None = None) -> list[Audit]:
+        query = query or AuditFilter()
+        table = schema.audits
+        stmt = sa.select(table.c.id, table.c.count, table.c.time, table.c.doc)
+        stmt = stmt.where(*_audit_where(query)).order_by(table.c.time.desc(), table.c.id.desc())
+        if query.limit:
+            stmt = stmt.limit(query.limit)
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+        return [_audit_of(r) for r in rows]
+
+    # -- policies, status -------------------------------------------------------------------
+
+    def get_policy(self, kind: str) -> Doc | None:
+        return self._get_doc(schema.policies, schema.policies.c.kind, kind)
+
+    def set_policy(self, kind: str, doc: Mapping[str, Any]) -> None:
+        text = dump_doc(doc, f"policy {check_kind(kind)}")
+        self._put_doc(schema.policies, "kind", kind, text)
+
+    def set_status(self, doc: Mapping[str, Any], source: str = "defender") -> None:
+        text = dump_doc(doc, f"status {check_kind(source, 'status source')}")
+        self._put_doc(schema.status, "source", source, text)
+
+    def get_status(self, source: str = "defender") -> Doc | None:
+        return self._get_doc(schema.status, schema.status.c.source, source)
+
+    def _get_doc(self, table: sa.Table, column: sa.Column[Any], name: str) -> Doc | None:
+        with self._read() as conn:
+            text = conn.execute(sa.select(table.c.doc).where(column == name)).scalar_one_or_none()
+        return None if text is None else json.loads(text)
+
+    def _put_doc(self, table: sa.Table, key: str, name: str, text: str) -> None:
+        stmt = insert(table).values({key: name, "doc": text, "updated": time.time()})
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[key], set_={"doc": stmt.excluded.doc, "updated": stmt.excluded.updated}
+        )
+        with self._write() as conn:
+            conn.execute(stmt)
+
+    # -- blocked containers ---------------------------------------------------------------
+
+    def add_blocked(self, record: BlockedContainer) -> None:
+        text = dump_doc(record.to_json(), f"blocked container {record.container_id}")
+        table = schema.blocked
+        stmt = insert(table).values(container_id=record.container_id, doc=text, time=record.time)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["container_id"],
+            set_={"doc": stmt.excluded.doc, "time": stmt.excluded.time},
+        )
+        with self._write() as conn:
+            conn.execute(stmt)
+
+    def remove_blocked(self, container_id: str) -> bool:
+        table = schema.blocked
+        with self._write() as conn:
+            result = conn.execute(table.delete().where(table.c.container_id == container_id))
+            return bool(result.rowcount)
+
+    def list_blocked(self) -> list[BlockedContainer]:
+        table = schema.blocked
+        with self._read() as conn:
+            rows = conn.execute(sa.select(table.c.doc).order_by(table.c.time)).scalars().all()
+        return [BlockedContainer.from_json(json.loads(doc)) for doc in rows]
+
+    # -- model commands ---------------------------------------------------------------------
+
+    def add_model_command(self, command: ModelCommand) -> ModelCommand:
+        check_command(command)
+        table = schema.model_commands
+        values = {
+            "op": command.op,
+            "profile_id": command.profile_id,
+            "seconds": command.seconds,
+            "time": command.time,
+        }
+        with self._write() as conn:
+            new_id = conn.execute(table.insert().values(values).returning(table.c.id)).scalar_one()
+        return ModelCommand(command.op, command.profile_id, command.seconds, command.time, new_id)
+
+    def pending_model_commands(self) -> list[ModelCommand]:
+        table = schema.model_commands
+        stmt = sa.select(table).where(table.c.done.is_(None)).order_by(table.c.id)
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+        return [ModelCommand(check_op(r.op), r.profile_id, r.seconds, r.time, r.id) for r in rows]
+
+    def finish_model_commands(self, ids: Sequence[int]) -> None:
+        table = schema.model_commands
+        with self._write() as conn:
+            conn.execute(table.update().where(table.c.id.in_(list(ids))).values(done=time.time()))
+
+
+def _audit_row(audit: Audit) -> dict[str, Any]:
+    doc = audit.to_json()
+    doc["time"] = audit.time
+    return {
+        "key": json.dumps(list(audit.key())),
+        "time": audit.time,
+        "container_id": audit.containerId,
+        "container_name": audit.containerName.removeprefix("/"),
+        "image_name": audit.imageName,
+        "image_id": audit.imageId,
+        "type": audit.type,
+        "effect": audit.effect,
+        "count": audit.count,
+        "doc": dump_doc(doc, f"audit {audit.attackType}"),
+    }
+
+
+def _audit_of(row: Sequence[Any]) -> Audit:
+    """A stored audit from a row of (id, count, time, doc)."""
+    audit_id, count, when, doc = row
+    return audit_from_doc(json.loads(doc), id=int(audit_id), count=int(count), time=float(when))
+
+
+def _audit_where(query: AuditFilter) -> list[sa.ColumnElement[bool]]:
+    table = schema.audits
+    where: list[sa.ColumnElement[bool]] = []
+    if query.container:
+        prefix = table.c.container_id.startswith(query.container, autoescape=True)
+        where.append(sa.or_(table.c.container_name == query.container_name(), prefix))
+    if query.image:
+        ids = [table.c.image_id.startswith(p, autoescape=True) for p in query.image_id_prefixes()]
+        where.append(sa.or_(table.c.image_name.in_(query.image_name_values()), *ids))
+    if query.type:
+        where.append(table.c.type == query.type)
+    if query.effect:
+        where.append(table.c.effect == query.effect)
+    if query.since is not None:
+        where.append(table.c.time >= query.since)
+    return where

@@ -1,0 +1,162 @@
+"""What every store does, proved on the real SQLite file and on the in-memory fake alike."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from garrison.audit.query import AuditFilter
+from garrison.audit.record import Audit
+from garrison.errors import InvalidInput
+from garrison.model import ModelCommand
+from garrison.runtime.base import RestartPolicy
+from garrison.store import BlockedContainer, MemoryStore, SQLiteStore
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def store(request, tmp_path):
+    made = SQLiteStore(tmp_path / "data" / "garrison.db") if request.param == "sqlite" else None
+    made = made or MemoryStore()
+    yield made
+    made.close()
+
+
+def audit(**fields):
+    base = {
+        "time": 1000.0,
+        "hostname": "h",
+        "type": "processes",
+        "attackType": "unexpectedProcess",
+        "effect": "alert",
+        "msg": "/usr/bin/nc launched but is not found in the runtime model",
+        "containerId": "c1" + "0" * 62,
+        "containerName": "web",
+        "imageName": "garrison-test/nginx:latest",
+        "imageId": "sha256:" + "ab" * 32,
+        "processPath": "/usr/bin/nc",
+    }
+    return Audit(**(base | fields))
+
+
+def test_the_same_finding_again_adds_to_its_count_and_moves_its_time(store):
+    first = store.add_audits([audit()])[0]
+    again = store.add_audits([audit(time=2000.0, count=3)])[0]
+    assert first.id == again.id
+    assert (again.count, again.time) == (4, 2000.0)
+    listed = store.list_audits()
+    assert len(listed) == 1
+    assert (listed[0].count, listed[0].time, listed[0].id) == (4, 2000.0, first.id)
+    assert listed[0].processPath == "/usr/bin/nc"
+
+
+def test_audits_filter_by_container_image_type_effect_and_time(store):
+    store.add_audits(
+        [
+            audit(),
+            audit(time=1500.0, containerId="d2" + "0" * 62, containerName="db", msg="other"),
+            audit(time=1600.0, type="network", attackType="unexpectedListeningPort", msg="x"),
+            audit(time=1700.0, imageName="busybox:latest", imageId="sha256:" + "cd" * 32, msg="y"),
+            audit(time=1800.0, effect="prevent", msg="z"),
+        ]
+    )
+
+    def msgs(**query):
+        return [a.msg[:5] for a in store.list_audits(AuditFilter(**query))]
+
+    assert msgs() == ["z", "y", "x", "other", "/usr/"]
+    assert msgs(container="db") == ["other"]
+    assert msgs(container="/db") == ["other"]
+    assert msgs(container="d2") == ["other"]
+    assert msgs(image="busybox") == ["y"]
+    assert msgs(image="sha256:cdcd") == ["y"]
+    assert msgs(image="cdcd") == ["y"]
+    assert msgs(image="cd") == []
+    assert msgs(image="abababab", type="network") == ["x"]
+    assert msgs(effect="prevent") == ["z"]
+    assert msgs(since=1600.0) == ["z", "y", "x"]
+    assert msgs(limit=2) == ["z", "y"]
+
+
+def test_a_bad_audit_is_refused_and_stored_ones_stay(store):
+    store.add_audits([audit()])
+    with pytest.raises(InvalidInput):
+        store.add_audits([audit(msg="new"), audit(time=math.nan, msg="nan")])
+    assert [a.msg[:5] for a in store.list_audits()] == ["/usr/"]
+
+
+def test_models_are_saved_replaced_loaded_and_deleted(store):
+    store.save_models([{"profileId": "p1", "state": "learning"}, {"profileId": "p2"}])
+    store.save_models([{"profileId": "p1", "state": "active"}])
+    assert store.load_models() == [{"profileId": "p1", "state": "active"}, {"profileId": "p2"}]
+    assert store.get_model("p2") == {"profileId": "p2"}
+    store.delete_models(["p2", "never"])
+    assert store.get_model("p2") is None
+    assert [d["profileId"] for d in store.load_models()] == ["p1"]
+
+
+def test_a_model_document_that_is_not_json_changes_nothing(store):
+    store.save_models([{"profileId": "p1", "n": 1}])
+    with pytest.raises(InvalidInput):
+        store.save_models([{"profileId": "p1", "n": 2}, {"profileId": "p2", "n": math.inf}])
+    with pytest.raises(InvalidInput, match="profileId"):
+        store.save_models([{"n": 3}])
+    with pytest.raises(InvalidInput):
+        store.save_models([{"profileId": "p3", "when": object()}])
+    assert store.load_models() == [{"profileId": "p1", "n": 1}]
+
+
+def test_policies_are_documents_by_kind(store):
+    assert store.get_policy("runtime") is None
+    store.set_policy("runtime", {"rules": [{"name": "r1"}]})
+    store.set_policy("runtime", {"rules": []})
+    store.set_policy("vulnerability", {"rules": [1]})
+    assert store.get_policy("runtime") == {"rules": []}
+    with pytest.raises(InvalidInput):
+        store.set_policy("", {})
+    with pytest.raises(InvalidInput):
+        store.set_policy("runtime", ["not", "an", "object"])
+    assert store.get_policy("runtime") == {"rules": []}
+
+
+def test_blocked_containers_are_added_listed_and_removed(store):
+    record = BlockedContainer("c1", "web", "nginx", RestartPolicy("always"), 7, 10.0)
+    store.add_blocked(record)
+    store.add_blocked(
+        BlockedContainer("c2", "db", "pg", RestartPolicy("on-failure", 3), None, 20.0)
+    )
+    assert store.list_blocked()[0] == record
+    assert store.list_blocked()[1].restart_policy == RestartPolicy("on-failure", 3)
+    assert store.remove_blocked("c1")
+    assert not store.remove_blocked("c1")
+    assert [r.container_id for r in store.list_blocked()] == ["c2"]
+
+
+def test_status_is_the_last_document_per_source(store):
+    assert store.get_status() is None
+    store.set_status({"sensors": {"fanotify": {"events": 1}}})
+    store.set_status({"sensors": {"fanotify": {"events": 2}}})
+    store.set_status({"up": True}, source="host2")
+    assert store.get_status() == {"sensors": {"fanotify": {"events": 2}}}
+    assert store.get_status("host2") == {"up": True}
+
+
+def test_model_commands_queue_until_finished(store):
+    first = store.add_model_command(ModelCommand("relearn", "p1", time=5.0))
+    second = store.add_model_command(ModelCommand("extend", "p1", seconds=60.0))
+    assert first.id is not None
+    assert second.id is not None
+    assert first.id < second.id
+    assert store.pending_model_commands() == [first, second]
+    store.finish_model_commands([first.id])
+    assert store.pending_model_commands() == [second]
+    with pytest.raises(InvalidInput):
+        store.add_model_command(ModelCommand("extend", "p1", seconds=0))
+
+
+def test_stored_audits_keep_every_field(store):
+    original = audit(pid=42, command="nc -l 4444", user="root", profileId="sha256:ab", count=2)
+    stored = store.add_audits([original])[0]
+    assert stored == dataclasses.replace(original, id=stored.id)
+    assert store.list_audits() == [stored]
