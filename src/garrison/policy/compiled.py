@@ -1,0 +1,156 @@
+"""A rule compiled for evaluation: matchers built once, effects looked up as plain attributes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from garrison.audit.record import AuditType
+from garrison.policy.decision import Action, AttackType, Decision, RuleEffect
+from garrison.policy.expression import Expression, ExprInput
+from garrison.policy.matchers import IpSet, PathSet, PortSet
+from garrison.policy.schema import (
+    CustomRule,
+    FilesystemDetections,
+    ProcessDetections,
+    RuntimeRule,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledCustom:
+    name: str
+    expression: Expression
+    effect: Action
+    message: str
+
+    @classmethod
+    def of(cls, rule: CustomRule) -> CompiledCustom:
+        if rule.message:
+            message = f"{rule.message} (custom rule {rule.name!r})"
+        else:
+            message = f"custom rule {rule.name!r} matched: {rule.compiled}"
+        return cls(rule.name, rule.compiled, rule.effect, message)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessPolicy:
+    effect: RuleEffect
+    allowed: PathSet
+    denied: PathSet
+    denied_effect: Action
+    detections: ProcessDetections
+    custom: tuple[CompiledCustom, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkPolicy:
+    effect: RuleEffect
+    listening_allowed: PortSet
+    listening_denied: PortSet
+    listening_denied_effect: Action
+    outbound_allowed: PortSet
+    outbound_denied: PortSet
+    outbound_denied_effect: Action
+    ips_allowed: IpSet
+    ips_denied: IpSet
+    ips_denied_effect: Action
+    custom: tuple[CompiledCustom, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FilesystemPolicy:
+    effect: RuleEffect
+    allowed: PathSet
+    denied: PathSet
+    denied_effect: Action
+    detections: FilesystemDetections
+    custom: tuple[CompiledCustom, ...]
+
+    @property
+    def prevents(self) -> bool:
+        """Does anything here refuse a write at open time? Then the container needs
+        open-permission marks; otherwise write notifications do (block acts after the fact).
+        New executables are known only once written, so they never prevent."""
+        det = self.detections
+        effects = [self.effect, det.binary_dirs, det.ssh_keys, det.admin_accounts]
+        effects += [c.effect for c in self.custom]
+        if self.denied:
+            effects.append(self.denied_effect)
+        return "prevent" in effects
+
+
+@dataclass(frozen=True, slots=True)
+class EffectivePolicy:
+    """What applies to one container: the rule that covers it, compiled."""
+
+    rule_name: str
+    processes: ProcessPolicy
+    network: NetworkPolicy
+    filesystem: FilesystemPolicy
+
+    @property
+    def needs_open_perm(self) -> bool:
+        return self.filesystem.prevents
+
+
+def _custom(rule: RuntimeRule, kind: str) -> tuple[CompiledCustom, ...]:
+    return tuple(CompiledCustom.of(c) for c in rule.custom if c.kind == kind and not c.disabled)
+
+
+def compile_rule(rule: RuntimeRule) -> EffectivePolicy:
+    return EffectivePolicy(rule.name, _processes(rule), _network(rule), _filesystem(rule))
+
+
+def _processes(rule: RuntimeRule) -> ProcessPolicy:
+    p = rule.processes
+    return ProcessPolicy(
+        p.effect,
+        PathSet(p.allowed),
+        PathSet(p.denied.paths),
+        p.denied.effect,
+        p.detections,
+        _custom(rule, "processes"),
+    )
+
+
+def _network(rule: RuntimeRule) -> NetworkPolicy:
+    n = rule.network
+    return NetworkPolicy(
+        n.effect,
+        PortSet(n.listening.allowed),
+        PortSet(n.listening.denied.ports),
+        n.listening.denied.effect,
+        PortSet(n.outbound.allowed),
+        PortSet(n.outbound.denied.ports),
+        n.outbound.denied.effect,
+        IpSet(n.ips.allowed),
+        IpSet(n.ips.denied.ips),
+        n.ips.denied.effect,
+        _custom(rule, "network"),
+    )
+
+
+def _filesystem(rule: RuntimeRule) -> FilesystemPolicy:
+    f = rule.filesystem
+    return FilesystemPolicy(
+        f.effect,
+        PathSet(f.allowed),
+        PathSet(f.denied.paths),
+        f.denied.effect,
+        f.detections,
+        _custom(rule, "filesystem"),
+    )
+
+
+def custom_findings(
+    policy: EffectivePolicy,
+    rules: tuple[CompiledCustom, ...],
+    kind: AuditType,
+    subject: ExprInput,
+) -> list[Decision]:
+    """A finding for each custom rule whose expression holds for ``subject``."""
+    return [
+        Decision(c.effect, kind, AttackType.CUSTOM_RULE, policy.rule_name, c.message)
+        for c in rules
+        if c.expression(subject)
+    ]
