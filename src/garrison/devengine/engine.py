@@ -91,7 +91,10 @@ class PrivateEngine:
         """True when the engine answers a ping on its socket."""
         if not self.socket_path.exists():
             return False
-        client = self.client(timeout=5)
+        try:
+            client = self.client(timeout=5)
+        except docker.errors.DockerException:  # the version probe timed out: it hangs
+            return False
         try:
             return bool(client.ping())
         except (docker.errors.DockerException, OSError):

@@ -1,0 +1,209 @@
+"""``garrison scan``: an image's vulnerabilities and compliance, a container's compliance."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import docker
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from garrison.errors import InvalidInput
+from garrison.scan.compliance import check_container, check_image
+from garrison.scan.scanner import Scanner, docker_errors
+from garrison.scan.types import ComplianceIssue, Finding, ScanResult, Severity
+
+DEFAULT_DATA_DIR = Path("/var/lib/garrison")
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+# A fixed API version: the client then makes no call before the first real one (the gate
+# may be up before dockerd), and Docker 20.10 and later all speak it.
+API_VERSION = "1.41"
+STEPS = ("resolve", "compliance", "inventory", "vulnerabilities")
+
+app = typer.Typer(help="Scan images (vulnerabilities, compliance) and containers (compliance).")
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, highlight=False)
+
+DockerHost = Annotated[
+    str,
+    typer.Option("--docker-host", envvar="DOCKER_HOST", help="The Docker engine to talk to."),
+]
+DataDir = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir", envvar="GARRISON_DATA_DIR", help="Garrison's data folder (store, vulndb)."
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def docker_client(docker_host: str) -> docker.DockerClient:
+    with docker_errors(f"Docker engine {docker_host}"):
+        return docker.DockerClient(base_url=docker_host, version=API_VERSION, timeout=300)
+
+
+def open_vulndb(data_dir: Path) -> Any:
+    """The vulnerability database in ``data_dir``, or None (with a warning) when absent."""
+    from garrison.scan.vulndb import VulnDB  # noqa: PLC0415 (only scans need it)
+
+    db = VulnDB.in_data_dir(data_dir)
+    if not db.path.exists():
+        err.print(f"[yellow]warning:[/yellow] no vulnerability database at {db.path}; "
+                  "run `garrison vulndb import` or `update` (compliance only)")  # fmt: skip
+        return None
+    return db
+
+
+def parse_severities(text: str) -> set[Severity]:
+    try:
+        return {Severity.parse(part) for part in text.split(",") if part.strip()}
+    except ValueError as exc:
+        raise InvalidInput(f"--severity: {exc}") from exc
+
+
+@app.command("image")
+def image(
+    name: Annotated[str, typer.Argument(help="Image name or id on the engine.")],
+    as_json: AsJson = False,
+    sbom: Annotated[
+        str | None, typer.Option("--sbom", help="Print an SBOM instead (format: cyclonedx).")
+    ] = None,
+    exit_code: Annotated[
+        int, typer.Option("--exit-code", help="Exit with this status when findings remain.")
+    ] = 0,
+    severity: Annotated[
+        str, typer.Option("--severity", help="Severities shown and counted, comma-separated.")
+    ] = "unknown,low,medium,high,critical",
+    docker_host: DockerHost = DEFAULT_DOCKER_HOST,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Scan an image: packages, vulnerabilities (Trivy-like table) and image compliance."""
+    if sbom not in (None, "cyclonedx"):
+        raise InvalidInput(f"--sbom: unknown format {sbom!r} (supported: cyclonedx)")
+    wanted = parse_severities(severity)
+    scanner = Scanner.for_docker(docker_client(docker_host), open_vulndb(data_dir))
+    with _progress() as tell:
+        result = scanner.scan(name, progress=tell)
+    findings = [f for f in result.findings if f.severity in wanted]
+    if sbom:
+        from garrison.scan.sbom import cyclonedx_json  # noqa: PLC0415 (heavy import)
+
+        print(cyclonedx_json(result.inventory))
+    elif as_json:
+        print(json.dumps(result_json(result, findings), indent=2))
+    else:
+        print_result(result, findings)
+    if exit_code and findings:
+        raise typer.Exit(exit_code)
+
+
+@app.command("container")
+def container(
+    ref: Annotated[str, typer.Argument(help="Container id or name.")],
+    as_json: AsJson = False,
+    docker_host: DockerHost = DEFAULT_DOCKER_HOST,
+) -> None:
+    """Check a container's configuration (and its image's) against the compliance checks."""
+    client = docker_client(docker_host)
+    with docker_errors(f"container {ref}"):
+        attrs: dict[str, Any] = client.containers.get(ref).attrs
+    issues = check_container(attrs)
+    with docker_errors(f"image of container {ref}"):
+        found = client.images.get(str(attrs.get("Image", "")))
+        issues += check_image(found.attrs, found.history())
+    if as_json:
+        print(json.dumps([issue_json(i) for i in issues], indent=2))
+        return
+    out.print(f"[bold]{str(attrs.get('Name', ref)).lstrip('/')}[/bold] ({str(attrs['Id'])[:12]})")
+    print_issues(issues)
+
+
+@contextmanager
+def _progress() -> Iterator[Any]:
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("scanning", total=len(STEPS))
+
+        def tell(step: str) -> None:
+            progress.update(task, description=f"scanning: {step}", advance=1)
+
+        yield tell
+
+
+def result_json(result: ScanResult, findings: Sequence[Finding]) -> dict[str, Any]:
+    inv = result.inventory
+    return {
+        "image": inv.image_name,
+        "imageId": inv.image_id,
+        "os": {"family": inv.os.family, "version": inv.os.version},
+        "packages": len(inv.packages),
+        "vulnerabilities": [finding_json(f) for f in findings],
+        "compliance": [issue_json(i) for i in result.compliance],
+        "errors": list(result.errors),
+    }
+
+
+def finding_json(f: Finding) -> dict[str, Any]:
+    return {
+        "id": f.id,
+        "aliases": list(f.aliases),
+        "package": f.package.name,
+        "sourcePackage": f.package.match_name,
+        "installedVersion": f.installed_version,
+        "fixedVersion": f.fixed_version,
+        "severity": str(f.severity),
+        "cvss": f.cvss_score,
+        "summary": f.summary,
+    }
+
+
+def issue_json(i: ComplianceIssue) -> dict[str, Any]:
+    return {"id": i.check_id, "cis": i.cis, "title": i.title, "severity": str(i.severity),
+            "target": i.target, "detail": i.detail, "fix": i.fix}  # fmt: skip
+
+
+def totals(severities: Sequence[Severity]) -> str:
+    counts = [(s, severities.count(s)) for s in sorted(Severity, reverse=True)]
+    return ", ".join(f"{str(s).upper()}: {n}" for s, n in counts)
+
+
+def print_result(result: ScanResult, findings: Sequence[Finding]) -> None:
+    inv = result.inventory
+    out.print(f"\n[bold]{inv.image_name}[/bold] ({inv.os.family} {inv.os.version}) "
+              f"{len(inv.packages)} packages")  # fmt: skip
+    out.print(f"Total: {len(findings)} ({totals([f.severity for f in findings])})\n")
+    if findings:
+        table = Table("Library", "Vulnerability", "Severity", "Installed Version",
+                      "Fixed Version", "Title")  # fmt: skip
+        for f in sorted(findings, key=lambda f: (f.package.name, -f.severity, f.id)):
+            table.add_row(f.package.name, f.id, _sev(f.severity), f.installed_version,
+                          f.fixed_version or "-", f.summary[:60])  # fmt: skip
+        out.print(table)
+    print_issues(list(result.compliance))
+    for problem in result.errors:
+        err.print(f"[yellow]skipped:[/yellow] {problem}")
+
+
+def print_issues(issues: Sequence[ComplianceIssue]) -> None:
+    out.print(f"Compliance: {len(issues)} ({totals([i.severity for i in issues])})")
+    if not issues:
+        return
+    table = Table("Check", "Severity", "Title", "Detail", "Fix")
+    for i in issues:
+        table.add_row(i.check_id, _sev(i.severity), i.title, i.detail, i.fix)
+    out.print(table)
+
+
+COLOURS = {Severity.CRITICAL: "red", Severity.HIGH: "magenta", Severity.MEDIUM: "yellow"}
+
+
+def _sev(severity: Severity) -> str:
+    colour = COLOURS.get(severity)
+    text = str(severity).upper()
+    return f"[{colour}]{text}[/{colour}]" if colour else text

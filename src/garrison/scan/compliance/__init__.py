@@ -1,0 +1,60 @@
+"""Compliance checks with stable IDs mapped to the CIS Docker Benchmark.
+
+Pure functions over the dicts Docker gives: a ``containers/create`` request body or a
+``docker inspect`` of a container, an image inspect with its history, an exec request body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from garrison.scan.compliance.catalog import CheckInfo, run_checks
+from garrison.scan.compliance.container import CONTAINER_CHECKS, EXEC_CHECKS
+from garrison.scan.compliance.image import IMAGE_CHECKS, ImageFacts
+from garrison.scan.compliance.spec import ContainerSpec, Mount
+from garrison.scan.types import ComplianceIssue
+
+_INFOS: list[CheckInfo] = [
+    *(c.info for c in CONTAINER_CHECKS),
+    *(c.info for c in EXEC_CHECKS),
+    *(c.info for c in IMAGE_CHECKS),
+]
+CATALOG: dict[str, CheckInfo] = {i.check_id: i for i in _INFOS}
+
+
+def check_container(doc: Mapping[str, Any]) -> list[ComplianceIssue]:
+    """Issues of a container: ``doc`` is a create request body or a container inspect."""
+    return run_checks(CONTAINER_CHECKS, ContainerSpec.from_any(doc))
+
+
+def check_image(inspect: Mapping[str, Any], history: Sequence[Any] = ()) -> list[ComplianceIssue]:
+    """Issues of an image, from its inspect and (for ADD) its history."""
+    return run_checks(IMAGE_CHECKS, ImageFacts.from_docker(inspect, history))
+
+
+def check_exec(body: Mapping[str, Any]) -> list[ComplianceIssue]:
+    """Issues of a ``containers/{id}/exec`` request body (privileged exec, exec as root)."""
+    return run_checks(EXEC_CHECKS, body if isinstance(body, Mapping) else {})
+
+
+def resolve_check_id(text: str) -> str:
+    """``GCIS-5.4``, ``gcis-5.4`` and the bare CIS number ``5.4`` name the same check."""
+    key = text.strip().upper()
+    check_id = key if key.startswith("GCIS-") else f"GCIS-{key}"
+    if check_id not in CATALOG:
+        raise KeyError(text)
+    return check_id
+
+
+__all__ = [
+    "CATALOG",
+    "CheckInfo",
+    "ContainerSpec",
+    "ImageFacts",
+    "Mount",
+    "check_container",
+    "check_exec",
+    "check_image",
+    "resolve_check_id",
+]

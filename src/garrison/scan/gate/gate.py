@@ -1,0 +1,242 @@
+"""The gate: answers Docker's authorization requests from the scan results and the rules.
+
+It never raises and never allows by accident: any request it cannot read or judge on a call it
+polices is refused with a message saying why. Read-only calls are allowed at once: they are
+also how the gate itself reads images and containers, and those calls pass through the plugin
+while the request that caused them waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from garrison.audit.record import Audit
+from garrison.errors import GarrisonError, InvalidInput, NotFound
+from garrison.policy.collections import Subject
+from garrison.scan.compliance import check_container, check_exec, check_image
+from garrison.scan.gate.request import AuthZRequest, Call, parse_authz
+from garrison.scan.rules import PREFIX, Decision, Policies
+from garrison.scan.scanner import ImageRef, Scanner
+from garrison.scan.types import ComplianceIssue, ScanResult
+
+log = logging.getLogger(__name__)
+NAMESPACE_LABEL = "io.kubernetes.pod.namespace"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The plugin's answer; ``Err`` is left empty, dockerd treats it as a plugin failure."""
+
+    allow: bool
+    msg: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"Allow": self.allow, "Msg": self.msg, "Err": ""}
+
+
+ALLOW = Reply(True)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerFacts:
+    """What the gate needs of an existing container (for start and exec)."""
+
+    id: str
+    name: str
+    image: str
+    image_id: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+ContainerLookup = Callable[[str], "ContainerFacts | None"]
+
+
+def refusal(reason: str) -> Reply:
+    return Reply(False, f"{PREFIX} Container operation blocked: {reason}")
+
+
+class Gate:
+    """One per plugin process; thread-safe (the server calls it from a thread pool)."""
+
+    def __init__(
+        self,
+        scanner: Scanner,
+        policies: Callable[[], Policies],
+        *,
+        on_audit: Callable[[Audit], None] | None = None,
+        is_blocked: Callable[[str], bool] | None = None,
+        containers: ContainerLookup | None = None,
+        hostname: str = "",
+    ) -> None:
+        self.scanner = scanner
+        self.policies = policies
+        self.on_audit = on_audit or (lambda _audit: None)
+        self.is_blocked = is_blocked
+        self.containers = containers
+        self.hostname = hostname or socket.gethostname()
+
+    def authorize(self, raw: bytes) -> Reply:
+        """Answer one ``AuthZPlugin.AuthZReq`` message; never raises."""
+        try:
+            req = parse_authz(raw)
+        except InvalidInput as exc:
+            return refusal(str(exc))
+        return self.decide(req)
+
+    def decide(self, req: AuthZRequest) -> Reply:
+        """Answer a parsed request; never raises."""
+        try:
+            return self.judge(req)
+        except InvalidInput as exc:
+            return refusal(str(exc))
+        except Exception as exc:
+            log.exception("authorization request failed")
+            return refusal(f"the authorization plugin failed on this request ({exc})")
+
+    def judge(self, req: AuthZRequest) -> Reply:
+        call = req.call
+        if call is Call.CREATE:
+            return self._create(req)
+        if call is Call.START:
+            return self._start(req)
+        if call is Call.EXEC:
+            return self._exec(req)
+        return ALLOW
+
+    # containers/create ---------------------------------------------------------------
+
+    def _create(self, req: AuthZRequest) -> Reply:
+        body = req.json_body()
+        image = body.get("Image")
+        if not isinstance(image, str) or not image:
+            raise InvalidInput("the create request names no image")
+        subject = _subject(image, req.query.get("name", ""), body.get("Labels"), self.hostname)
+        policies = self.policies()
+        ref = self._resolve(image)
+        vulnerability, image_issues = self._vulnerabilities(policies, subject, ref)
+        issues = [*check_container(body), *image_issues]
+        compliance = policies.compliance.evaluate(subject, issues)
+        context = _AuditContext(subject, ref.id if ref else "", "")
+        for decision in (vulnerability, compliance):
+            self._audit(decision, context)
+        return _reply([compliance, vulnerability])
+
+    def _resolve(self, image: str) -> ImageRef | None:
+        """None when the image is not there: dockerd answers 404 and the client pulls it."""
+        try:
+            return self.scanner.resolve(image)
+        except NotFound:
+            return None
+
+    def _vulnerabilities(
+        self, policies: Policies, subject: Subject, ref: ImageRef | None
+    ) -> tuple[Decision, Sequence[ComplianceIssue]]:
+        rule = policies.vulnerability.rule_for(subject)
+        if ref is None:
+            return Decision("vulnerability", "allow", rule.name if rule else ""), ()
+        if rule is None or rule.effect == "ignore":
+            issues = check_image(ref.inspect, ref.history)
+            return Decision("vulnerability", "allow", rule.name if rule else ""), issues
+        try:
+            result: ScanResult = self.scanner.scan_ref(ref)
+        except GarrisonError as exc:
+            blocked = rule.effect == "block"
+            text = rule.refusal(blocked, f"the image could not be scanned: {exc}")
+            issues = check_image(ref.inspect, ref.history)
+            return Decision(
+                "vulnerability", "block" if blocked else "alert", rule.name, text
+            ), issues
+        return policies.vulnerability.evaluate(subject, result.findings), result.compliance
+
+    # containers/{id}/start and /exec ---------------------------------------------------
+
+    def _start(self, req: AuthZRequest) -> Reply:
+        if self.is_blocked is None:
+            return ALLOW
+        facts = self._lookup(req.container_ref)
+        container_id = facts.id if facts else req.container_ref
+        if not self.is_blocked(container_id):
+            return ALLOW
+        name = facts.name if facts else req.container_ref
+        reply = refusal(f"container {name} is blocked by a runtime rule")
+        subject = _facts_subject(facts, req.container_ref, self.hostname)
+        decision = Decision("compliance", "block", "", reply.msg)
+        self._audit(decision, _AuditContext(subject, facts.image_id if facts else "", container_id))
+        return reply
+
+    def _exec(self, req: AuthZRequest) -> Reply:
+        body = req.json_body()
+        facts = self._lookup(req.container_ref)
+        subject = _facts_subject(facts, req.container_ref, self.hostname)
+        decision = self.policies().compliance.evaluate(subject, check_exec(body))
+        command = " ".join(str(part) for part in body.get("Cmd") or [])
+        context = _AuditContext(subject, facts.image_id if facts else "", _id(facts), command)
+        self._audit(decision, context, attack="privilegedExec")
+        return _reply([decision])
+
+    def _lookup(self, ref: str) -> ContainerFacts | None:
+        if self.containers is None or not ref:
+            return None
+        try:
+            return self.containers(ref)
+        except NotFound:
+            return None
+
+    # audit ------------------------------------------------------------------------------
+
+    def _audit(self, decision: Decision, ctx: _AuditContext, attack: str = "") -> None:
+        kind = decision.kind
+        default_attack = "vulnerableImage" if kind == "vulnerability" else "complianceViolation"
+        msg = decision.message or f"allowed by rule {decision.rule or '(none)'}"
+        audit = Audit(
+            time=time.time(),
+            hostname=self.hostname,
+            type=kind,
+            attackType=attack or default_attack,
+            effect=decision.effect,
+            msg=msg,
+            containerId=ctx.container_id,
+            containerName=ctx.subject.container,
+            imageName=ctx.subject.image,
+            imageId=ctx.image_id,
+            ruleName=decision.rule,
+            command=ctx.command,
+        )
+        try:
+            self.on_audit(audit)
+        except Exception:
+            # A failing audit sink must not turn a decision around or break the daemon.
+            log.exception("audit sink failed")
+
+
+@dataclass(frozen=True, slots=True)
+class _AuditContext:
+    subject: Subject
+    image_id: str
+    container_id: str
+    command: str = ""
+
+
+def _reply(decisions: Sequence[Decision]) -> Reply:
+    blocked = [d.message for d in decisions if d.blocked]
+    return Reply(False, "; ".join(blocked)) if blocked else ALLOW
+
+
+def _subject(image: str, name: str, labels: Any, host: str) -> Subject:
+    plain = {str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {}
+    return Subject(image, name.lstrip("/"), host, plain, plain.get(NAMESPACE_LABEL, ""))
+
+
+def _facts_subject(facts: ContainerFacts | None, ref: str, host: str) -> Subject:
+    if facts is None:
+        return Subject("", ref, host)
+    return _subject(facts.image, facts.name, facts.labels, host)
+
+
+def _id(facts: ContainerFacts | None) -> str:
+    return facts.id if facts else ""

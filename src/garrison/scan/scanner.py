@@ -1,0 +1,187 @@
+"""The scanner: an image's inventory, its vulnerabilities and its compliance, cached by image id.
+
+``garrison scan`` and the authorization gate both call :class:`Scanner`. Its outside parts
+(the Docker calls, the inventory, the vulnerability matching) are plain callables, so the gate
+and the rules can be exercised with a scanner built from findings made in a test;
+:meth:`Scanner.for_docker` wires the real ones.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from garrison.errors import NotFound, RuntimeUnavailable, ScanError
+from garrison.scan.compliance import check_image
+from garrison.scan.types import Finding, Inventory, OSInfo, ScanResult
+
+if TYPE_CHECKING:
+    from garrison.scan.vulndb import VulnDB
+
+Progress = Callable[[str], None]  # told each step's name as it starts
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """An image as the daemon knows it: its id, the name asked for, and its inspect/history."""
+
+    id: str
+    name: str
+    inspect: Mapping[str, Any]
+    history: Sequence[Mapping[str, Any]] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ScanParts:
+    """The outside systems a scan uses."""
+
+    resolve: Callable[[str], ImageRef]  # name or id → ImageRef; NotFound when absent
+    inventory: Callable[[ImageRef], Inventory]
+    match: Callable[[Inventory], list[Finding]]
+    stamp: Callable[[], object] = lambda: None  # changes when the vulnerability data changes
+
+
+class Scanner:
+    """Scans images and keeps the newest results per image id (LRU, in memory)."""
+
+    def __init__(self, parts: ScanParts, max_cached: int = 256) -> None:
+        self.parts = parts
+        self.max_cached = max_cached
+        self._cache: OrderedDict[str, tuple[object, ScanResult]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._image_locks: dict[str, threading.Lock] = {}
+
+    @classmethod
+    def for_docker(cls, client: docker.DockerClient, vulndb: VulnDB | None) -> Scanner:
+        """A scanner over a Docker engine and (when given) a vulnerability database."""
+        return cls(
+            ScanParts(
+                resolve=lambda name: resolve_image(client, name),
+                inventory=lambda ref: _inventory(client, ref),
+                match=(lambda inv: vulndb.match(inv.packages, inv.os)) if vulndb else _no_match,
+                stamp=(lambda: _mtime(vulndb.path)) if vulndb else lambda: None,
+            )
+        )
+
+    def resolve(self, image: str) -> ImageRef:
+        return self.parts.resolve(image)
+
+    def cached(self, image_id: str) -> ScanResult | None:
+        """The cached result for an image id, if the vulnerability data has not changed."""
+        with self._lock:
+            entry = self._cache.get(image_id)
+            if entry is None or entry[0] != self.parts.stamp():
+                return None
+            self._cache.move_to_end(image_id)
+            return entry[1]
+
+    def scan(
+        self, image: str, *, refresh: bool = False, progress: Progress | None = None
+    ) -> ScanResult:
+        """The result for ``image`` (a name or an id): from the cache, or scanned now."""
+        tell = progress or (lambda _step: None)
+        tell("resolve")
+        ref = self.parts.resolve(image)
+        return self.scan_ref(ref, refresh=refresh, progress=tell)
+
+    def scan_ref(
+        self, ref: ImageRef, *, refresh: bool = False, progress: Progress | None = None
+    ) -> ScanResult:
+        """As :meth:`scan`, for an image already resolved; one scan at a time per image."""
+        with self._image_lock(ref.id):
+            hit = None if refresh else self.cached(ref.id)
+            if hit is not None:
+                return _renamed(hit, ref.name)
+            stamp = self.parts.stamp()
+            result = self._scan_now(ref, progress or (lambda _step: None))
+            self._remember(ref.id, stamp, result)
+            return result
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    def _scan_now(self, ref: ImageRef, tell: Progress) -> ScanResult:
+        tell("compliance")
+        compliance = tuple(check_image(ref.inspect, ref.history))
+        tell("inventory")
+        inventory = self.parts.inventory(ref)
+        tell("vulnerabilities")
+        findings = tuple(self.parts.match(inventory))
+        return ScanResult(inventory, findings, compliance, inventory.skipped)
+
+    def _remember(self, image_id: str, stamp: object, result: ScanResult) -> None:
+        with self._lock:
+            self._cache[image_id] = (stamp, result)
+            self._cache.move_to_end(image_id)
+            while len(self._cache) > self.max_cached:
+                self._cache.popitem(last=False)
+
+    @contextmanager
+    def _image_lock(self, image_id: str) -> Iterator[None]:
+        with self._lock:
+            lock = self._image_locks.setdefault(image_id, threading.Lock())
+        with lock:
+            yield
+
+
+def _renamed(result: ScanResult, name: str) -> ScanResult:
+    if not name or result.inventory.image_name == name:
+        return result
+    return replace(result, inventory=replace(result.inventory, image_name=name))
+
+
+def _no_match(_inventory: Inventory) -> list[Finding]:
+    return []
+
+
+def _mtime(path: Path) -> object:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+def resolve_image(client: docker.DockerClient, name: str) -> ImageRef:
+    """Inspect an image and read its history (both read-only GETs the gate lets through)."""
+    with docker_errors(f"image {name}"):
+        image = client.images.get(name)
+        history = image.history()
+    return ImageRef(id=str(image.id), name=name, inspect=image.attrs, history=history or [])
+
+
+def _inventory(client: docker.DockerClient, ref: ImageRef) -> Inventory:
+    from garrison.scan.inventory.engine import inventory_of  # noqa: PLC0415 (heavy import)
+
+    inventory = inventory_of(client, ref.id)
+    return replace(inventory, image_id=ref.id, image_name=ref.name)
+
+
+def empty_inventory(ref: ImageRef) -> Inventory:
+    """An inventory with nothing in it, for scanners that only look at compliance."""
+    return Inventory(ref.id, ref.name, OSInfo("unknown", ""), ())
+
+
+@contextmanager
+def docker_errors(what: str) -> Iterator[None]:
+    """Map Docker SDK errors to Garrison's, once, here."""
+    try:
+        yield
+    except docker.errors.ImageNotFound as exc:
+        raise NotFound(f"{what} not found") from exc
+    except docker.errors.NotFound as exc:
+        raise NotFound(f"{what} not found") from exc
+    except docker.errors.APIError as exc:
+        raise ScanError(f"{what}: {exc.explanation or exc}") from exc
+    except (docker.errors.DockerException, requests.exceptions.ConnectionError) as exc:
+        raise RuntimeUnavailable(f"cannot reach the Docker engine: {exc}") from exc
