@@ -3,7 +3,8 @@
 
 The scanner is the real one: the image is read with ``docker save`` through the gated daemon
 (the plugin's own calls pass through the plugin) and matched against a vulnerability database
-imported from the OSV fixture in tests/scan/data/osv_debian12 (a critical glibc advisory).
+of OSV records written from the image's live versions (tests/scan/osv_live.py): a critical
+glibc advisory fixed just above the installed glibc, whatever Debian has published since.
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ import pytest
 from garrison.devengine import DEBIAN, EngineConfig, PrivateEngine, ensure_all, ensure_packages
 from garrison.devengine.images import cache_dir_from_env
 from garrison.scan.gate import Gate, GateServer, ServerConfig, docker_containers, probe_plugin
+from garrison.scan.inventory import inventory_of
 from garrison.scan.rules import Policies, parse_policy
 from garrison.scan.scanner import Scanner
 from garrison.scan.vulndb import VulnDB
 from garrison.store import SQLiteStore
+from tests.scan.osv_live import write_live_records
 
 pytestmark = pytest.mark.engine
 BUSYBOX = "garrison-test/busybox:latest"
-OSV_FIXTURE = Path(__file__).parent / "data" / "osv_debian12"
 REFUSED_CRITICAL = re.compile(
     r"\[Garrison\] Container operation blocked by policy: block critical, "
     r"has \d+ vulnerabilities, \[critical:\d+( high:\d+)?\]"
@@ -83,7 +85,6 @@ def gated() -> Iterator[Gated]:
     # A fixed API version: the client must not call the daemon before the daemon runs.
     lazy = docker.DockerClient(base_url=engine.base_url, version="1.41", timeout=120)
     vulndb = VulnDB.in_data_dir(workdir)
-    vulndb.import_path(OSV_FIXTURE)
     scanner = Scanner.for_docker(lazy, vulndb)
     store = SQLiteStore(workdir / "garrison.db")
     box: dict[str, Gated] = {}
@@ -100,6 +101,8 @@ def gated() -> Iterator[Gated]:
         engine.start()
         client = engine.client()
         images = ensure_all(client, cache_dir_from_env())
+        installed = inventory_of(client, DEBIAN.name).packages
+        vulndb.import_path(write_live_records(workdir / "osv", installed))
         box["g"] = Gated(engine, client, name, store, images)
         yield box["g"]
     finally:

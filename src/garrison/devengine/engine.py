@@ -129,6 +129,10 @@ class PrivateEngine:
             "--ip-masq=false",
             *self.config.extra_args,
         ]
+        if self.config.keep:
+            # An engine that outlives this process is detached from it (setsid -f forks and
+            # returns at once), so no child is left unwaited when this process exits.
+            argv = ["setsid", "-f", *argv]
         with self.log_path.open("ab") as log:
             try:
                 self._process = subprocess.Popen(
@@ -136,6 +140,9 @@ class PrivateEngine:
                 )
             except OSError as exc:
                 raise EngineError(f"cannot start dockerd: {exc}") from exc
+        if self.config.keep:
+            self._process.wait()
+            self._process = None
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.config.start_timeout

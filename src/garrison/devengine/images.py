@@ -23,7 +23,7 @@ import docker.errors
 from garrison.errors import ImageBuildError
 
 KEY_LABEL = "garrison.content-key"
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
 BUSYBOX_BINARY = Path("/usr/bin/busybox")
 ENV_CACHE = "GARRISON_IMAGE_CACHE"
 DEFAULT_CACHE = Path("/var/tmp/garrison-image-cache")
@@ -124,10 +124,12 @@ def _busybox_rootfs(out: Path) -> None:
         for sub in ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "tmp", "root", "proc", "sys"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         shutil.copy2(BUSYBOX_BINARY, root / "bin/busybox")
+        # Each applet at its usual place, and every one in /bin too (as `busybox --install`
+        # does on small images), so `/bin/nc` runs the nc applet.
         for applet in _busybox_applets():
-            link = root / applet
-            if not link.exists():
-                link.symlink_to("/bin/busybox")
+            for link in (root / applet, root / "bin" / Path(applet).name):
+                if not link.exists() and not link.is_symlink():
+                    link.symlink_to("/bin/busybox")
         (root / "etc/passwd").write_text(
             "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
         )
