@@ -14,12 +14,12 @@ from pathlib import Path
 import docker
 import docker.errors
 import pytest
-from runtime_helpers import Recorder, eventually
 
 from garrison.devengine import BUSYBOX, EngineConfig, PrivateEngine, ensure_packages
 from garrison.devengine.images import cache_dir_from_env, ensure_image
 from garrison.errors import RuntimeUnavailable
 from garrison.runtime import ContainerTracker, DockerRuntime
+from tests.runtime.runtime_helpers import Recorder, eventually
 
 pytestmark = pytest.mark.engine
 

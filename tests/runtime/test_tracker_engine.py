@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runtime_helpers import Recorder, eventually
 
 from garrison.runtime import ContainerTracker, DockerRuntime, RestartPolicy
+from tests.runtime.runtime_helpers import Recorder, eventually
 
 pytestmark = pytest.mark.engine
 BUSYBOX = "garrison-test/busybox:latest"

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
-from runtime_helpers import Recorder, eventually
 
 from garrison.errors import RuntimeUnavailable
 from garrison.runtime import (
@@ -17,6 +16,7 @@ from garrison.runtime import (
     ListenerBase,
     RestartPolicy,
 )
+from tests.runtime.runtime_helpers import Recorder, eventually
 
 FAST = Backoff(initial=0.01, cap=0.05)
 Scenario = Callable[[FakeRuntime, ContainerTracker, Recorder], Awaitable[None]]

@@ -7,8 +7,9 @@ import sys
 import typer
 from rich.console import Console
 
-from garrison.cli import engine, vulndb
+from garrison.cli import audits, authz, engine, models, policies, scan, vulndb
 from garrison.cli.run import run
+from garrison.cli.status import status
 from garrison.errors import GarrisonError
 
 app = typer.Typer(
@@ -18,9 +19,15 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.add_typer(engine.app, name="engine")
-app.add_typer(vulndb.app, name="vulndb")
 app.command()(run)
+app.command()(status)
+app.add_typer(audits.app, name="audits")
+app.add_typer(models.app, name="models")
+app.add_typer(scan.app, name="scan")
+app.add_typer(policies.app, name="policies")
+app.add_typer(vulndb.app, name="vulndb")
+app.add_typer(authz.app, name="authz")
+app.add_typer(engine.app, name="engine")
 
 err = Console(stderr=True)
 

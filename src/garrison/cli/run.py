@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+import signal
 from pathlib import Path
 from typing import Annotated
 
 import docker
 import docker.errors
 import typer
-from rich.console import Console
 
+from garrison.cli.options import out
+from garrison.config import DEFAULT_DATA_DIR, Settings, load_settings
+from garrison.console import Console
+from garrison.defender import Defender
 from garrison.devengine import EngineConfig, PrivateEngine, ensure_packages
-from garrison.devengine.engine import DEFAULT_DIR
-
-out = Console(soft_wrap=True)
+from garrison.runtime.docker import DockerRuntime
 
 
 def reachable(base_url: str) -> bool:
@@ -50,16 +54,85 @@ def run(
         str | None,
         typer.Option("--docker-host", envvar="DOCKER_HOST", help="Docker engine to defend."),
     ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Store folder [env GARRISON_DATA_DIR; /var/lib/garrison]."),
+    ] = None,
+    learning_period: Annotated[
+        str | None,
+        typer.Option(
+            "--learning-period",
+            help="Learning time per image model (90, 30s, 15m, 1h) [env GARRISON_LEARNING_PERIOD].",
+        ),
+    ] = None,
+    network_interval: Annotated[
+        str | None,
+        typer.Option("--network-interval", help="Socket polling interval [default 1s]."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", envvar="GARRISON_CONFIG", help="YAML settings file."),
+    ] = None,
     engine_dir: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--engine-dir",
-            envvar="GARRISON_ENGINE_DIR",
             help="State dir of the private engine started when no Docker engine answers.",
         ),
-    ] = DEFAULT_DIR,
+    ] = None,
 ) -> None:
-    """Run Garrison on this host: the defender and its console store (all-in-one)."""
-    host = resolve_docker_host(docker_host, engine_dir)
-    out.print(f"Docker engine: {host}")
-    out.print("The defender is not built yet (issue 3): nothing is being defended.")
+    """Run Garrison on this host: the defender and its console store (all-in-one).
+
+    Settings come from defaults, then the --config file, then GARRISON_* environment
+    variables, then these options. Stop it with Ctrl-C or SIGTERM.
+    """
+    overrides = {
+        "docker_host": docker_host,
+        "data_dir": data_dir,
+        "learning_period": learning_period,
+        "network_interval": network_interval,
+        "engine_dir": engine_dir,
+    }
+    settings = load_settings(config, overrides)
+    host = resolve_docker_host(settings.docker_host, settings.engine_dir)
+    settings = settings.model_copy(update={"docker_host": host})
+    _configure_logging()
+    _print_next_steps(settings)
+    asyncio.run(_serve(settings))
+
+
+async def _serve(settings: Settings) -> None:
+    console = Console.open(settings.data_dir)
+    link = console.link()
+    runtime = DockerRuntime(settings.docker_host)
+    defender = Defender(settings, runtime, link)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, defender.request_stop)
+    try:
+        await defender.serve()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        link.close()
+        runtime.close()
+        console.close()
+        out.print("Garrison stopped; models and audits are stored.")
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("GARRISON_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _print_next_steps(settings: Settings) -> None:
+    data = settings.data_dir
+    flag = "" if data == DEFAULT_DATA_DIR else f" --data-dir {data}"
+    out.print(
+        f"Garrison is defending {settings.docker_host} (store in {data}; "
+        f"models learn for {settings.learning_period:.0f} s).\n"
+        f"Next, in another shell: `garrison status{flag}`, `garrison models list{flag}`, "
+        f"`garrison audits list{flag}`."
+    )

@@ -72,6 +72,7 @@ class Defender(ListenerBase):
     def on_start(self, info: ContainerInfo) -> None:
         self.book.container_started(info)
         self.sensors.watch(info)
+        self.handle_events(list(self.sensors.processes.snapshot(info.id)))
         log.info("watching %s (%s)", info.name, info.image_name)
 
     def on_stop(self, container_id: str) -> None:

@@ -1,0 +1,71 @@
+"""Which host pids belong to a container, and which container a pid belongs to.
+
+Docker puts every process of a container in one cgroup, named after the container id:
+``/docker/<id>`` with the cgroupfs driver, ``/system.slice/docker-<id>.scope`` with the systemd
+driver. The hierarchy may be cgroup v2 mounted at the root (``/sys/fs/cgroup``) or at
+``/sys/fs/cgroup/unified`` beside v1 controllers (the hybrid layout of this machine), or v1
+alone; every layout is tried, v2 first. ``cgroup.procs`` lists thread-group ids (cgroups(7)).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from garrison.errors import ProcessGone, SensorError
+from garrison.sensors.procfs import ProcFS
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+# Where a hierarchy may be mounted under the cgroup root: v2 alone, v2 of the hybrid layout,
+# then v1 controllers that every Docker container is placed in.
+HIERARCHIES = ("", "unified", "pids", "memory", "cpu", "systemd")
+# The container's cgroup inside a hierarchy, per cgroup driver.
+CONTAINER_CGROUPS = ("docker/{id}", "system.slice/docker-{id}.scope")
+
+
+def container_cgroup_dir(container_id: str, cgroup_root: str = CGROUP_ROOT) -> str | None:
+    """The container's cgroup directory in the first hierarchy that has it, else None."""
+    for hierarchy in HIERARCHIES:
+        for pattern in CONTAINER_CGROUPS:
+            path = os.path.join(cgroup_root, hierarchy, pattern.format(id=container_id))
+            if os.path.isfile(os.path.join(path, "cgroup.procs")):
+                return path
+    return None
+
+
+def container_pids(container_id: str, cgroup_root: str = CGROUP_ROOT) -> list[int]:
+    """Host pids of every process of the container (child cgroups included), sorted.
+
+    An empty list when the container has no cgroup (stopped, unknown or not a Docker one).
+    """
+    top = container_cgroup_dir(container_id, cgroup_root)
+    if top is None:
+        return []
+    pids: set[int] = set()
+    for directory in _cgroup_tree(top):
+        pids.update(_read_procs(os.path.join(directory, "cgroup.procs")))
+    return sorted(pids)
+
+
+def container_of_pid(pid: int, proc_root: str = "/proc") -> str | None:
+    """The Docker container id of a host pid; None on the host or when the pid is gone."""
+    try:
+        return ProcFS(proc_root).container_id(pid)
+    except (ProcessGone, SensorError):
+        return None
+
+
+def _cgroup_tree(top: str) -> Iterator[str]:
+    # A container may make child cgroups of its own (systemd inside, cgroup namespaces).
+    yield top
+    for directory, subdirs, _files in os.walk(top):
+        for name in subdirs:
+            yield os.path.join(directory, name)
+
+
+def _read_procs(path: str) -> list[int]:
+    try:
+        with open(path, encoding="ascii") as f:
+            return [int(line) for line in f if line.strip().isdigit()]
+    except OSError:  # the cgroup was removed while we walked it: the container stopped
+        return []

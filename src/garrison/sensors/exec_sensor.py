@@ -1,0 +1,269 @@
+"""Every exec in a watched container, judged while the caller waits in execve().
+
+One fanotify group (FAN_CLASS_CONTENT) holds a FAN_OPEN_EXEC_PERM filesystem mark on each
+container's overlay super block (FAN_MARK_MOUNT sees nothing: the container has its own
+copy of the mount — shared/notes/kernel.md). An event names its container by the device of
+its fd: each overlay has its own.
+
+The kernel raises one event per file an exec opens: the program, then (for a script) its
+``#!`` interpreter, then (for a dynamic ELF) the loader ``ld-linux-x86-64.so.2``, all while
+``/proc/PID/syscall`` still shows the same execve. Only the first becomes a ProcessEvent;
+the loader's inode gets a permanent ignore mark so that later execs cost one round trip.
+
+The verdict path reads /proc and memory only. Whatever goes wrong there, the answer is
+FAN_ALLOW: a sensor fault must never hang or break a container.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+
+from garrison.errors import GarrisonError, ProcessGone, SensorError
+from garrison.runtime.base import ContainerInfo
+from garrison.sensors import fanotify as fan
+from garrison.sensors.events import ExecJudge, ProcessEvent, SensorCounters, Verdict
+from garrison.sensors.fanotify_loop import ReaderThread, RootTable, WatchedRoot
+from garrison.sensors.passwd import open_in_root
+from garrison.sensors.procfs import ExecRequest, ProcFS, Syscall
+
+log = logging.getLogger(__name__)
+
+ProcessSink = Callable[[ProcessEvent], None]
+# ELF interpreters (PT_INTERP) of glibc and musl: ld-linux-x86-64.so.2, ld-musl-x86_64.so.1.
+_LOADER = re.compile(r"^ld(?:-linux[-\w.]*|-musl-[-\w]+)?\.so(?:\.\d+)*$")
+_MAX_PENDING = 4096
+
+
+def is_loader(path: str) -> bool:
+    """True for the file name of a dynamic loader."""
+    return bool(_LOADER.match(os.path.basename(path)))
+
+
+class ExecSensor:
+    """Judges and records every exec in the watched containers' root file systems."""
+
+    def __init__(
+        self,
+        judge: ExecJudge,
+        sink: ProcessSink,
+        *,
+        procfs: ProcFS | None = None,
+        ignore_loader: bool = True,
+    ) -> None:
+        self.judge = judge
+        self.sink = sink
+        self.procfs = procfs or ProcFS()
+        # With the loader ignored, running it by hand (``ld.so /bin/x``) is not seen here;
+        # the proc connector still records it. Prevent policies may want False.
+        self.ignore_loader = ignore_loader
+        self.counters = SensorCounters()
+        self._roots = RootTable()
+        self._group: fan.FanotifyGroup | None = None
+        self._reader: ReaderThread | None = None
+        # tid → (syscall, filename) of its last recorded exec: later events of the same
+        # execve (interpreter, loader) are recognised by it.
+        self._pending: dict[int, tuple[Syscall, str]] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the group, mark every container watched so far, start the reader thread."""
+        if self._group is not None:
+            return
+        flags = fan.FAN_CLASS_CONTENT | fan.FAN_NONBLOCK | fan.FAN_REPORT_TID
+        self._group = fan.FanotifyGroup(flags | fan.FAN_UNLIMITED_MARKS)
+        for root in self._roots.all():
+            self._mark(root, fan.FAN_MARK_ADD)
+        self._reader = ReaderThread("garrison-exec-sensor", self._group, self._handle)
+        self._reader.start()
+
+    def stop(self) -> None:
+        """Stop reading and close the group: the kernel lets every waiting exec through."""
+        if self._reader is not None:
+            self._reader.stop()
+            self._reader = None
+        if self._group is not None:
+            self._group.close()
+            self._group = None
+
+    def watch(self, container: ContainerInfo) -> None:
+        """Judge execs in ``container`` from now on (again, if it was watched)."""
+        root = WatchedRoot.of(container)
+        old = self._roots.add(root)
+        if old is not None and old.dev != root.dev:
+            self._unmark(old)
+        self._mark(root, fan.FAN_MARK_ADD)
+
+    def unwatch(self, container_id: str) -> None:
+        """Stop judging ``container_id``; a container already gone is fine."""
+        old = self._roots.remove(container_id)
+        if old is not None:
+            self._unmark(old)
+
+    def watched(self) -> list[str]:
+        return [root.container_id for root in self._roots.all()]
+
+    def _mark(self, root: WatchedRoot, flags: int) -> None:
+        if self._group is not None:
+            mask = fan.FAN_OPEN_EXEC_PERM
+            self._group.mark(flags | fan.FAN_MARK_FILESYSTEM, mask, root.merged_dir)
+
+    def _unmark(self, root: WatchedRoot) -> None:
+        # The overlay may be unmounted already (container removed): its marks went with it.
+        with contextlib.suppress(SensorError):
+            self._mark(root, fan.FAN_MARK_REMOVE)
+
+    # -- the verdict path ------------------------------------------------------------------
+
+    def _handle(self, raw: fan.RawEvent) -> None:
+        if raw.fd < 0:  # FAN_Q_OVERFLOW
+            self.counters.drops += 1
+            return
+        event = self._event_safely(raw)
+        verdict = self._judge_safely(event) if event is not None else Verdict.ALLOW
+        try:
+            self._answer(raw, event, verdict)
+        finally:
+            os.close(raw.fd)
+        if event is not None:
+            self._emit(event)
+
+    def _event_safely(self, raw: fan.RawEvent) -> ProcessEvent | None:
+        try:
+            return self._event(raw)
+        except ProcessGone:
+            self.counters.late += 1
+        except Exception:
+            self.counters.errors += 1
+            log.exception("exec event of pid %d: allowed unjudged", raw.pid)
+        return None
+
+    def _judge_safely(self, event: ProcessEvent) -> Verdict:
+        try:
+            return self.judge(event)
+        except Exception:
+            self.counters.errors += 1
+            log.exception("exec judge failed on %s: allowed", event.path)
+            return Verdict.ALLOW
+
+    def _answer(self, raw: fan.RawEvent, event: ProcessEvent | None, verdict: Verdict) -> None:
+        group = self._group
+        if group is None:
+            return
+        if verdict is Verdict.ALLOW_ALWAYS and event is not None:
+            # Mark before answering: the next exec of the file may come as soon as this one
+            # is let through.
+            self._ignore_if_requested(raw, event)
+        group.respond(raw.fd, fan.FAN_DENY if verdict is Verdict.DENY else fan.FAN_ALLOW)
+        if verdict is Verdict.DENY:
+            self._count("denied")
+
+    def _event(self, raw: fan.RawEvent) -> ProcessEvent | None:
+        """The ProcessEvent to judge; None for an event that needs no judging."""
+        root = self._roots.by_dev.get(os.fstat(raw.fd).st_dev)
+        if root is None:
+            self._count("unknown_device")
+            return None
+        call = self.procfs.syscall(raw.pid)
+        request = self.procfs.exec_request(raw.pid, call) if call is not None else None
+        if call is None or request is None:
+            self._count("not_in_exec")  # a kernel-internal exec, or uselib()
+            return None
+        resolved = root.container_path(os.readlink(f"/proc/self/fd/{raw.fd}"))
+        if self._is_follow_on(raw, call, request, resolved):
+            return None
+        return self._build(raw.pid, root, request, resolved)
+
+    def _is_follow_on(
+        self, raw: fan.RawEvent, call: Syscall, request: ExecRequest, resolved: str
+    ) -> bool:
+        """The interpreter or loader of an exec already judged (or ignored by the kernel)."""
+        key = (call, request.filename)
+        loader = is_loader(resolved) and not is_loader(request.filename)
+        if loader and self.ignore_loader:
+            self._ignore(raw.fd, "loader_ignored")
+        if loader or self._pending.get(raw.pid) == key:
+            self._count("follow_on")
+            return True
+        if len(self._pending) >= _MAX_PENDING:
+            self._pending.clear()
+        self._pending[raw.pid] = key
+        return False
+
+    def _build(
+        self, tid: int, root: WatchedRoot, request: ExecRequest, resolved: str
+    ) -> ProcessEvent:
+        status = self.procfs.status(tid)
+        path = self.procfs.exec_path(tid, request)
+        return ProcessEvent(
+            container_id=root.container_id,
+            pid=status.tgid,
+            ppid=status.ppid,
+            path=root.container_path(path),
+            argv=request.argv,
+            uid=status.uid,
+            user=root.users.name(status.uid),
+            parent_path=self._parent_path(root, status.ppid),
+            time=time.time(),
+            source="fanotify",
+            resolved_path=resolved,
+        )
+
+    def _parent_path(self, root: WatchedRoot, ppid: int) -> str:
+        """The parent's executable; "" when the parent lives outside the container (runc,
+        containerd-shim after a ``docker exec``): its path would name a host file."""
+        try:
+            if os.stat(self.procfs.path(ppid, "root")).st_dev != root.dev:
+                return ""
+            return root.container_path(self.procfs.exe(ppid))
+        except (GarrisonError, OSError):
+            return ""
+
+    def _ignore_if_requested(self, raw: fan.RawEvent, event: ProcessEvent) -> None:
+        # The event's file may be a script's interpreter when the script itself is ignored
+        # already: an ignore mark there would hide every /bin/sh. Mark only the file asked for.
+        root = self._roots.by_dev.get(os.fstat(raw.fd).st_dev)
+        if root is not None and _same_file(root, event.path, raw.fd):
+            self._ignore(raw.fd, "always_ignored")
+        else:
+            self._count("always_refused")
+
+    def _ignore(self, fd: int, counter: str) -> None:
+        """Let the kernel skip this inode's execs until the file is modified."""
+        if self._group is None:
+            return
+        flags = fan.FAN_MARK_ADD | fan.FAN_MARK_IGNORED_MASK
+        try:
+            self._group.mark(flags, fan.FAN_OPEN_EXEC_PERM, None, dirfd=fd)
+            self._count(counter)
+        except SensorError:
+            self.counters.errors += 1
+            log.exception("ignore mark refused")
+
+    def _emit(self, event: ProcessEvent) -> None:
+        self.counters.events += 1
+        try:
+            self.sink(event)
+        except Exception:
+            self.counters.errors += 1
+            log.exception("process event sink failed")
+
+    def _count(self, name: str) -> None:
+        self.counters.extra[name] = self.counters.extra.get(name, 0) + 1
+
+
+def _same_file(root: WatchedRoot, path: str, fd: int) -> bool:
+    try:
+        other = open_in_root(root.merged_dir, path)
+    except OSError:
+        return False
+    try:
+        a, b = os.fstat(other), os.fstat(fd)
+        return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+    finally:
+        os.close(other)

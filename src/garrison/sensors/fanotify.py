@@ -1,0 +1,152 @@
+"""A small typed wrapper of the fanotify API (fanotify(7)) through libc and ctypes.
+
+Only what Garrison's sensors use: create a group, add and remove marks, read events in
+batches (one ``read()`` returns as many events as fit the buffer) and answer permission
+events. Constant values are those of ``include/uapi/linux/fanotify.h``.
+
+Errors from the kernel become :class:`garrison.errors.SensorError`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from garrison.errors import SensorError
+
+# fanotify_init() flags: notification class and behaviour of the group.
+FAN_CLOEXEC = 0x0000_0001
+FAN_NONBLOCK = 0x0000_0002
+FAN_CLASS_NOTIF = 0x0000_0000  # notification events only
+FAN_CLASS_CONTENT = 0x0000_0004  # permission events, after the file's content is final
+FAN_CLASS_PRE_CONTENT = 0x0000_0008
+FAN_UNLIMITED_QUEUE = 0x0000_0010
+FAN_UNLIMITED_MARKS = 0x0000_0020
+FAN_REPORT_TID = 0x0000_0100  # event.pid is the thread id, not the thread group id
+
+# Event mask bits.
+FAN_ACCESS = 0x0000_0001
+FAN_MODIFY = 0x0000_0002  # a write() on the file (one per write, merged while queued)
+FAN_CLOSE_WRITE = 0x0000_0008  # a file opened for writing was closed
+FAN_CLOSE_NOWRITE = 0x0000_0010
+FAN_OPEN = 0x0000_0020
+FAN_OPEN_EXEC = 0x0000_1000
+FAN_Q_OVERFLOW = 0x0000_4000  # the queue was full: events were lost
+FAN_OPEN_PERM = 0x0001_0000  # every open, while the opener waits for our answer
+FAN_ACCESS_PERM = 0x0002_0000
+FAN_OPEN_EXEC_PERM = 0x0004_0000  # every exec (and ELF interpreter load), the caller waiting
+FAN_EVENT_ON_CHILD = 0x0800_0000
+FAN_ONDIR = 0x4000_0000
+PERMISSION_EVENTS = FAN_OPEN_PERM | FAN_ACCESS_PERM | FAN_OPEN_EXEC_PERM
+
+# fanotify_mark() flags.
+FAN_MARK_ADD = 0x0000_0001
+FAN_MARK_REMOVE = 0x0000_0002
+FAN_MARK_DONT_FOLLOW = 0x0000_0004
+FAN_MARK_ONLYDIR = 0x0000_0008
+FAN_MARK_MOUNT = 0x0000_0010  # sees nothing in a container: it has its own copy of the mount
+FAN_MARK_IGNORED_MASK = 0x0000_0020  # the mask is what to ignore on this object
+# Keep an ignore mark when the file is modified. Garrison never sets it: a modified binary
+# must be judged again (fanotify_mark(2), FAN_MARK_IGNORED_SURV_MODIFY).
+FAN_MARK_IGNORED_SURV_MODIFY = 0x0000_0040
+FAN_MARK_FLUSH = 0x0000_0080
+FAN_MARK_FILESYSTEM = 0x0000_0100  # the whole super block: every mount of an overlay
+
+# Answers to permission events.
+FAN_ALLOW = 0x01
+FAN_DENY = 0x02  # the caller's open() or execve() fails with EPERM
+FAN_AUDIT = 0x10
+
+FAN_NOFD = -1
+FANOTIFY_METADATA_VERSION = 3
+AT_FDCWD = -100
+
+# struct fanotify_event_metadata {u32 event_len; u8 vers; u8 reserved; u16 metadata_len;
+#                                 u64 mask; s32 fd; s32 pid;}
+_METADATA = struct.Struct("=IBBHQii")
+_RESPONSE = struct.Struct("=iI")  # struct fanotify_response {s32 fd; u32 response;}
+DEFAULT_READ_SIZE = 64 * 1024
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_fanotify_init = _libc.fanotify_init
+_fanotify_init.argtypes = [ctypes.c_uint, ctypes.c_uint]
+_fanotify_init.restype = ctypes.c_int
+_fanotify_mark = _libc.fanotify_mark
+_fanotify_mark.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_uint64, ctypes.c_int]
+_fanotify_mark.argtypes += [ctypes.c_char_p]
+_fanotify_mark.restype = ctypes.c_int
+
+
+@dataclass(frozen=True, slots=True)
+class RawEvent:
+    """One ``struct fanotify_event_metadata``: the caller must close ``fd`` (when >= 0)."""
+
+    mask: int
+    fd: int
+    pid: int
+
+    @property
+    def is_permission(self) -> bool:
+        return bool(self.mask & PERMISSION_EVENTS)
+
+
+def parse_events(buf: bytes) -> Iterator[RawEvent]:
+    """The events packed in one ``read()`` of a fanotify fd, in order."""
+    offset, end = 0, len(buf)
+    while offset + _METADATA.size <= end:
+        event_len, vers, _, _, mask, fd, pid = _METADATA.unpack_from(buf, offset)
+        if vers != FANOTIFY_METADATA_VERSION or event_len < _METADATA.size:
+            raise SensorError(f"fanotify: unexpected event metadata version {vers}")
+        yield RawEvent(mask, fd, pid)
+        offset += event_len
+
+
+class FanotifyGroup:
+    """One fanotify group (one fd): marks, batched reads, answers."""
+
+    def __init__(self, flags: int, event_flags: int = os.O_RDONLY | os.O_LARGEFILE) -> None:
+        fd = _fanotify_init(flags | FAN_CLOEXEC, event_flags | os.O_CLOEXEC)
+        if fd < 0:
+            raise _error("fanotify_init", ctypes.get_errno())
+        self.fd = fd
+
+    def mark(self, flags: int, mask: int, path: str | None, dirfd: int = AT_FDCWD) -> None:
+        """fanotify_mark(2); ``path=None`` marks the object ``dirfd`` refers to."""
+        raw = os.fsencode(path) if path is not None else None
+        if _fanotify_mark(self.fd, flags, mask, dirfd, raw) < 0:
+            raise _error(f"fanotify_mark {path or f'fd {dirfd}'}", ctypes.get_errno())
+
+    def read(self, size: int = DEFAULT_READ_SIZE) -> list[RawEvent]:
+        """One batch of events; blocks unless the group was made with FAN_NONBLOCK."""
+        try:
+            buf = os.read(self.fd, size)
+        except BlockingIOError:
+            return []
+        except OSError as exc:
+            raise SensorError(f"fanotify read: {exc.strerror}") from exc
+        return list(parse_events(buf))
+
+    def respond(self, event_fd: int, response: int) -> None:
+        """Answer one permission event (one write per answer: the kernel takes one a call)."""
+        try:
+            os.write(self.fd, _RESPONSE.pack(event_fd, response))
+        except OSError as exc:
+            # ENOENT: the event was already answered or its group is closing.
+            if exc.errno != errno.ENOENT:
+                raise SensorError(f"fanotify response: {exc.strerror}") from exc
+
+    def close(self) -> None:
+        """Close the group; the kernel allows every permission event still pending."""
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+
+def _error(what: str, err: int) -> SensorError:
+    hint = " (needs CAP_SYS_ADMIN)" if err == errno.EPERM else ""
+    return SensorError(f"{what}: {os.strerror(err)}{hint}")

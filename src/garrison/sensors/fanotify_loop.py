@@ -1,0 +1,127 @@
+"""What the fanotify sensors share: the watched containers, found by device, and the thread
+that reads one group's fd in batches until stopped."""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from garrison.errors import SensorError
+from garrison.runtime.base import ContainerInfo
+from garrison.sensors.fanotify import FanotifyGroup, RawEvent
+from garrison.sensors.passwd import UserNames, check_root
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchedRoot:
+    """One container's root file system: an overlay with a device of its own."""
+
+    container_id: str
+    merged_dir: str
+    dev: int
+    users: UserNames
+
+    @classmethod
+    def of(cls, container: ContainerInfo) -> WatchedRoot:
+        root = check_root(container.merged_dir)
+        try:
+            dev = os.stat(root).st_dev
+        except OSError as exc:
+            raise SensorError(f"cannot stat {root}: {exc.strerror}") from exc
+        users = UserNames(root)
+        users.load()
+        return cls(container.id, root, dev, users)
+
+    def container_path(self, path: str) -> str:
+        """A path as the container sees it. Links of files opened in the container's mount
+        namespace already read that way; a host path under MergedDir loses its prefix."""
+        if path.startswith(self.merged_dir):
+            return path[len(self.merged_dir) :] or "/"
+        return path.removesuffix(" (deleted)")
+
+
+class RootTable:
+    """Watched roots by device and by container id. Readers (the event thread) never take
+    the lock: every change publishes a new dict."""
+
+    def __init__(self) -> None:
+        self.by_dev: dict[int, WatchedRoot] = {}
+        self._lock = threading.Lock()
+
+    def add(self, root: WatchedRoot) -> WatchedRoot | None:
+        """Add ``root``; the root it replaces (same container), if any."""
+        with self._lock:
+            old = self.get(root.container_id)
+            table = {d: r for d, r in self.by_dev.items() if r.container_id != root.container_id}
+            table[root.dev] = root
+            self.by_dev = table
+            return old
+
+    def remove(self, container_id: str) -> WatchedRoot | None:
+        with self._lock:
+            old = self.get(container_id)
+            self.by_dev = {d: r for d, r in self.by_dev.items() if r.container_id != container_id}
+            return old
+
+    def get(self, container_id: str) -> WatchedRoot | None:
+        return next((r for r in self.by_dev.values() if r.container_id == container_id), None)
+
+    def all(self) -> list[WatchedRoot]:
+        return list(self.by_dev.values())
+
+
+class ReaderThread:
+    """A daemon thread feeding each batch read from ``group`` to ``handle``, until stop()."""
+
+    def __init__(self, name: str, group: FanotifyGroup, handle: Callable[[RawEvent], None]) -> None:
+        self.group = group
+        self.handle = handle
+        self._stopping = False
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Ask the thread to end and wait up to ``timeout``; False when it is still stuck
+        (in a judge or a sink) — closing the group afterwards still releases every exec."""
+        self._stopping = True
+        os.write(self._wake_w, b"x")
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("%s did not stop within %.0f s", self._thread.name, timeout)
+            return False
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        return True
+
+    def _run(self) -> None:
+        poller = select.poll()
+        poller.register(self.group.fd, select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
+        while not self._stopping:
+            ready = {fd for fd, _ in poller.poll()}
+            if self._wake_r in ready:
+                return
+            try:
+                batch = self.group.read()
+            except SensorError:
+                log.exception("fanotify read failed; the sensor stops")
+                return
+            for raw in batch:
+                self._handle_one(raw)
+
+    def _handle_one(self, raw: RawEvent) -> None:
+        # The thread must outlive any fault: a dead reader with an open group would leave
+        # every exec in the container waiting for an answer forever.
+        try:
+            self.handle(raw)
+        except Exception:
+            log.exception("%s: event of pid %d not handled", self._thread.name, raw.pid)

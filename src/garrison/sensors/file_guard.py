@@ -1,0 +1,168 @@
+"""Open-permission mode: refuse a write before it happens, on the containers that need it.
+
+A group of class FAN_CLASS_CONTENT with a FAN_OPEN_PERM filesystem mark per guarded
+container. Every open in such a container waits for an answer, so only containers whose
+policy has a file prevent rule are guarded, and a read-only open is answered at once, from
+the flags in ``/proc/TID/syscall`` (openat's third argument; shared/notes/kernel.md), without
+asking the judge.
+
+What this covers and what it does not:
+- It refuses open(), openat(), openat2() and creat() with O_WRONLY, O_RDWR, O_CREAT or
+  O_TRUNC: the caller gets EPERM.
+- A file created by a refused O_CREAT open stays, empty: the kernel creates it before it
+  asks (do_open() → vfs_open()). Its content is never written.
+- rename(), link(), unlink(), mkdir(), truncate() by path and writes through a file
+  descriptor opened before the container was guarded raise no open event: not refused.
+- Writes to volumes and bind mounts (other file systems, Docker's /etc/hosts, /etc/hostname
+  and /etc/resolv.conf among them) are not seen.
+- With ``may_deny``, files no rule could protect get an ignore mark at their first read-only
+  open, so reading libraries costs nothing after the first time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from garrison.errors import ProcessGone, SensorError
+from garrison.sensors import fanotify as fan
+from garrison.sensors.events import FileEvent, FileKind, SensorCounters, Verdict
+from garrison.sensors.fanotify_loop import ReaderThread, RootTable, WatchedRoot
+from garrison.sensors.procfs import ProcFS, has_write_intent
+
+log = logging.getLogger(__name__)
+
+
+class FileJudge(Protocol):
+    """Answers an open-for-write permission event from memory, at once: never waits on I/O
+    and never opens a file in a guarded container (its open would wait for this thread)."""
+
+    def __call__(self, event: FileEvent) -> Verdict: ...
+
+
+KindOf = Callable[[str, str], FileKind]  # (container id, path) → "write" | "create"
+# (container id, path) → False when no write to that path could ever be refused: its inode
+# may then be skipped by the kernel. Answers from memory, like a judge.
+MayDeny = Callable[[str, str], bool]
+
+
+class FileGuard:
+    """Answers every open in the guarded containers; asks ``judge`` about opens for writing."""
+
+    def __init__(
+        self,
+        judge: FileJudge,
+        counters: SensorCounters,
+        kind_of: KindOf,
+        procfs: ProcFS,
+        may_deny: MayDeny | None = None,
+    ) -> None:
+        self.judge = judge
+        self.may_deny = may_deny
+        self.counters = counters
+        self.kind_of = kind_of
+        self.procfs = procfs
+        self._roots = RootTable()
+        self._group: fan.FanotifyGroup | None = None
+        self._reader: ReaderThread | None = None
+
+    def start(self) -> None:
+        if self._group is not None:
+            return
+        flags = fan.FAN_CLASS_CONTENT | fan.FAN_NONBLOCK | fan.FAN_REPORT_TID
+        self._group = fan.FanotifyGroup(flags | fan.FAN_UNLIMITED_MARKS)
+        for root in self._roots.all():
+            self._mark(root, fan.FAN_MARK_ADD)
+        self._reader = ReaderThread("garrison-file-guard", self._group, self._handle)
+        self._reader.start()
+
+    def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.stop()
+            self._reader = None
+        if self._group is not None:
+            self._group.close()
+            self._group = None
+
+    def guard(self, root: WatchedRoot) -> None:
+        self._roots.add(root)
+        self._mark(root, fan.FAN_MARK_ADD)
+
+    def release(self, container_id: str) -> None:
+        old = self._roots.remove(container_id)
+        if old is not None:
+            with contextlib.suppress(SensorError):
+                self._mark(old, fan.FAN_MARK_REMOVE)
+
+    def guarded(self) -> list[str]:
+        return [root.container_id for root in self._roots.all()]
+
+    def _mark(self, root: WatchedRoot, flags: int) -> None:
+        if self._group is not None:
+            mask = fan.FAN_OPEN_PERM
+            self._group.mark(flags | fan.FAN_MARK_FILESYSTEM, mask, root.merged_dir)
+
+    def _handle(self, raw: fan.RawEvent) -> None:
+        if raw.fd < 0:
+            self.counters.drops += 1
+            return
+        verdict = Verdict.ALLOW
+        try:
+            verdict = self._decide(raw)
+        except ProcessGone:
+            self.counters.late += 1
+        except Exception:
+            self.counters.errors += 1
+            log.exception("open event of pid %d: allowed unjudged", raw.pid)
+        try:
+            if self._group is not None:
+                deny = verdict is Verdict.DENY
+                self._group.respond(raw.fd, fan.FAN_DENY if deny else fan.FAN_ALLOW)
+        finally:
+            os.close(raw.fd)
+
+    def _decide(self, raw: fan.RawEvent) -> Verdict:
+        root = self._roots.by_dev.get(os.fstat(raw.fd).st_dev)
+        call = self.procfs.syscall(raw.pid) if root is not None else None
+        flags = self.procfs.open_flags(raw.pid, call) if call is not None else None
+        if root is None:
+            return Verdict.ALLOW
+        if flags is None or not has_write_intent(flags):  # a read, or an exec's open
+            self._skip_if_never_denied(raw.fd, root)
+            return Verdict.ALLOW
+        path = root.container_path(os.readlink(f"/proc/self/fd/{raw.fd}"))
+        verdict = self.judge(self._event(raw.pid, root, path))
+        if verdict is Verdict.DENY:
+            self._count("write_denied")
+        return verdict
+
+    def _skip_if_never_denied(self, fd: int, root: WatchedRoot) -> None:
+        """An ignore mark on a file no rule protects: its opens stop costing a round trip.
+
+        Only for a single-link file: an ignore mark is per inode, and a second name could be
+        a protected path. Without FAN_MARK_IGNORED_SURV_MODIFY the mark goes on the first
+        write, so a file written once is judged again."""
+        if self.may_deny is None or self._group is None or os.fstat(fd).st_nlink != 1:
+            return
+        path = root.container_path(os.readlink(f"/proc/self/fd/{fd}"))
+        if self.may_deny(root.container_id, path):
+            return
+        flags = fan.FAN_MARK_ADD | fan.FAN_MARK_IGNORED_MASK
+        try:
+            self._group.mark(flags, fan.FAN_OPEN_PERM, None, dirfd=fd)
+            self._count("open_ignored")
+        except SensorError:
+            self.counters.errors += 1
+
+    def _count(self, name: str) -> None:
+        self.counters.extra[name] = self.counters.extra.get(name, 0) + 1
+
+    def _event(self, tid: int, root: WatchedRoot, path: str) -> FileEvent:
+        status = self.procfs.status(tid)
+        exe = root.container_path(self.procfs.exe(tid))
+        kind = self.kind_of(root.container_id, path)
+        return FileEvent(root.container_id, path, kind, status.tgid, exe, time.time())

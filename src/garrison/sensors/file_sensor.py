@@ -1,0 +1,218 @@
+"""Which files processes in a watched container write or create.
+
+A notification group (FAN_CLASS_NOTIF) with a filesystem mark for FAN_CLOSE_WRITE | FAN_MODIFY
+on each container's overlay: the writer never waits for Garrison. The event fd's link names
+the file as the container sees it. Repeats of one path by one process are coalesced.
+
+``kind`` is "create" for a file that is not part of the image (its upper-layer copy has no
+``trusted.overlay.origin``: overlayfs sets that xattr when it copies an image file up before
+its first write — Documentation/filesystems/overlayfs.rst) and "write" for an image file
+written to.
+
+Prevention: given a ``FileJudge``, ``watch(container, prevent=True)`` (or ``set_prevent``)
+also guards the container in open-permission mode (``file_guard``): opens for writing wait
+for the judge, and a DENY makes them fail with EPERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from garrison.errors import GarrisonError, SensorError
+from garrison.runtime.base import ContainerInfo
+from garrison.sensors import fanotify as fan
+from garrison.sensors.events import FileEvent, FileKind, SensorCounters
+from garrison.sensors.fanotify_loop import ReaderThread, RootTable, WatchedRoot
+from garrison.sensors.file_guard import FileGuard, FileJudge, MayDeny
+from garrison.sensors.procfs import ProcFS
+
+log = logging.getLogger(__name__)
+
+FileSink = Callable[[FileEvent], None]
+WRITE_MASK = fan.FAN_CLOSE_WRITE | fan.FAN_MODIFY
+ORIGIN_XATTR = "trusted.overlay.origin"
+DEFAULT_COALESCE_SECONDS = 30.0
+_MAX_RECENT = 8192
+
+
+class Coalescer:
+    """Remembers (container, path, pid) for ``window`` seconds: a repeat within it is dropped."""
+
+    def __init__(self, window: float = DEFAULT_COALESCE_SECONDS, size: int = _MAX_RECENT) -> None:
+        self.window = window
+        self.size = size
+        self._seen: OrderedDict[tuple[str, str, int], float] = OrderedDict()
+
+    def is_new(self, key: tuple[str, str, int], now: float) -> bool:
+        last = self._seen.get(key)
+        if last is not None and now - last < self.window:
+            return False
+        self._seen[key] = now
+        self._seen.move_to_end(key)
+        while len(self._seen) > self.size:
+            self._seen.popitem(last=False)
+        return True
+
+
+def upper_dir(merged_dir: str) -> str | None:
+    """Docker's overlay2 keeps ``diff`` (the upper layer) beside ``merged``."""
+    candidate = os.path.join(os.path.dirname(merged_dir), "diff")
+    return candidate if os.path.isdir(candidate) else None
+
+
+def file_kind(upper: str | None, path: str) -> FileKind:
+    """ "create" when the container made the file, "write" when it came from the image."""
+    if upper is None:
+        return "write"
+    try:
+        os.getxattr(os.path.join(upper, path.lstrip("/")), ORIGIN_XATTR, follow_symlinks=False)
+    except OSError:
+        return "create" if os.path.lexists(os.path.join(upper, path.lstrip("/"))) else "write"
+    return "write"
+
+
+class FileSensor:
+    """Records the files written or created in the watched containers' root file systems."""
+
+    def __init__(
+        self,
+        sink: FileSink,
+        *,
+        procfs: ProcFS | None = None,
+        coalesce_seconds: float = DEFAULT_COALESCE_SECONDS,
+        judge: FileJudge | None = None,
+        may_deny: MayDeny | None = None,
+    ) -> None:
+        self.sink = sink
+        self.procfs = procfs or ProcFS()
+        self.counters = SensorCounters()
+        self._guard = (
+            FileGuard(judge, self.counters, self.kind_of, self.procfs, may_deny) if judge else None
+        )
+        self._coalescer = Coalescer(coalesce_seconds)
+        self._roots = RootTable()
+        self._uppers: dict[str, str | None] = {}
+        self._group: fan.FanotifyGroup | None = None
+        self._reader: ReaderThread | None = None
+
+    def start(self) -> None:
+        if self._group is not None:
+            return
+        flags = fan.FAN_CLASS_NOTIF | fan.FAN_NONBLOCK | fan.FAN_REPORT_TID
+        self._group = fan.FanotifyGroup(flags | fan.FAN_UNLIMITED_MARKS)
+        for root in self._roots.all():
+            self._mark(root, fan.FAN_MARK_ADD)
+        self._reader = ReaderThread("garrison-file-sensor", self._group, self._handle)
+        self._reader.start()
+        if self._guard is not None:
+            self._guard.start()
+
+    def stop(self) -> None:
+        if self._guard is not None:
+            self._guard.stop()
+        if self._reader is not None:
+            self._reader.stop()
+            self._reader = None
+        if self._group is not None:
+            self._group.close()
+            self._group = None
+
+    def watch(self, container: ContainerInfo, prevent: bool = False) -> None:
+        """Record writes in ``container``; with ``prevent``, also judge opens for writing."""
+        root = WatchedRoot.of(container)
+        self._uppers[container.id] = upper_dir(root.merged_dir)
+        old = self._roots.add(root)
+        if old is not None and old.dev != root.dev:
+            self._unmark(old)
+        self._mark(root, fan.FAN_MARK_ADD)
+        self.set_prevent(container.id, prevent)
+
+    def set_prevent(self, container_id: str, prevent: bool) -> None:
+        """Guard a watched container's opens for writing, or stop guarding it (at once)."""
+        root = self._roots.get(container_id)
+        if self._guard is None:
+            if prevent:
+                raise SensorError("file prevention needs a FileSensor made with a judge")
+            return
+        if prevent and root is not None:
+            self._guard.guard(root)
+        else:
+            self._guard.release(container_id)
+
+    def guarded(self) -> list[str]:
+        return self._guard.guarded() if self._guard is not None else []
+
+    def unwatch(self, container_id: str) -> None:
+        old = self._roots.remove(container_id)
+        if old is not None:
+            self._unmark(old)
+        if self._guard is not None:
+            self._guard.release(container_id)
+        self._uppers.pop(container_id, None)
+
+    def kind_of(self, container_id: str, path: str) -> FileKind:
+        return file_kind(self._uppers.get(container_id), path)
+
+    def watched(self) -> list[str]:
+        return [root.container_id for root in self._roots.all()]
+
+    def _mark(self, root: WatchedRoot, flags: int) -> None:
+        if self._group is not None:
+            self._group.mark(flags | fan.FAN_MARK_FILESYSTEM, WRITE_MASK, root.merged_dir)
+
+    def _unmark(self, root: WatchedRoot) -> None:
+        with contextlib.suppress(SensorError):
+            self._mark(root, fan.FAN_MARK_REMOVE)
+
+    def _handle(self, raw: fan.RawEvent) -> None:
+        if raw.fd < 0:  # FAN_Q_OVERFLOW: the kernel's queue was full
+            self.counters.drops += 1
+            return
+        try:
+            event = self._build(raw)
+        except Exception:
+            self.counters.errors += 1
+            log.exception("file event of pid %d", raw.pid)
+            event = None
+        finally:
+            os.close(raw.fd)
+        if event is not None:
+            self._emit(event)
+
+    def _build(self, raw: fan.RawEvent) -> FileEvent | None:
+        root = self._roots.by_dev.get(os.fstat(raw.fd).st_dev)
+        if root is None:
+            return None
+        path = root.container_path(os.readlink(f"/proc/self/fd/{raw.fd}"))
+        now = time.time()
+        if not self._coalescer.is_new((root.container_id, path, raw.pid), now):
+            self._count("coalesced")
+            return None
+        pid, exe = self._writer(raw.pid, root)
+        kind = self.kind_of(root.container_id, path)
+        return FileEvent(root.container_id, path, kind, pid, exe, now)
+
+    def _writer(self, tid: int, root: WatchedRoot) -> tuple[int, str]:
+        """The writer's pid and executable; the tid and "" once it has exited."""
+        try:
+            tgid = self.procfs.status(tid).tgid
+            return tgid, root.container_path(self.procfs.exe(tid))
+        except GarrisonError:
+            self.counters.late += 1
+            return tid, ""
+
+    def _emit(self, event: FileEvent) -> None:
+        self.counters.events += 1
+        try:
+            self.sink(event)
+        except Exception:
+            self.counters.errors += 1
+            log.exception("file event sink failed")
+
+    def _count(self, name: str) -> None:
+        self.counters.extra[name] = self.counters.extra.get(name, 0) + 1

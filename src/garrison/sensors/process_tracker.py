@@ -1,0 +1,262 @@
+"""The process trees of watched containers, and the execs the fanotify sensor cannot see.
+
+A :class:`ProcessTracker` listens to a :class:`~garrison.sensors.proc_connector.ProcConnector`.
+A fork from a tracked process adds the child without reading /proc (so even a process gone
+a moment later is placed in its container); an exec of an untracked pid reads
+``/proc/PID/cgroup`` once to learn its container. The fanotify exec sensor marks each
+container's overlay file system only, so a binary on a volume or bind mount is seen here
+alone (../shared/notes/kernel.md): those execs become :class:`ProcessEvent` with
+``source="proc_connector"``, read from /proc after the fact. A process gone before it could be
+read counts as ``late``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from garrison.errors import ProcessGone, SensorError
+from garrison.sensors.cgroup import CGROUP_ROOT, container_of_pid, container_pids
+from garrison.sensors.events import ProcessEvent, SensorCounters
+from garrison.sensors.passwd import UserNames
+from garrison.sensors.proc_connector import ExecEvent, ExitEvent, ForkEvent, ProcEvent
+from garrison.sensors.procfs import ProcFS
+
+MULTICALL = frozenset({"busybox", "toybox"})
+SEARCH_PATH = ("/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin")
+
+
+@dataclass(slots=True)
+class TrackedProcess:
+    """One process of a watched container, as the tracker knows it."""
+
+    pid: int
+    ppid: int
+    container_id: str
+    exe: str = ""  # as the container sees it; "" until read (a fork runs its parent's exe)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessExit:
+    container_id: str
+    pid: int
+    ppid: int
+    path: str
+    code: int
+    signal: int
+    time: float
+
+
+class ProcessTracker:
+    """Process trees of watched containers, fed by a :class:`ProcConnector`.
+
+    For every exec in a watched container it calls ``on_exec`` with the process (its ``exe``
+    "" when it was gone before it could be read). Unless ``already_seen(pid)`` (supplied by
+    the defender) says the fanotify exec sensor reported that exec, it also sends a
+    :class:`ProcessEvent` to ``sink``: in practice, binaries outside the root file system.
+    Exits go to ``on_exit``. Everything runs on the connector's thread: callbacks must not
+    block, and the nodes handed out must be treated as read-only.
+    """
+
+    def __init__(
+        self,
+        sink: Callable[[ProcessEvent], None],
+        already_seen: Callable[[int], bool] = lambda pid: False,
+        *,
+        on_exec: Callable[[TrackedProcess], None] | None = None,
+        on_exit: Callable[[ProcessExit], None] | None = None,
+        proc_root: str = "/proc",
+        cgroup_root: str = CGROUP_ROOT,
+    ) -> None:
+        self.sink, self.already_seen = sink, already_seen
+        self.on_exec, self.on_exit = on_exec, on_exit
+        self.counters = SensorCounters()
+        self._proc = ProcFS(proc_root)
+        self._cgroup_root = cgroup_root
+        self._tree: dict[int, TrackedProcess] = {}
+        self._watched: set[str] = set()
+        self._users: dict[str, UserNames] = {}
+        self._lock = threading.Lock()
+
+    def watch(self, container_id: str) -> None:
+        """Follow a container; its running processes are read from its cgroup now."""
+        with self._lock:
+            self._watched.add(container_id)
+        for pid in container_pids(container_id, self._cgroup_root):
+            with contextlib.suppress(ProcessGone, SensorError):
+                node = TrackedProcess(pid, self._proc.ppid(pid), container_id, self._exe(pid))
+                with self._lock:
+                    self._tree.setdefault(pid, node)
+
+    def unwatch(self, container_id: str) -> None:
+        with self._lock:
+            self._watched.discard(container_id)
+            self._users.pop(container_id, None)
+            for pid in [p for p, n in self._tree.items() if n.container_id == container_id]:
+                del self._tree[pid]
+
+    def get(self, pid: int) -> TrackedProcess | None:
+        with self._lock:
+            return self._tree.get(pid)
+
+    def processes(self, container_id: str) -> list[TrackedProcess]:
+        with self._lock:
+            return [n for n in self._tree.values() if n.container_id == container_id]
+
+    def snapshot(self, container_id: str) -> list[ProcessEvent]:
+        """The container's processes now, as events: what it already ran before it was
+        watched (its first process always is: Docker reports a start after the exec)."""
+        events = []
+        for node in self.processes(container_id):
+            event = self._process_event(node) if node.exe else None
+            if event is not None:
+                events.append(event)
+        return events
+
+    def prune(self) -> int:
+        """Forget processes that are gone (their exit was lost); returns how many."""
+        with self._lock:
+            gone = [pid for pid in self._tree if not os.path.exists(self._proc.path(pid, ""))]
+            for pid in gone:
+                del self._tree[pid]
+        return len(gone)
+
+    def __call__(self, event: ProcEvent) -> None:
+        """The connector listener."""
+        if isinstance(event, ForkEvent):
+            self._on_fork(event)
+        elif isinstance(event, ExecEvent):
+            self._on_exec(event.tgid)
+        elif isinstance(event, ExitEvent) and not event.is_thread:
+            self._on_exit(event)
+
+    def _on_fork(self, event: ForkEvent) -> None:
+        if event.is_thread:
+            return
+        with self._lock:
+            parent = self._tree.get(event.parent_tgid)
+            if parent is not None:  # a fork runs its parent's program until it execs
+                child = TrackedProcess(event.child_tgid, parent.pid, parent.container_id)
+                child.exe = parent.exe
+                self._tree[event.child_tgid] = child
+
+    def _on_exec(self, pid: int) -> None:
+        node = self._locate(pid)
+        if node is None:
+            return
+        node.exe = self._exe(pid)
+        if not node.exe:
+            self.counters.late += 1
+        if self.on_exec is not None:
+            self.on_exec(node)
+        if not node.exe or self.already_seen(pid):
+            return
+        event = self._process_event(node)
+        if event is None:
+            self.counters.late += 1
+            return
+        self.counters.events += 1
+        self.sink(event)
+
+    def _locate(self, pid: int) -> TrackedProcess | None:
+        """The tracked process, or a new node when the pid is in a watched container."""
+        with self._lock:
+            node = self._tree.get(pid)
+        if node is not None:
+            return node
+        container_id = container_of_pid(pid, self._proc.root)
+        with self._lock:
+            if container_id not in self._watched:
+                return None
+            node = self._tree[pid] = TrackedProcess(pid, 0, container_id)
+        with contextlib.suppress(ProcessGone, SensorError):
+            node.ppid = self._proc.ppid(pid)
+        return node
+
+    def _process_event(self, node: TrackedProcess) -> ProcessEvent | None:
+        try:
+            cmdline = self._proc.read(node.pid, "cmdline")
+            status = self._proc.status(node.pid)
+        except (ProcessGone, SensorError):
+            return None
+        node.ppid = status.ppid
+        argv = tuple(os.fsdecode(a) for a in cmdline.split(b"\0")[:-1])
+        return ProcessEvent(
+            container_id=node.container_id,
+            pid=node.pid,
+            ppid=status.ppid,
+            path=self._requested_path(node, argv),
+            argv=argv,
+            uid=status.uid,
+            user=self._user(node, status.uid),
+            parent_path=self._parent_path(node, status.ppid),
+            time=time.time(),
+            source="proc_connector",
+            resolved_path=node.exe,
+        )
+
+    def _requested_path(self, node: TrackedProcess, argv: tuple[str, ...]) -> str:
+        """For a multi-call binary (busybox) /proc only knows ``/bin/busybox``: the applet
+        is the name it was called by, argv[0], found on the usual PATH of the container."""
+        if posixpath.basename(node.exe) not in MULTICALL or not argv or not argv[0]:
+            return node.exe
+        name = argv[0]
+        if name.startswith("/"):
+            return name
+        root = self._proc.path(node.pid, "root")
+        for folder in SEARCH_PATH:
+            candidate = posixpath.join(folder, posixpath.basename(name))
+            if os.path.lexists(root + candidate):
+                return candidate
+        return node.exe
+
+    def _parent_path(self, node: TrackedProcess, ppid: int) -> str:
+        """The parent's executable; "" when it lives outside the container (runc, the shim
+        after a ``docker exec``): its path would name a host file."""
+        with self._lock:
+            parent = self._tree.get(ppid)
+        if parent is not None and parent.exe:
+            return parent.exe
+        if container_of_pid(ppid, self._proc.root) != node.container_id:
+            return ""
+        return self._exe(ppid)
+
+    def _user(self, node: TrackedProcess, uid: int) -> str:
+        # The container's own /etc/passwd, through the root of one of its processes; a
+        # cache whose process is gone names nobody, so it is dropped and made anew.
+        users = self._users.get(node.container_id)
+        if users is None:
+            users = UserNames(self._proc.path(node.pid, "root"))
+            self._users[node.container_id] = users
+        name = users.name(uid)
+        if name == str(uid):
+            self._users.pop(node.container_id, None)
+        return name
+
+    def _on_exit(self, event: ExitEvent) -> None:
+        with self._lock:
+            node = self._tree.pop(event.tgid, None)
+        if node is None or self.on_exit is None:
+            return
+        self.on_exit(
+            ProcessExit(
+                node.container_id,
+                node.pid,
+                node.ppid,
+                node.exe,
+                event.code,
+                event.signal,
+                time.time(),
+            )
+        )
+
+    def _exe(self, pid: int) -> str:
+        try:
+            return self._proc.exe(pid)
+        except (ProcessGone, SensorError):
+            return ""

@@ -1,0 +1,89 @@
+"""A real ``garrison run`` process against the session's private engine, and its store."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from garrison.console import Console
+from garrison.devengine import PrivateEngine
+from tests.support import wait_for
+
+
+class DefenderProcess:
+    """``garrison run`` in a child process, stopped by its pid."""
+
+    def __init__(self, engine: PrivateEngine, data_dir: Path, learning: str) -> None:
+        self.engine = engine
+        self.data_dir = data_dir
+        self.learning = learning
+        self.log = data_dir / "defender.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> DefenderProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            sys.executable, "-m", "garrison", "run",
+            "--docker-host", self.engine.base_url,
+            "--data-dir", str(self.data_dir),
+            "--learning-period", self.learning,
+            "--network-interval", "0.2s",
+        ]  # fmt: skip
+        env = {**os.environ, "GARRISON_LOG_LEVEL": "INFO", "GARRISON_STATUS_INTERVAL": "0.2"}
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        wait_for("the defender's first status", self._reported_since_start)
+        return self
+
+    def _reported_since_start(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            pytest.fail(f"garrison run exited {self.proc.returncode}:\n{self.log.read_text()}")
+        status = self.console_call(lambda c: c.status()).get("defender") or {}
+        return status.get("pid") == self.proc.pid and status.get("containers") is not None
+
+    def console_call(self, fn: Callable[[Console], Any]) -> Any:
+        with Console.open(self.data_dir) as console:
+            return fn(console)
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.console_call(lambda c: c.status()).get("defender") or {})
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        if self.proc is None:
+            return 0
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self.proc = None
+        return code
+
+
+@pytest.fixture
+def start_defender(
+    engine: PrivateEngine, tmp_path: Path
+) -> Iterator[Callable[..., DefenderProcess]]:
+    started: list[DefenderProcess] = []
+
+    def start(learning: str = "4s", data_dir: Path | None = None) -> DefenderProcess:
+        proc = DefenderProcess(engine, data_dir or tmp_path / "data", learning).start()
+        started.append(proc)
+        return proc
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            proc.stop(signal.SIGKILL)

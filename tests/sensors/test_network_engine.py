@@ -1,0 +1,150 @@
+"""NetworkSensor against the real engine: listeners and connections inside containers."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from garrison.runtime.base import ContainerInfo
+from garrison.sensors.cgroup import container_pids
+from garrison.sensors.events import NetEvent
+from garrison.sensors.network import NetworkSensor
+
+pytestmark = pytest.mark.engine
+
+DEBIAN = "garrison-test/debian:12"
+NGINX = "garrison-test/nginx:latest"
+
+# A listener on 127.0.0.1:9000 and a client holding a connection to it, then ready.
+TCP_PAIR = """
+import socket, time
+server = socket.create_server(("127.0.0.1", 9000))
+client = socket.create_connection(("127.0.0.1", 9000))
+peer, _ = server.accept()
+print("ready", flush=True)
+time.sleep(120)
+"""
+UDP_LISTENER = """
+import socket, time
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp.bind(("0.0.0.0", 5353))
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def info(container: Any) -> ContainerInfo:
+    container.reload()
+    return ContainerInfo(container.id, container.name, "", "", pid=container.attrs["State"]["Pid"])
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def python_container(run_container: Callable[..., Any], script: str) -> Any:
+    container = run_container(DEBIAN, ["python3", "-c", script])
+    assert wait_for(lambda: b"ready" in container.logs())
+    return container
+
+
+def poll_until(sensor: NetworkSensor, found: Callable[[NetEvent], bool]) -> list[NetEvent]:
+    """Poll until an event matches; all events seen on the way."""
+    seen: list[NetEvent] = []
+    assert wait_for(lambda: (seen.extend(sensor.poll_once()), any(map(found, seen)))[1])
+    return seen
+
+
+def test_nginx_listens_on_tcp_80_owned_by_nginx(run_container):
+    container = run_container(NGINX)
+    sensor = NetworkSensor(lambda e: None)
+    sensor.watch(info(container))
+    seen = poll_until(sensor, lambda e: e.kind == "listen" and e.local_port == 80)
+    (event,) = [e for e in seen if e.local_port == 80]
+    assert (event.container_id, event.protocol) == (container.id, "tcp")
+    assert event.pid in container_pids(container.id)
+    assert event.process_path == "/usr/sbin/nginx"
+
+
+def test_a_listening_port_is_reported_once(run_container):
+    container = run_container(NGINX)
+    sensor = NetworkSensor(lambda e: None)
+    sensor.watch(info(container))
+    poll_until(sensor, lambda e: e.local_port == 80)
+    assert [e for e in sensor.poll_once() if e.local_port == 80] == []
+
+
+def test_an_outbound_connection_names_the_remote_end_and_its_process(run_container):
+    container = python_container(run_container, TCP_PAIR)
+    sensor = NetworkSensor(lambda e: None)
+    sensor.watch(info(container))
+    seen = poll_until(sensor, lambda e: e.kind == "connect")
+    connects = [e for e in seen if e.kind == "connect"]
+    assert [(e.protocol, e.remote_ip, e.remote_port) for e in connects] == [
+        ("tcp", "127.0.0.1", 9000)
+    ]
+    assert connects[0].process_path.startswith("/usr/bin/python3")
+    assert ("listen", 9000) in {(e.kind, e.local_port) for e in seen}
+
+
+def test_a_bound_udp_socket_is_a_udp_listener(run_container):
+    container = python_container(run_container, UDP_LISTENER)
+    sensor = NetworkSensor(lambda e: None)
+    sensor.watch(info(container))
+    seen = poll_until(sensor, lambda e: e.protocol == "udp")
+    assert [(e.kind, e.local_ip, e.local_port) for e in seen] == [("listen", "0.0.0.0", 5353)]
+
+
+def test_only_watched_containers_are_reported(run_container):
+    watched = run_container(NGINX)
+    other = python_container(run_container, UDP_LISTENER)
+    sensor = NetworkSensor(lambda e: None)
+    sensor.watch(info(watched))
+    seen = poll_until(sensor, lambda e: e.local_port == 80)
+    assert {e.container_id for e in seen} == {watched.id}
+    assert other.id not in sensor.watched()
+
+
+def test_the_polling_thread_sends_events_to_the_sink_until_stopped(run_container):
+    container = run_container(NGINX)
+    received: list[NetEvent] = []
+    sensor = NetworkSensor(received.append, interval=0.05)
+    sensor.watch(info(container))
+    sensor.start()
+    try:
+        assert wait_for(lambda: any(e.local_port == 80 for e in received))
+    finally:
+        sensor.stop()
+    assert sensor.counters.events == len(received)
+    assert sensor.counters.errors == 0
+
+
+HOST_LISTENER = """
+import socket, time
+server = socket.create_server(("127.0.0.1", 0))
+print("ready", server.getsockname()[1], flush=True)
+time.sleep(120)
+"""
+
+
+def test_on_the_host_network_only_the_containers_own_sockets_are_reported(run_container):
+    # This test's own listener is a host socket in the same namespace: never the container's.
+    with socket.create_server(("127.0.0.1", 0)) as host_listener:
+        container = run_container(DEBIAN, ["python3", "-c", HOST_LISTENER], network_mode="host")
+        assert wait_for(lambda: b"ready" in container.logs())
+        port = int(container.logs().split()[1])
+        sensor = NetworkSensor(lambda e: None)
+        sensor.watch(info(container))
+        seen = poll_until(sensor, lambda e: e.local_port == port)
+        assert host_listener.getsockname()[1] not in {e.local_port for e in seen}
+    pids = container_pids(container.id)
+    assert all(e.pid in pids for e in seen)

@@ -1,0 +1,31 @@
+"""Helpers shared by tests (not fixtures): waiting without timing assertions, checked execs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import docker.models.containers
+import pytest
+
+WAIT = 60.0  # the most a test waits for something to happen; not a timing assertion
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = WAIT) -> Any:
+    """Poll ``probe`` until it returns something truthy; fail saying what never happened."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.1)
+
+
+def exec_ok(container: docker.models.containers.Container, cmd: list[str], **kw: Any) -> str:
+    """Run ``cmd`` in the container; fail the test unless it exits 0. Returns its output."""
+    code, output = container.exec_run(cmd, **kw)
+    assert code == 0, output
+    return bytes(output).decode()
