@@ -72,7 +72,12 @@ def test_unknown_process_after_learning_is_one_audit(start_defender: Start, run_
     deb = run_container("garrison-test/debian:12", ["sleep", "3600"], name="learned-deb")
     active_model(defender, "garrison-test/debian:12")
     deb.exec_run(["/usr/bin/nc", "-h"])
-    found = wait_audit(defender, "the nc audit", container="learned-deb", type="processes")
+
+    def anomalies() -> list[Audit]:
+        found = audits(defender, container="learned-deb", type="processes")
+        return [a for a in found if a.attackType == "unexpectedProcess"]
+
+    found = wait_for("the nc audit", anomalies)
     assert len(found) == 1
     audit = found[0]
     assert audit.attackType == "unexpectedProcess"
@@ -98,7 +103,9 @@ def test_busybox_applet_is_audited_by_the_name_it_was_called(
 
     def nc_audits() -> list[Audit]:
         found = audits(defender, container="learn-box", type="processes")
-        return [a for a in found if a.processPath == "/bin/nc"]
+        return [
+            a for a in found if a.processPath == "/bin/nc" and a.attackType == "unexpectedProcess"
+        ]
 
     nc = wait_for("the busybox nc audit", nc_audits)
     assert len(nc) == 1, nc

@@ -7,7 +7,17 @@ import sys
 import typer
 from rich.console import Console
 
-from garrison.cli import audits, authz, engine, models, policies, scan, vulndb
+from garrison.cli import (
+    audits,
+    authz,
+    containers,
+    engine,
+    models,
+    policies,
+    rules,
+    scan,
+    vulndb,
+)
 from garrison.cli.run import run
 from garrison.cli.status import status
 from garrison.errors import GarrisonError
@@ -23,6 +33,8 @@ app.command()(run)
 app.command()(status)
 app.add_typer(audits.app, name="audits")
 app.add_typer(models.app, name="models")
+app.add_typer(rules.app, name="rules")
+app.add_typer(containers.app, name="containers")
 app.add_typer(scan.app, name="scan")
 app.add_typer(policies.app, name="policies")
 app.add_typer(vulndb.app, name="vulndb")

@@ -12,10 +12,12 @@ from typing import Any
 
 from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
-from garrison.console import models
+from garrison.console import models, runtime_rules
 from garrison.console.inprocess import InProcessLink
 from garrison.model.clock import Clock, system_clock
 from garrison.model.commands import ModelCommand, ModelOp
+from garrison.policy import RuleSet, RuntimeRule
+from garrison.runtime.base import ContainerRuntime
 from garrison.store.base import BlockedContainer, Doc, Store, check_kind
 from garrison.store.sqlite import SQLiteStore
 
@@ -106,3 +108,25 @@ class Console:
 
     def list_blocked(self) -> list[BlockedContainer]:
         return self.store.list_blocked()
+
+    def blocked_with_audits(self) -> list[tuple[BlockedContainer, Audit | None]]:
+        """Blocked containers, each with the audit that blocked it."""
+        return [(b, runtime_rules.blocking_audit(self.store, b)) for b in self.list_blocked()]
+
+    def unblock(self, runtime: ContainerRuntime, ref: str) -> BlockedContainer:
+        return runtime_rules.unblock(self.store, runtime, ref)
+
+    # -- runtime rules ----------------------------------------------------------------------
+
+    def runtime_rules(self) -> RuleSet:
+        return runtime_rules.get_rules(self.store)
+
+    def apply_runtime_rules(self, rules: RuleSet) -> None:
+        """Replace the rules in force (a running defender takes them within a second)."""
+        runtime_rules.set_rules(self.store, rules)
+
+    def runtime_rule(self, name: str) -> RuntimeRule:
+        return runtime_rules.find_rule(self.runtime_rules(), name)
+
+    def delete_runtime_rule(self, name: str) -> RuleSet:
+        return runtime_rules.delete_rule(self.store, name)

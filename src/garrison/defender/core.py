@@ -17,19 +17,31 @@ from dataclasses import asdict
 from typing import Any
 
 from garrison import __version__
-from garrison.audit.record import Audit
 from garrison.config import Settings
 from garrison.console.link import ConsoleLink, sync_models
+from garrison.defender.actions import Actions
+from garrison.defender.enforce import Enforcer
+from garrison.defender.facts import exec_facts, file_facts
 from garrison.defender.inbox import Inbox
-from garrison.defender.judge import Judge
+from garrison.defender.judge import Judge, Judged
+from garrison.defender.policies import Policies
 from garrison.defender.sensorset import Event, SensorSet
-from garrison.errors import GarrisonError
+from garrison.errors import GarrisonError, InvalidInput
 from garrison.model.book import ModelBook
 from garrison.model.clock import Clock, system_clock
 from garrison.model.lifecycle import LearningConfig
+from garrison.model.runtime_model import RuntimeModel
+from garrison.policy import (
+    Decision,
+    EffectivePolicy,
+    evaluate_file,
+    evaluate_network,
+    evaluate_process,
+)
+from garrison.policy.stored import RUNTIME_KIND, rules_from_doc
 from garrison.runtime.base import ContainerInfo, ContainerRuntime
 from garrison.runtime.tracker import ContainerTracker, ListenerBase
-from garrison.sensors.events import FileEvent, NetEvent, ProcessEvent
+from garrison.sensors.events import FileEvent, ProcessEvent
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +66,16 @@ class Defender(ListenerBase):
                 settings.learning_period, settings.archive_after, settings.retention
             ),
         )
-        self.judge = Judge(self.book)
-        self.inbox: Inbox[Event] = Inbox()
-        self.sensors = SensorSet(
-            self.judge, self.inbox.put, self.judge.already_seen, settings.network_interval
-        )
+        self.inbox: Inbox[Event | Judged] = Inbox()
+        self.policies = Policies(settings.hostname)
+        self.judge = Judge(self.book, self.policies, self.inbox.put)
+        self.sensors = SensorSet(self.judge, self.inbox.put, settings.network_interval)
         self.tracker = ContainerTracker(runtime, [self])
+        self.enforcer = Enforcer(runtime, link)
+        self.actions = Actions(self.enforcer, link, settings.hostname)
+        self._model_states: dict[str, str] = {}
         self.handled = 0
         self.unmatched = 0  # events of containers no longer (or not yet) tracked
-        self.audits = 0
         self.started_at = time.time()
         self._stopping = asyncio.Event()
         self._next_status = 0.0
@@ -70,13 +83,18 @@ class Defender(ListenerBase):
     # -- container listener (called on the loop by the tracker) -------------------------------
 
     def on_start(self, info: ContainerInfo) -> None:
+        if info.id in self.enforcer.blocked:
+            self.actions.restarted_while_blocked(info)
+            return
         self.book.container_started(info)
-        self.sensors.watch(info)
+        policy = self.policies.add(info)
+        self.sensors.watch(info, guard_writes=policy.needs_open_perm)
         self.handle_events(list(self.sensors.processes.snapshot(info.id)))
-        log.info("watching %s (%s)", info.name, info.image_name)
+        log.info("watching %s (%s) under rule %r", info.name, info.image_name, policy.rule_name)
 
     def on_stop(self, container_id: str) -> None:
         self.sensors.unwatch(container_id)
+        self.policies.remove(container_id)
         self.book.container_stopped(container_id)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -92,6 +110,8 @@ class Defender(ListenerBase):
         self.inbox.bind(asyncio.get_running_loop())
         for error in self.book.load(await asyncio.to_thread(self.link.load_models)):
             log.warning("stored model skipped: %s", error)
+        await self.enforcer.load()
+        self._sync_rules()
         self.sensors.start()
         await self.tracker.start(wait_for_runtime=True)
 
@@ -112,49 +132,86 @@ class Defender(ListenerBase):
         """Stop following, release the kernel (waiting execs go on), store what is left."""
         await self.tracker.stop()
         self.sensors.stop()
+        await self.actions.drain()
         self.handle_events(self.inbox.drain(limit=len(self.inbox) + 1))
         self.tick(force_status=True)
         await asyncio.to_thread(self.link.flush, 10.0)
 
     # -- work ----------------------------------------------------------------------------------
 
-    def handle_events(self, events: list[Event]) -> None:
-        for event in events:
+    def handle_events(self, items: list[Event | Judged]) -> None:
+        for item in items:
             try:
-                audit = self._observe(event)
+                self._handle(item)
             except GarrisonError as exc:  # a bad event never stops the defender
-                log.warning("event of %s dropped: %s", event.container_id[:12], exc)
-                continue
-            if audit is not None:
-                self.link.report_audit(audit)
-                self.audits += 1
+                log.warning("event of %s dropped: %s", item.container_id[:12], exc)
 
-    def _observe(self, event: Event) -> Audit | None:
-        model = self.book.for_container(event.container_id)
-        container = self.tracker.get(event.container_id)
-        if model is None or container is None:
+    def _handle(self, item: Event | Judged) -> None:
+        container = self.tracker.get(item.container_id)
+        model = self.book.for_container(item.container_id)
+        policy = self.policies.for_container(item.container_id)
+        if container is None or model is None or policy is None:
             self.unmatched += 1
-            return None
+            return
         self.handled += 1
+        if isinstance(item, Judged):
+            self.actions.act(container, model, item.event, item.decisions, refused=item.refused)
+            return
+        found = self._evaluate(item, container, model, policy)
+        if found:
+            self.actions.act(container, model, item, found, refused=False)
+
+    def _evaluate(
+        self, event: Event, container: ContainerInfo, model: RuntimeModel, policy: EffectivePolicy
+    ) -> list[Decision]:
+        """Learn from the event; find what is wrong with it unless that was judged already
+        in the permission path (execs seen by fanotify, writes refused at open)."""
         host = self.settings.hostname
         if isinstance(event, ProcessEvent):
-            return model.observe_process(event, container, host)
+            model.observe_process(event, container, host)
+            if event.source == "fanotify":
+                return []
+            return evaluate_process(policy, model, event, exec_facts(event, container.upper_dir))
         if isinstance(event, FileEvent):
-            return model.observe_file(event, container, host)
-        if isinstance(event, NetEvent):
-            return model.observe_net(event, container, host)
-        return None
+            model.observe_file(event, container, host)
+            return evaluate_file(policy, model, event, file_facts(event, container))
+        model.observe_net(event, container, host)
+        return evaluate_network(policy, model, event)
 
     def tick(self, force_status: bool = False) -> None:
         """Each second: user commands, learning time, model saves; the status now and then."""
         try:
             sync_models(self.book, self.link)
+            self._sync_rules()
+            self.enforcer.blocked = {r.container_id for r in self.link.list_blocked()}
         except GarrisonError as exc:
-            log.error("model sync failed (will retry): %s", exc)
+            log.error("sync with the store failed (will retry): %s", exc)
+        self._check_model_states()
         now = time.monotonic()
         if force_status or now >= self._next_status:
             self.link.report_status(self.status())
             self._next_status = now + self.settings.status_interval
+
+    def _sync_rules(self) -> None:
+        """Runtime rules from the store: swapped in when they changed (within a second)."""
+        try:
+            rules = rules_from_doc(self.link.get_policy(RUNTIME_KIND))
+        except InvalidInput as exc:
+            log.error("%s; the rules in force stay", exc)
+            return
+        if self.policies.swap(rules):
+            self.sensors.forget_ignores()
+            for container_id in self.tracker.containers():
+                policy = self.policies.for_container(container_id)
+                if policy is not None:
+                    self.sensors.guard_writes(container_id, policy.needs_open_perm)
+
+    def _check_model_states(self) -> None:
+        """A model that left or entered *active* changes what the kernel may skip."""
+        states = {m.profile_id: str(m.state) for m in self.book}
+        if any(self._model_states.get(k) == "active" != v for k, v in states.items()):
+            self.sensors.forget_ignores()
+        self._model_states = states
 
     def status(self) -> dict[str, Any]:
         states: dict[str, int] = {}
@@ -176,7 +233,14 @@ class Defender(ListenerBase):
                 "unmatched": self.unmatched,
                 "verdicts": self.judge.verdicts,
             },
-            "audits": self.audits,
+            "audits": self.actions.audits,
+            "rules": self.policies.engine.version[:12],
+            "enforcement": {
+                "blocks": self.enforcer.blocks,
+                "kills": self.enforcer.kills,
+                "failures": self.enforcer.failures,
+                "blocked": len(self.enforcer.blocked),
+            },
             "sensors": self.sensors.counters(),
             "tracker": asdict(self.tracker.stats),
         }

@@ -1,50 +1,111 @@
-"""Verdicts on exec permission events: from memory, at once, on the sensor's thread.
+"""Verdicts on permission events: from memory, at once, on the sensors' threads.
 
-This issue's judge always lets the exec run. It answers ``ALLOW_ALWAYS`` — a kernel ignore
-mark, so the kernel stops asking — only for a file an *active* model already knows, asked for
-by its own name (not through a link to a multi-call binary such as busybox). The proc
-connector still records those execs, after the fact.
+An exec (or an open for writing, in guarded containers) is evaluated against the container's
+policy and model. Findings go to the defender's loop as a ``Judged`` record (audits, block);
+the verdict goes back to the kernel: DENY on prevent or block. ``ALLOW_ALWAYS`` — a kernel
+ignore mark, so the kernel stops asking — only for a file no exec of which could be refused
+(``garrison.policy.exec_ignorable``); the proc connector still records those execs.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from garrison.defender.facts import exec_facts
+from garrison.defender.policies import Policies
 from garrison.model.book import ModelBook
-from garrison.model.lifecycle import State
-from garrison.sensors.events import ProcessEvent, Verdict
+from garrison.policy import (
+    NO_MODEL,
+    Decision,
+    FileFacts,
+    ModelView,
+    evaluate_file,
+    evaluate_process,
+    exec_ignorable,
+    verdict_of,
+)
+from garrison.sensors.events import FileEvent, ProcessEvent, Verdict
 
 SEEN_SECONDS = 5.0
 SEEN_MAX = 65_536
 
 
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """Findings on an event, strongest first; ``refused``: the kernel was told DENY."""
+
+    event: ProcessEvent | FileEvent
+    decisions: tuple[Decision, ...]
+    refused: bool
+
+    @property
+    def container_id(self) -> str:
+        return self.event.container_id
+
+
 class Judge:
-    def __init__(self, book: ModelBook) -> None:
+    def __init__(
+        self, book: ModelBook, policies: Policies, report: Callable[[Judged], None]
+    ) -> None:
         self.book = book
+        self.policies = policies
+        self.report = report
         self.verdicts = 0
         self._seen: dict[int, float] = {}
 
+    def _model(self, container_id: str) -> ModelView:
+        return self.book.for_container(container_id) or NO_MODEL
+
     def __call__(self, event: ProcessEvent) -> Verdict:
+        """An exec (``ExecJudge``)."""
         self.verdicts += 1
-        seen = self._seen
-        if len(seen) >= SEEN_MAX:
-            self._prune()
-        seen[event.pid] = time.monotonic()
-        model = self.book.for_container(event.container_id)
-        if (
-            model is not None
-            and model.state is State.ACTIVE
-            and event.resolved_path == event.path
-            and model.knows_process(event.path)
-        ):
+        self._remember(event.pid)
+        policy = self.policies.for_container(event.container_id)
+        if policy is None:  # not (or no longer) a container this defender follows
+            return Verdict.ALLOW
+        model = self._model(event.container_id)
+        facts = exec_facts(event, self.policies.upper_dir(event.container_id))
+        decisions = evaluate_process(policy, model, event, facts)
+        if decisions:
+            verdict = verdict_of(decisions)
+            self.report(Judged(event, tuple(decisions), verdict is Verdict.DENY))
+            return verdict
+        if exec_ignorable(policy, model, event, facts):
             return Verdict.ALLOW_ALWAYS
         return Verdict.ALLOW
+
+    def file(self, event: FileEvent) -> Verdict:
+        """An open for writing in a guarded container (``FileJudge``). Alerts are left to the
+        write's notification, after the fact; only what refuses is acted on here."""
+        policy = self.policies.for_container(event.container_id)
+        if policy is None:
+            return Verdict.ALLOW
+        decisions = evaluate_file(policy, self._model(event.container_id), event, FileFacts())
+        acting = tuple(d for d in decisions if d.effect != "alert")
+        if not acting:
+            return Verdict.ALLOW
+        self.report(Judged(event, acting, True))
+        return Verdict.DENY
+
+    def may_deny(self, container_id: str, path: str) -> bool:
+        """Could a write to ``path`` be refused? False lets the guard ignore the file."""
+        policy = self.policies.for_container(container_id)
+        if policy is None:
+            return False
+        probe = FileEvent(container_id, path, "write", 0, "", 0.0)
+        found = evaluate_file(policy, self._model(container_id), probe, FileFacts())
+        custom = any(c.effect != "alert" for c in policy.filesystem.custom)
+        return custom or any(d.effect != "alert" for d in found)
 
     def already_seen(self, pid: int) -> bool:
         """Did the fanotify sensor report this pid's exec a moment ago? (proc connector dedup)"""
         when = self._seen.get(pid)
         return when is not None and time.monotonic() - when < SEEN_SECONDS
 
-    def _prune(self) -> None:
-        cutoff = time.monotonic() - SEEN_SECONDS
-        self._seen = {pid: t for pid, t in list(self._seen.items()) if t >= cutoff}
+    def _remember(self, pid: int) -> None:
+        if len(self._seen) >= SEEN_MAX:
+            cutoff = time.monotonic() - SEEN_SECONDS
+            self._seen = {p: t for p, t in list(self._seen.items()) if t >= cutoff}
+        self._seen[pid] = time.monotonic()

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
+from garrison.defender.judge import Judge
 from garrison.errors import GarrisonError, SensorError
 from garrison.runtime.base import ContainerInfo
-from garrison.sensors.events import ExecJudge, FileEvent, NetEvent, ProcessEvent, SensorCounters
+from garrison.sensors.events import FileEvent, NetEvent, ProcessEvent, SensorCounters
 from garrison.sensors.exec_sensor import ExecSensor
 from garrison.sensors.file_sensor import FileSensor
 from garrison.sensors.network import NetworkSensor
@@ -30,15 +31,11 @@ Event = ProcessEvent | FileEvent | NetEvent
 
 class SensorSet:
     def __init__(
-        self,
-        judge: ExecJudge,
-        sink: Callable[[Event], None],
-        already_seen: Callable[[int], bool],
-        network_interval: float = 1.0,
+        self, judge: Judge, sink: Callable[[Event], None], network_interval: float = 1.0
     ) -> None:
         self.exec = ExecSensor(judge, sink)
-        self.files = FileSensor(sink)
-        self.processes = ProcessTracker(sink, already_seen)
+        self.files = FileSensor(sink, judge=judge.file, may_deny=judge.may_deny)
+        self.processes = ProcessTracker(sink, judge.already_seen)
         self.connector = ProcConnector(self.processes)
         self.network = NetworkSensor(sink, network_interval)
         self.started: list[str] = []
@@ -63,11 +60,16 @@ class SensorSet:
             with contextlib.suppress(GarrisonError, OSError):
                 stop()
 
-    def watch(self, container: ContainerInfo) -> None:
-        """Follow a running container; a container that vanished meanwhile is skipped."""
+    def watch(self, container: ContainerInfo, guard_writes: bool = False) -> None:
+        """Follow a running container (``guard_writes``: judge its opens for writing too);
+        a container that vanished meanwhile is skipped."""
+
+        def files(info: ContainerInfo) -> None:
+            self.files.watch(info, prevent=guard_writes)
+
         watchers: tuple[tuple[str, Callable[[ContainerInfo], None]], ...] = (
             ("exec", self.exec.watch),
-            ("files", self.files.watch),
+            ("files", files),
             ("processes", self._watch_processes),
             ("network", self.network.watch),
         )
@@ -79,6 +81,20 @@ class SensorSet:
 
     def _watch_processes(self, container: ContainerInfo) -> None:
         self.processes.watch(container.id)
+
+    def guard_writes(self, container_id: str, guard: bool) -> None:
+        try:
+            self.files.set_prevent(container_id, guard)
+        except (GarrisonError, OSError) as exc:
+            log.warning("files: cannot guard %s: %s", container_id[:12], exc)
+
+    def forget_ignores(self) -> None:
+        """Rules or models changed: the kernel must ask about every file again."""
+        for forget in (self.exec.forget_ignores, self.files.forget_ignores):
+            try:
+                forget()
+            except (GarrisonError, OSError) as exc:
+                log.error("ignore marks not dropped: %s", exc)
 
     def unwatch(self, container_id: str) -> None:
         for unwatch in (

@@ -73,6 +73,24 @@ class RuntimeModel:
     def knows_process(self, path: str) -> bool:
         return path in self.contents.processes
 
+    # The rest of garrison.policy.ModelView: what the verdict engine asks of a model.
+
+    def knows_parent(self, path: str, parent: str) -> bool:
+        entry = self.contents.processes.get(path)
+        return entry is not None and parent in entry.parents
+
+    def knows_listening(self, protocol: str, port: int) -> bool:
+        return self.contents.knows_listening(protocol, port)
+
+    def knows_outbound_port(self, protocol: str, port: int) -> bool:
+        return self.contents.knows_outbound_port(protocol, port)
+
+    def knows_outbound_address(self, address: str) -> bool:
+        return self.contents.knows_outbound_address(address)
+
+    def knows_write(self, path: str) -> bool:
+        return self.contents.knows_write(path)
+
     def observe_process(
         self, event: ProcessEvent, container: ContainerInfo, host: str
     ) -> Audit | None:

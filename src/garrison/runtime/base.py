@@ -40,6 +40,7 @@ class ContainerInfo:
     labels: Mapping[str, str] = field(default_factory=dict)
     pid: int = 0  # host pid of the container's first process; 0 when not running
     merged_dir: str | None = None  # overlay MergedDir: the root file system seen from the host
+    upper_dir: str | None = None  # overlay UpperDir: what the container created or changed
     restart_policy: RestartPolicy = RestartPolicy()
     running: bool = False
     hostname: str = ""

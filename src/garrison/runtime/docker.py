@@ -219,6 +219,7 @@ def info_from_inspect(data: Json, digest: str | None = None) -> ContainerInfo:
         labels=dict(config.get("Labels") or {}),
         pid=int(state.get("Pid") or 0) if running else 0,
         merged_dir=((data.get("GraphDriver") or {}).get("Data") or {}).get("MergedDir"),
+        upper_dir=((data.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir"),
         restart_policy=_restart_policy((data.get("HostConfig") or {}).get("RestartPolicy")),
         running=running,
         hostname=config.get("Hostname") or "",

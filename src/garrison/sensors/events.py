@@ -39,6 +39,7 @@ class ProcessEvent:
     time: float
     source: ProcessSource = "fanotify"
     resolved_path: str = ""  # the file really executed ("/bin/busybox"), when known
+    file_mode: int | None = None  # st_mode of the file executed, when known (setuid checks)
 
     @property
     def command(self) -> str:

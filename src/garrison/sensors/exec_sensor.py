@@ -108,6 +108,14 @@ class ExecSensor:
     def watched(self) -> list[str]:
         return [root.container_id for root in self._roots.all()]
 
+    def forget_ignores(self) -> None:
+        """Drop every ignore mark (rules or a model changed: known files are judged again).
+        FAN_MARK_FLUSH without FAN_MARK_FILESYSTEM removes inode marks only (fanotify_mark(2));
+        the loader's comes back at its next event."""
+        if self._group is not None:
+            self._group.mark(fan.FAN_MARK_FLUSH, 0, None)
+            self._pending.clear()
+
     def _mark(self, root: WatchedRoot, flags: int) -> None:
         if self._group is not None:
             mask = fan.FAN_OPEN_EXEC_PERM
@@ -165,7 +173,8 @@ class ExecSensor:
 
     def _event(self, raw: fan.RawEvent) -> ProcessEvent | None:
         """The ProcessEvent to judge; None for an event that needs no judging."""
-        root = self._roots.by_dev.get(os.fstat(raw.fd).st_dev)
+        st = os.fstat(raw.fd)
+        root = self._roots.by_dev.get(st.st_dev)
         if root is None:
             self._count("unknown_device")
             return None
@@ -177,7 +186,7 @@ class ExecSensor:
         resolved = root.container_path(os.readlink(f"/proc/self/fd/{raw.fd}"))
         if self._is_follow_on(raw, call, request, resolved):
             return None
-        return self._build(raw.pid, root, request, resolved)
+        return self._build(raw.pid, root, request, resolved, st.st_mode)
 
     def _is_follow_on(
         self, raw: fan.RawEvent, call: Syscall, request: ExecRequest, resolved: str
@@ -196,7 +205,7 @@ class ExecSensor:
         return False
 
     def _build(
-        self, tid: int, root: WatchedRoot, request: ExecRequest, resolved: str
+        self, tid: int, root: WatchedRoot, request: ExecRequest, resolved: str, mode: int
     ) -> ProcessEvent:
         status = self.procfs.status(tid)
         path = self.procfs.exec_path(tid, request)
@@ -212,6 +221,7 @@ class ExecSensor:
             time=time.time(),
             source="fanotify",
             resolved_path=resolved,
+            file_mode=mode,
         )
 
     def _parent_path(self, root: WatchedRoot, ppid: int) -> str:

@@ -101,6 +101,11 @@ class FileGuard:
     def guarded(self) -> list[str]:
         return [root.container_id for root in self._roots.all()]
 
+    def forget_ignores(self) -> None:
+        """Drop the ignore marks of files ``may_deny`` cleared (its answers changed)."""
+        if self._group is not None:
+            self._group.mark(fan.FAN_MARK_FLUSH, 0, None)
+
     def _mark(self, root: WatchedRoot, flags: int) -> None:
         if self._group is not None:
             mask = fan.FAN_OPEN_PERM

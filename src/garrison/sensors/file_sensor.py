@@ -144,6 +144,10 @@ class FileSensor:
         else:
             self._guard.release(container_id)
 
+    def forget_ignores(self) -> None:
+        if self._guard is not None:
+            self._guard.forget_ignores()
+
     def guarded(self) -> list[str]:
         return self._guard.guarded() if self._guard is not None else []
 

@@ -1,0 +1,55 @@
+"""``garrison containers``: containers Garrison blocked, and letting them run again."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, when
+from garrison.config import DEFAULT_DATA_DIR
+from garrison.runtime.docker import DockerRuntime
+
+app = typer.Typer(help="Containers Garrison blocked.", no_args_is_help=True)
+
+DockerHost = Annotated[
+    str | None,
+    typer.Option("--docker-host", envvar="DOCKER_HOST", help="Docker engine of the container."),
+]
+
+
+@app.command()
+def blocked(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False) -> None:
+    """List blocked containers with the audit that blocked them."""
+    with open_console(data_dir) as console:
+        rows = console.blocked_with_audits()
+    if as_json:
+        print_json([{**b.to_json(), "audit": a.to_json() if a else None} for b, a in rows])
+        return
+    table = Table("container", "id", "image", "blocked at", "restart policy", "why")
+    for record, audit in rows:
+        table.add_row(
+            record.name, record.container_id[:12], record.image, when(record.time),
+            record.restart_policy.name, audit.msg if audit else "-",
+        )  # fmt: skip
+    out.print(table)
+
+
+@app.command()
+def unblock(
+    container: Annotated[str, typer.Argument(help="Container name or id prefix.")],
+    docker_host: DockerHost = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Restore the container's original restart policy and clear the block.
+
+    It does not start the container: `docker start` it when you are ready.
+    """
+    runtime = DockerRuntime(docker_host)
+    try:
+        with open_console(data_dir) as console:
+            record = console.unblock(runtime, container)
+    finally:
+        runtime.close()
+    out.print(f"{record.name} unblocked; restart policy {record.restart_policy.name!r} restored.")
