@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import threading
 from collections.abc import Iterable, Iterator
+from queue import Empty, Queue
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -31,3 +34,41 @@ class ChunkReader(io.RawIOBase):
         view[:size] = self._pending[:size]
         self._pending = self._pending[size:]
         return size
+
+
+class _End:
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+
+def prefetched(chunks: Iterable[bytes], depth: int = 32) -> Iterator[bytes]:
+    """Pull ``chunks`` on a thread of its own, up to ``depth`` ahead, so that the engine
+    producing an image archive and the parsing of it overlap (the socket read releases the
+    GIL). An error on the producing side is raised here, in order."""
+    queue: Queue[bytes | _End] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def pull() -> None:
+        try:
+            for chunk in chunks:
+                if stop.is_set():
+                    return
+                queue.put(chunk)
+        except BaseException as exc:  # handed over to the consumer, raised there
+            queue.put(_End(exc))
+        else:
+            queue.put(_End())
+
+    thread = threading.Thread(target=pull, name="garrison-image-reader", daemon=True)
+    thread.start()
+    try:
+        while not isinstance(item := queue.get(), _End):
+            yield item
+        if item.error is not None:
+            raise item.error
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(Empty):
+                queue.get_nowait()
+            thread.join(0.01)

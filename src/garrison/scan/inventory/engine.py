@@ -18,7 +18,7 @@ import requests.exceptions
 from garrison.errors import NotFound, RuntimeUnavailable, ScanError
 from garrison.scan.inventory.archive import read_layers
 from garrison.scan.inventory.build import inventory_from_files
-from garrison.scan.inventory.chunks import ChunkReader
+from garrison.scan.inventory.chunks import ChunkReader, prefetched
 from garrison.scan.types import Inventory
 
 CHUNK = 1024 * 1024
@@ -28,7 +28,9 @@ def inventory_of(client: docker.DockerClient, image: str) -> Inventory:
     """The inventory of an image (name or id) on the engine, read from ``docker save``."""
     with _docker_errors(image):
         found = client.images.get(image)
-        rootfs = read_layers(io.BufferedReader(ChunkReader(found.save(chunk_size=CHUNK)), CHUNK))
+        rootfs = read_layers(
+            io.BufferedReader(ChunkReader(prefetched(found.save(chunk_size=CHUNK))), CHUNK)
+        )
     return inventory_from_files(rootfs.files, str(found.id), image, rootfs.skipped)
 
 
