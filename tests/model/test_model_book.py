@@ -44,6 +44,18 @@ def test_changed_returns_each_change_once_and_running_learners_every_time():
     assert book.changed() == []
 
 
+def test_a_model_that_turned_active_on_the_hot_path_is_saved_as_active():
+    clock = FakeClock()
+    book = make_book(clock)
+    model = book.container_started(container("a"))
+    book.changed()
+    clock.advance(11)
+    assert not model.is_learning()  # the verdict path ends learning, before any tick
+    docs = book.changed()
+    assert [d["state"] for d in docs] == ["active"]
+    assert book.changed() == []
+
+
 def test_commands_reach_the_model_they_name():
     clock = FakeClock()
     book = make_book(clock)

@@ -39,7 +39,7 @@ def _cell(key: str, value: object) -> str:
 
 
 @app.command()
-def show(ref: Ref, data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = True) -> None:
+def show(ref: Ref, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Show one model whole (JSON)."""
     with open_console(data_dir) as console:
         doc = console.show_model(ref)

@@ -52,22 +52,27 @@ def resolve_docker_host(docker_host: str | None, engine_dir: Path) -> str:
 def run(
     docker_host: Annotated[
         str | None,
-        typer.Option("--docker-host", envvar="DOCKER_HOST", help="Docker engine to defend."),
+        typer.Option(
+            "--docker-host",
+            help="Docker engine to defend (env GARRISON_DOCKER_HOST, then DOCKER_HOST).",
+        ),
     ] = None,
     data_dir: Annotated[
         Path | None,
-        typer.Option("--data-dir", help="Store folder [env GARRISON_DATA_DIR; /var/lib/garrison]."),
+        typer.Option(
+            "--data-dir", help="Store folder (env GARRISON_DATA_DIR; default /var/lib/garrison)."
+        ),
     ] = None,
     learning_period: Annotated[
         str | None,
         typer.Option(
             "--learning-period",
-            help="Learning time per image model (90, 30s, 15m, 1h) [env GARRISON_LEARNING_PERIOD].",
+            help="Learning time per image model: 90, 30s, 15m, 1h (default 1h).",
         ),
     ] = None,
     network_interval: Annotated[
         str | None,
-        typer.Option("--network-interval", help="Socket polling interval [default 1s]."),
+        typer.Option("--network-interval", help="Socket polling interval (default 1s)."),
     ] = None,
     config: Annotated[
         Path | None,

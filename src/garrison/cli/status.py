@@ -24,7 +24,8 @@ def status(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False) -> Non
         out.print("No defender has reported yet (start one with `garrison run`).")
     else:
         age = time.time() - float(defender.get("updatedAt", 0))
-        state = "running" if age < STALE_SECONDS else f"silent for {age:.0f} s"
+        stale = max(STALE_SECONDS, 3 * float(defender.get("statusInterval", 0)))
+        state = "running" if age < stale else f"silent for {age:.0f} s"
         out.print(
             f"defender {state} on {defender.get('hostname')} (pid {defender.get('pid')}), "
             f"since {when(defender.get('startedAt'))}; "

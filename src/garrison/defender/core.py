@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
 WAIT_SECONDS = 0.05
+PRUNE_SECONDS = 30.0
 
 
 class Defender(ListenerBase):
@@ -79,6 +80,7 @@ class Defender(ListenerBase):
         self.started_at = time.time()
         self._stopping = asyncio.Event()
         self._next_status = 0.0
+        self._next_prune = 0.0
 
     # -- container listener (called on the loop by the tracker) -------------------------------
 
@@ -188,6 +190,9 @@ class Defender(ListenerBase):
             log.error("sync with the store failed (will retry): %s", exc)
         self._check_model_states()
         now = time.monotonic()
+        if now >= self._next_prune:  # exits the proc connector lost leave stale entries
+            self.sensors.processes.prune()
+            self._next_prune = now + PRUNE_SECONDS
         if force_status or now >= self._next_status:
             self.link.report_status(self.status())
             self._next_status = now + self.settings.status_interval
@@ -224,6 +229,7 @@ class Defender(ListenerBase):
             "startedAt": self.started_at,
             "updatedAt": time.time(),
             "dockerHost": self.settings.docker_host or "",
+            "statusInterval": self.settings.status_interval,
             "containers": len(self.tracker.containers()),
             "models": states,
             "events": {

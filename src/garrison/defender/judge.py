@@ -53,7 +53,7 @@ class Judge:
         self.policies = policies
         self.report = report
         self.verdicts = 0
-        self._seen: dict[int, float] = {}
+        self._seen: dict[int, tuple[float, str]] = {}  # pid → (when, file executed)
 
     def _model(self, container_id: str) -> ModelView:
         return self.book.for_container(container_id) or NO_MODEL
@@ -61,7 +61,7 @@ class Judge:
     def __call__(self, event: ProcessEvent) -> Verdict:
         """An exec (``ExecJudge``)."""
         self.verdicts += 1
-        self._remember(event.pid)
+        self._remember(event)
         policy = self.policies.for_container(event.container_id)
         if policy is None:  # not (or no longer) a container this defender follows
             return Verdict.ALLOW
@@ -99,13 +99,14 @@ class Judge:
         custom = any(c.effect != "alert" for c in policy.filesystem.custom)
         return custom or any(d.effect != "alert" for d in found)
 
-    def already_seen(self, pid: int) -> bool:
-        """Did the fanotify sensor report this pid's exec a moment ago? (proc connector dedup)"""
-        when = self._seen.get(pid)
-        return when is not None and time.monotonic() - when < SEEN_SECONDS
+    def already_seen(self, pid: int, exe: str) -> bool:
+        """Did the fanotify sensor judge this exec of this pid a moment ago? (proc connector
+        dedup: the same pid exec'ing another file — ``sh -c 'exec /volume/x'`` — is new)."""
+        seen = self._seen.get(pid)
+        return seen is not None and seen[1] == exe and time.monotonic() - seen[0] < SEEN_SECONDS
 
-    def _remember(self, pid: int) -> None:
+    def _remember(self, event: ProcessEvent) -> None:
         if len(self._seen) >= SEEN_MAX:
             cutoff = time.monotonic() - SEEN_SECONDS
-            self._seen = {p: t for p, t in list(self._seen.items()) if t >= cutoff}
-        self._seen[pid] = time.monotonic()
+            self._seen = {p: s for p, s in list(self._seen.items()) if s[0] >= cutoff}
+        self._seen[event.pid] = (time.monotonic(), event.resolved_path or event.path)

@@ -33,7 +33,7 @@ class ModelBook:
         self.cluster = cluster
         self._models: dict[str, RuntimeModel] = {}
         self._by_container: dict[str, RuntimeModel] = {}
-        self._saved: dict[str, int] = {}
+        self._saved: dict[str, tuple[int, State]] = {}  # what was saved: revision, state
 
     def __iter__(self) -> Iterator[RuntimeModel]:
         return iter(list(self._models.values()))
@@ -58,7 +58,7 @@ class ModelBook:
                 errors.append(exc)
                 continue
             self._models[model.profile_id] = model
-            self._saved[model.profile_id] = model.revision
+            self._saved[model.profile_id] = (model.revision, model.state)
         return errors
 
     def container_started(self, container: ContainerInfo) -> RuntimeModel:
@@ -95,9 +95,12 @@ class ModelBook:
         docs = []
         for model in self._models.values():
             running = model.state is State.LEARNING and bool(model.life.running)
-            if running or self._saved.get(model.profile_id) != model.revision:
+            saved = self._saved.get(model.profile_id)
+            # A model turns active on the hot path too (is_learning() ends learning on time,
+            # between ticks): a state unlike the saved one is a change.
+            if running or saved != (model.revision, model.state):
                 docs.append(model.to_doc())
-                self._saved[model.profile_id] = model.revision
+                self._saved[model.profile_id] = (model.revision, model.state)
         return docs
 
     def apply(self, command: ModelCommand) -> bool:

@@ -28,6 +28,7 @@ from garrison.runtime.base import ContainerInfo
 from garrison.sensors import fanotify as fan
 from garrison.sensors.events import ExecJudge, ProcessEvent, SensorCounters, Verdict
 from garrison.sensors.fanotify_loop import ReaderThread, RootTable, WatchedRoot
+from garrison.sensors.multicall import applet_path, is_multicall, is_self_exe
 from garrison.sensors.passwd import open_in_root
 from garrison.sensors.procfs import ExecRequest, ProcFS, Syscall
 
@@ -208,12 +209,15 @@ class ExecSensor:
         self, tid: int, root: WatchedRoot, request: ExecRequest, resolved: str, mode: int
     ) -> ProcessEvent:
         status = self.procfs.status(tid)
-        path = self.procfs.exec_path(tid, request)
+        path = root.container_path(self.procfs.exec_path(tid, request))
+        if is_self_exe(path) and is_multicall(resolved) and request.argv:
+            # busybox's shell runs an applet as /proc/self/exe: record the applet's name
+            path = applet_path(root.merged_dir, request.argv[0]) or resolved
         return ProcessEvent(
             container_id=root.container_id,
             pid=status.tgid,
             ppid=status.ppid,
-            path=root.container_path(path),
+            path=path,
             argv=request.argv,
             uid=status.uid,
             user=root.users.name(status.uid),

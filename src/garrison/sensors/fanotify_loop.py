@@ -113,7 +113,10 @@ class ReaderThread:
             try:
                 batch = self.group.read()
             except SensorError:
-                log.exception("fanotify read failed; the sensor stops")
+                # Nobody would answer the events still queued: close the group, and the
+                # kernel lets them (and every later one) through.
+                log.exception("fanotify read failed; the sensor stops and releases its marks")
+                self.group.close()
                 return
             for raw in batch:
                 self._handle_one(raw)

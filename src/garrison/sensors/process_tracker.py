@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import posixpath
 import threading
 import time
 from collections.abc import Callable
@@ -23,12 +22,10 @@ from dataclasses import dataclass
 from garrison.errors import ProcessGone, SensorError
 from garrison.sensors.cgroup import CGROUP_ROOT, container_of_pid, container_pids
 from garrison.sensors.events import ProcessEvent, SensorCounters
+from garrison.sensors.multicall import applet_path, is_multicall
 from garrison.sensors.passwd import UserNames
 from garrison.sensors.proc_connector import ExecEvent, ExitEvent, ForkEvent, ProcEvent
 from garrison.sensors.procfs import ProcFS
-
-MULTICALL = frozenset({"busybox", "toybox"})
-SEARCH_PATH = ("/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin")
 
 
 @dataclass(slots=True)
@@ -56,7 +53,7 @@ class ProcessTracker:
     """Process trees of watched containers, fed by a :class:`ProcConnector`.
 
     For every exec in a watched container it calls ``on_exec`` with the process (its ``exe``
-    "" when it was gone before it could be read). Unless ``already_seen(pid)`` (supplied by
+    "" when it was gone before it could be read). Unless ``already_seen(pid, exe)`` (supplied by
     the defender) says the fanotify exec sensor reported that exec, it also sends a
     :class:`ProcessEvent` to ``sink``: in practice, binaries outside the root file system.
     Exits go to ``on_exit``. Everything runs on the connector's thread: callbacks must not
@@ -66,7 +63,7 @@ class ProcessTracker:
     def __init__(
         self,
         sink: Callable[[ProcessEvent], None],
-        already_seen: Callable[[int], bool] = lambda pid: False,
+        already_seen: Callable[[int, str], bool] = lambda pid, exe: False,
         *,
         on_exec: Callable[[TrackedProcess], None] | None = None,
         on_exit: Callable[[ProcessExit], None] | None = None,
@@ -154,7 +151,7 @@ class ProcessTracker:
             self.counters.late += 1
         if self.on_exec is not None:
             self.on_exec(node)
-        if not node.exe or self.already_seen(pid):
+        if not node.exe or self.already_seen(pid, node.exe):
             return
         event = self._process_event(node)
         if event is None:
@@ -201,19 +198,10 @@ class ProcessTracker:
         )
 
     def _requested_path(self, node: TrackedProcess, argv: tuple[str, ...]) -> str:
-        """For a multi-call binary (busybox) /proc only knows ``/bin/busybox``: the applet
-        is the name it was called by, argv[0], found on the usual PATH of the container."""
-        if posixpath.basename(node.exe) not in MULTICALL or not argv or not argv[0]:
+        """For a multi-call binary (busybox) the applet: the name it was called by."""
+        if not is_multicall(node.exe) or not argv:
             return node.exe
-        name = argv[0]
-        if name.startswith("/"):
-            return name
-        root = self._proc.path(node.pid, "root")
-        for folder in SEARCH_PATH:
-            candidate = posixpath.join(folder, posixpath.basename(name))
-            if os.path.lexists(root + candidate):
-                return candidate
-        return node.exe
+        return applet_path(self._proc.path(node.pid, "root"), argv[0]) or node.exe
 
     def _parent_path(self, node: TrackedProcess, ppid: int) -> str:
         """The parent's executable; "" when it lives outside the container (runc, the shim
