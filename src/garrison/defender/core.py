@@ -85,7 +85,7 @@ class Defender(ListenerBase):
     # -- container listener (called on the loop by the tracker) -------------------------------
 
     def on_start(self, info: ContainerInfo) -> None:
-        if info.id in self.enforcer.blocked:
+        if info.id in self.enforcer.blocked and self._still_blocked(info.id):
             self.actions.restarted_while_blocked(info)
             return
         self.book.container_started(info)
@@ -93,6 +93,15 @@ class Defender(ListenerBase):
         self.sensors.watch(info, guard_writes=policy.needs_open_perm)
         self.handle_events(list(self.sensors.processes.snapshot(info.id)))
         log.info("watching %s (%s) under rule %r", info.name, info.image_name, policy.rule_name)
+
+    def _still_blocked(self, container_id: str) -> bool:
+        """Ask the store, not the copy of a second ago: ``unblock`` then ``docker start``
+        may come quicker than that (a rare read, on a blocked container's start only)."""
+        try:
+            self.enforcer.blocked = {r.container_id for r in self.link.list_blocked()}
+        except GarrisonError as exc:
+            log.error("blocked containers unreadable (%s); keeping the last known", exc)
+        return container_id in self.enforcer.blocked
 
     def on_stop(self, container_id: str) -> None:
         self.sensors.unwatch(container_id)

@@ -25,7 +25,7 @@ _FILE_CHECKS: tuple[tuple[str, str, FileCheck, str], ...] = (
         "binary_dirs",
         AttackType.BINARY_DIR_WRITE,
         lambda e, f: is_binary_dir_write(e.path),
-        "{who} wrote {path} in a directory of binaries",
+        "{who} {verb} {path} in a directory of binaries",
     ),
     (
         "ssh_keys",
@@ -48,16 +48,18 @@ def evaluate_file(
     event: FileEvent,
     facts: FileFacts = NO_FILE_FACTS,
 ) -> list[Decision]:
-    """Findings for one write (or, at open time, one open for writing)."""
+    """Findings for one write (or, at open time, one open for writing). A delete, a rename
+    or a link is judged as a write to the entry's path."""
     fs, found, who = policy.filesystem, [], event.process_path or "a process"
+    verb = "deleted" if event.kind == "delete" else "wrote"
     if fs.denied.matches(event.path):
-        msg = f"{who} wrote {event.path}, explicitly denied by rule {policy.rule_name!r}"
+        msg = f"{who} {verb} {event.path}, explicitly denied by rule {policy.rule_name!r}"
         found.append(_file(policy, fs.denied_effect, AttackType.DENIED_FILE, msg))
     if not fs.allowed.matches(event.path):
         for field, attack, check, template in _FILE_CHECKS:
             effect = getattr(fs.detections, field)
             if effect != "disable" and check(event, facts):
-                msg = template.format(who=who, path=event.path)
+                msg = template.format(who=who, path=event.path, verb=verb)
                 found.append(_file(policy, effect, attack, msg))
         if fs.effect != "disable" and model.state == ACTIVE and not model.knows_write(event.path):
             # One finding per directory (the msg is part of the audit key), as the model words it.

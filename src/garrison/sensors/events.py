@@ -46,7 +46,7 @@ class ProcessEvent:
         return " ".join(self.argv) if self.argv else self.path
 
 
-FileKind = Literal["write", "create"]
+FileKind = Literal["write", "create", "delete"]
 
 
 @dataclass(frozen=True, slots=True)

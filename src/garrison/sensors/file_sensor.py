@@ -9,9 +9,16 @@ the file as the container sees it. Repeats of one path by one process are coales
 its first write — Documentation/filesystems/overlayfs.rst) and "write" for an image file
 written to.
 
+Entries made and removed without a write — rename (``mv /tmp/x /etc/x``), link, symlink,
+mkdir, mknod, unlink, rmdir — come from a second, fid-reporting group (``file_dirents``):
+kind "create" for an entry that appeared, "delete" for one removed. ``start``, ``stop``,
+``watch`` and ``unwatch`` drive both groups; the counters are shared.
+
 Prevention: given a ``FileJudge``, ``watch(container, prevent=True)`` (or ``set_prevent``)
 also guards the container in open-permission mode (``file_guard``): opens for writing wait
-for the judge, and a DENY makes them fail with EPERM.
+for the judge, and a DENY makes them fail with EPERM. Nothing refuses a rename, link, unlink
+or mkdir (no fanotify permission event exists for them on this kernel): those are recorded
+after the fact, so a rule that would have prevented them audits them as not refused.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from garrison.runtime.base import ContainerInfo
 from garrison.sensors import fanotify as fan
 from garrison.sensors.events import FileEvent, FileKind, SensorCounters
 from garrison.sensors.fanotify_loop import ReaderThread, RootTable, WatchedRoot
+from garrison.sensors.file_dirents import DirentWatcher
 from garrison.sensors.file_guard import FileGuard, FileJudge, MayDeny
 from garrison.sensors.procfs import ProcFS
 
@@ -95,6 +103,12 @@ class FileSensor:
             FileGuard(judge, self.counters, self.kind_of, self.procfs, may_deny) if judge else None
         )
         self._coalescer = Coalescer(coalesce_seconds)
+        # Its own coalescer: a file made by open(O_CREAT) and hard-linked must still be
+        # reported by the write events, when its content can be checked.
+        dirent_coalescer = Coalescer(coalesce_seconds)
+        self.dirents = DirentWatcher(
+            self._emit, self._writer, dirent_coalescer.is_new, self.counters
+        )
         self._roots = RootTable()
         self._uppers: dict[str, str | None] = {}
         self._group: fan.FanotifyGroup | None = None
@@ -109,12 +123,14 @@ class FileSensor:
             self._mark(root, fan.FAN_MARK_ADD)
         self._reader = ReaderThread("garrison-file-sensor", self._group, self._handle)
         self._reader.start()
+        self.dirents.start()
         if self._guard is not None:
             self._guard.start()
 
     def stop(self) -> None:
         if self._guard is not None:
             self._guard.stop()
+        self.dirents.stop()
         if self._reader is not None:
             self._reader.stop()
             self._reader = None
@@ -130,6 +146,7 @@ class FileSensor:
         if old is not None and old.dev != root.dev:
             self._unmark(old)
         self._mark(root, fan.FAN_MARK_ADD)
+        self.dirents.watch(root)
         self.set_prevent(container.id, prevent)
 
     def set_prevent(self, container_id: str, prevent: bool) -> None:
@@ -155,6 +172,7 @@ class FileSensor:
         old = self._roots.remove(container_id)
         if old is not None:
             self._unmark(old)
+        self.dirents.unwatch(container_id)
         if self._guard is not None:
             self._guard.release(container_id)
         self._uppers.pop(container_id, None)
