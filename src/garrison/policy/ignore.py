@@ -60,8 +60,11 @@ def _varying_check_acts(policy: EffectivePolicy, path: str) -> bool:
     every exec in the permission path; alerts can come after the fact.)"""
     procs = policy.processes
     det = procs.detections
-    if any(c.effect in _ACTS for c in procs.custom):
+    # Custom process rules and the parent-child check read what varies between execs (the
+    # parent, the user, the arguments). After the fact, the proc connector reads them from
+    # /proc, which a short-lived process has left already: even their alerts need every exec.
+    if procs.custom or det.parent_child != "disable":
         return True
-    if det.parent_child in _ACTS or det.crypto_miners in _ACTS:
+    if det.crypto_miners in _ACTS:
         return True
     return det.reverse_shell in _ACTS and is_shell(path)

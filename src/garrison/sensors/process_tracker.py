@@ -244,7 +244,10 @@ class ProcessTracker:
         )
 
     def _exe(self, pid: int) -> str:
+        """The executable; "" when unknown. ``runc init`` (a ``docker exec`` on its way into
+        the container) reads "/" or a memfd: not a program of the container."""
         try:
-            return self._proc.exe(pid)
+            exe = self._proc.exe(pid)
         except (ProcessGone, SensorError):
             return ""
+        return "" if exe == "/" or exe.startswith("/memfd:") else exe
