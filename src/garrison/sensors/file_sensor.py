@@ -107,7 +107,7 @@ class FileSensor:
         # reported by the write events, when its content can be checked.
         dirent_coalescer = Coalescer(coalesce_seconds)
         self.dirents = DirentWatcher(
-            self._emit, self._writer, dirent_coalescer.is_new, self.counters
+            self._emit_dirent, self._writer, dirent_coalescer.is_new, self.counters
         )
         self._roots = RootTable()
         self._uppers: dict[str, str | None] = {}
@@ -227,6 +227,14 @@ class FileSensor:
         except GarrisonError:
             self.counters.late += 1
             return tid, ""
+
+    def _emit_dirent(self, event: FileEvent) -> None:
+        # A file the guard lets the kernel skip (an ignore mark: no rule protects its path)
+        # may have just been renamed or linked to a path a rule does protect: judge it again.
+        guard = self._guard
+        if event.kind == "create" and guard is not None and event.container_id in guard.guarded():
+            guard.forget_ignores()
+        self._emit(event)
 
     def _emit(self, event: FileEvent) -> None:
         self.counters.events += 1
