@@ -10,7 +10,7 @@ import pytest
 
 from garrison.audit.record import Audit
 from tests.defender.conftest import DefenderProcess
-from tests.defender.test_enforcement_helpers import (
+from tests.defender.enforcement_support import (
     DEBIAN,
     EPERM,
     audits,

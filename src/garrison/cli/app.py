@@ -41,7 +41,7 @@ app.add_typer(vulndb.app, name="vulndb")
 app.add_typer(authz.app, name="authz")
 app.add_typer(engine.app, name="engine")
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def main() -> None:

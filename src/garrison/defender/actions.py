@@ -109,6 +109,12 @@ class Actions:
         self.audits += 1
         self._spawn(self.enforcer.block(container, audit))
 
+    def forget_block(self, container_id: str) -> None:
+        self._spawn(self._remove_blocked(container_id))
+
+    async def _remove_blocked(self, container_id: str) -> None:
+        await asyncio.to_thread(self.link.remove_blocked, container_id)
+
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)

@@ -103,6 +103,13 @@ class Defender(ListenerBase):
             log.error("blocked containers unreadable (%s); keeping the last known", exc)
         return container_id in self.enforcer.blocked
 
+    def on_remove(self, container_id: str) -> None:
+        """A removed container cannot be started again: its block, if any, is over."""
+        was_blocked = container_id in self.enforcer.blocked
+        self.enforcer.forget(container_id)
+        if was_blocked:
+            self.actions.forget_block(container_id)
+
     def on_stop(self, container_id: str) -> None:
         self.sensors.unwatch(container_id)
         self.policies.remove(container_id)

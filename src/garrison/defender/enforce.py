@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 BLOCKED_POLICY = RestartPolicy("unless-stopped")
 RETRIES = (0.1, 0.3, 1.0)
+REMOVED_MAX = 4096
 
 
 class Enforcer:
@@ -39,10 +40,26 @@ class Enforcer:
         self.kills = 0
         self.failures = 0
         self._busy: set[str] = set()
+        self._removed: set[str] = set()
 
     async def load(self) -> None:
+        """The blocked containers; records of containers removed meanwhile are dropped."""
         records = await asyncio.to_thread(self.link.list_blocked)
-        self.blocked = {r.container_id for r in records}
+        self.blocked = set()
+        for record in records:
+            if await self._exists(record.container_id):
+                self.blocked.add(record.container_id)
+            else:
+                await asyncio.to_thread(self.link.remove_blocked, record.container_id)
+
+    async def _exists(self, container_id: str) -> bool:
+        try:
+            await asyncio.to_thread(self.runtime.inspect, container_id)
+        except ContainerGone:
+            return False
+        except RuntimeUnavailable:
+            return True  # unknown: keep the block
+        return True
 
     def kill_process(self, pid: int) -> bool:
         """Kill a process that ran before it could be refused (off the root file system)."""
@@ -61,7 +78,7 @@ class Enforcer:
         try:
             original = await self._stop(container)
             stored = await asyncio.to_thread(self.link.store_audit, audit)
-            if original is not None and container.id not in self.blocked:
+            if original is not None and container.id not in self.blocked | self._removed:
                 record = BlockedContainer(
                     container.id, container.name, container.image_name, original,
                     stored.id, time.time(),
@@ -99,6 +116,8 @@ class Enforcer:
                 text = str(exc).lower()
                 if "not running" in text or "autoremove" in text:
                     return
+                if "marked for removal" in text or "removal of container" in text:
+                    raise ContainerGone(str(args[0]), str(exc)) from exc
                 raise
             except RuntimeUnavailable:
                 if delay is None:
@@ -106,6 +125,10 @@ class Enforcer:
                 await asyncio.sleep(delay)
 
     def forget(self, container_id: str) -> None:
+        """The container was removed: no block to keep (nor to record, if one is under way)."""
+        if len(self._removed) >= REMOVED_MAX:
+            self._removed.clear()
+        self._removed.add(container_id)
         self.blocked.discard(container_id)
         with contextlib.suppress(KeyError):
             self._busy.remove(container_id)

@@ -55,6 +55,10 @@ class ContainerListener(Protocol):
         """Docker's ``exec_start`` (the command now runs); health checks are execs too."""
         ...
 
+    def on_remove(self, container_id: str) -> None:
+        """The container was removed (``destroy``): after its on_stop, it is gone for good."""
+        ...
+
 
 class ListenerBase:
     """A listener that ignores everything: subclass it and override what you need."""
@@ -69,6 +73,9 @@ class ListenerBase:
         pass
 
     def on_exec(self, container_id: str, command: str) -> None:
+        pass
+
+    def on_remove(self, container_id: str) -> None:
         pass
 
 
@@ -221,6 +228,8 @@ class ContainerTracker:
             await self._refresh(event.container_id)
         elif event.action in _GONE_ACTIONS:
             self._gone(event.container_id)
+            if event.action == "destroy":
+                self._notify(lambda listener: listener.on_remove(event.container_id))
         elif event.action == "exec_start":
             command = event.attributes.get("command", "")
             self._notify(lambda listener: listener.on_exec(event.container_id, command))
