@@ -134,7 +134,9 @@ def test_a_binary_on_a_bind_mount_is_named_as_the_container_sees_it(
 
 def test_execs_already_seen_by_fanotify_are_not_reported_twice(run_container):
     rec = Recorder()
-    tracker = ProcessTracker(rec.events.append, lambda pid, exe: True, on_exec=rec.execs.append)
+    tracker = ProcessTracker(
+        rec.events.append, lambda container, pid, exe: True, on_exec=rec.execs.append
+    )
     container, pid = gated(run_container, "/bin/true; /bin/true")
     tracker.watch(container.id)
     with ProcConnector(tracker):

@@ -1,11 +1,11 @@
 """Acting on findings: kill a process seen only after its exec, block a container.
 
-Blocking stops the container at once (SIGKILL, no grace period). On a Docker-only host its
-restart policy is first set to ``unless-stopped`` — Docker then never starts it again, not
-even when dockerd restarts, since a killed container counts as stopped by hand — and the
-original policy is recorded so that ``garrison containers unblock`` can restore it. Under an
-orchestrator (Kubernetes, Swarm labels) the policy is left alone: the orchestrator replaces the
-container with a fresh one. Docker calls block, so they run in threads, off the event loop.
+Blocking stops the container at once (SIGKILL, no grace period; killed through the API it
+counts as stopped by hand, so Docker does not restart it). On a Docker-only host its restart
+policy is then set to ``unless-stopped``, so that a dockerd restart does not start it either,
+and the original policy is recorded for ``garrison containers unblock`` to restore. Under an
+orchestrator (Kubernetes, Swarm labels) the policy is left alone: the orchestrator replaces
+the container with a fresh one. Docker calls block, so they run in threads, off the event loop.
 """
 
 from __future__ import annotations
@@ -90,13 +90,15 @@ class Enforcer:
             self._busy.discard(container.id)
 
     async def _stop(self, container: ContainerInfo) -> RestartPolicy | None:
-        """Restart policy first (else ``always`` restarts it at once), then SIGKILL. Returns
-        the policy to restore on unblock; None when the container was gone already."""
+        """SIGKILL first — through the API it counts as a stop by hand, so even ``always``
+        does not restart it now — then the restart policy, which keeps a dockerd restart
+        from starting it again. Returns the policy to restore on unblock; None when the
+        container was gone already."""
         original = container.restart_policy
         try:
+            await self._retry(self.runtime.kill, container.id)
             if container.orchestrator is None:
                 await self._retry(self.runtime.set_restart_policy, container.id, BLOCKED_POLICY)
-            await self._retry(self.runtime.kill, container.id)
         except ContainerGone:
             log.info("container %s was gone before it could be blocked", container.id[:12])
             return None

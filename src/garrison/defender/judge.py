@@ -54,6 +54,7 @@ class Judge:
         self.report = report
         self.verdicts = 0
         self._seen: dict[int, tuple[float, str]] = {}  # pid → (when, file executed)
+        self._always: dict[str, set[str]] = {}  # container → files the kernel skips
 
     def _model(self, container_id: str) -> ModelView:
         return self.book.for_container(container_id) or NO_MODEL
@@ -73,6 +74,7 @@ class Judge:
             self.report(Judged(event, tuple(decisions), verdict is Verdict.DENY))
             return verdict
         if exec_ignorable(policy, model, event, facts):
+            self._always.setdefault(event.container_id, set()).add(event.path)
             return Verdict.ALLOW_ALWAYS
         return Verdict.ALLOW
 
@@ -99,11 +101,20 @@ class Judge:
         custom = any(c.effect != "alert" for c in policy.filesystem.custom)
         return custom or any(d.effect != "alert" for d in found)
 
-    def already_seen(self, pid: int, exe: str) -> bool:
-        """Did the fanotify sensor judge this exec of this pid a moment ago? (proc connector
-        dedup: the same pid exec'ing another file — ``sh -c 'exec /volume/x'`` — is new)."""
+    def already_seen(self, container_id: str, pid: int, exe: str) -> bool:
+        """Need the proc connector not report this exec? Yes when the fanotify sensor judged
+        this exec of this pid a moment ago (the same pid exec'ing another file —
+        ``sh -c 'exec /volume/x'`` — is new), or when the file is one this judge let the
+        kernel skip: every exec of it is allowed and, the model being active, teaches nothing.
+        That saves reading /proc for each exec of a learned workload."""
+        if exe in self._always.get(container_id, ()):
+            return True
         seen = self._seen.get(pid)
         return seen is not None and seen[1] == exe and time.monotonic() - seen[0] < SEEN_SECONDS
+
+    def forget_always(self) -> None:
+        """The kernel's skips were dropped (rules or a model changed)."""
+        self._always = {}
 
     def _remember(self, event: ProcessEvent) -> None:
         if len(self._seen) >= SEEN_MAX:

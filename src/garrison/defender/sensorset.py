@@ -33,6 +33,7 @@ class SensorSet:
     def __init__(
         self, judge: Judge, sink: Callable[[Event], None], network_interval: float = 1.0
     ) -> None:
+        self.judge = judge
         self.exec = ExecSensor(judge, sink)
         self.files = FileSensor(sink, judge=judge.file, may_deny=judge.may_deny)
         self.processes = ProcessTracker(sink, judge.already_seen)
@@ -90,6 +91,7 @@ class SensorSet:
 
     def forget_ignores(self) -> None:
         """Rules or models changed: the kernel must ask about every file again."""
+        self.judge.forget_always()
         for forget in (self.exec.forget_ignores, self.files.forget_ignores):
             try:
                 forget()

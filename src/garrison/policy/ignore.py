@@ -14,9 +14,9 @@ qualifies only when no exec of it could be refused:
   parent-child, the Stratum argument of the miner check, the reverse-shell check on a shell;
 - it is no setuid file (its mode is known), since ``chmod`` does not drop an ignore mark.
 
-Alerts and blocks on a skipped exec are still possible after the fact, from the proc
-connector's record. The answer holds for one rule set and one model state: the defender
-clears its ignore marks when ``PolicyEngine.version`` or the model's state changes.
+The defender does not look at a skipped exec again (its proc connector does not read it). The
+answer holds for one rule set and one model state: the defender clears its ignore marks when
+``PolicyEngine.version`` or the model's state changes.
 
 The dynamic loader is the defender's call, not this function's: every dynamic exec raises
 an event for it, and ignoring it lets ``ld.so /path/to/binary`` run a binary without an exec

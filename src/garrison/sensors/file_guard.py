@@ -15,7 +15,7 @@ What this covers and what it does not:
   descriptor opened before the container was guarded raise no open event: not refused.
 - Writes to volumes and bind mounts (other file systems, Docker's /etc/hosts, /etc/hostname
   and /etc/resolv.conf among them) are not seen.
-- With ``may_deny``, files no rule could protect get an ignore mark at their first read-only
+- With ``may_deny``, files no rule could protect get an ignore mark at their first
   open, so reading libraries costs nothing after the first time.
 """
 
@@ -136,27 +136,30 @@ class FileGuard:
         flags = self.procfs.open_flags(raw.pid, call) if call is not None else None
         if root is None:
             return Verdict.ALLOW
-        if flags is None or not has_write_intent(flags):  # a read, or an exec's open
-            self._skip_if_never_denied(raw.fd, root)
-            return Verdict.ALLOW
         path = root.container_path(os.readlink(f"/proc/self/fd/{raw.fd}"))
+        if not self._may_deny(root, path):
+            self._skip(raw.fd)
+            return Verdict.ALLOW
+        if flags is None or not has_write_intent(flags):  # a read, or an exec's open
+            return Verdict.ALLOW
         verdict = self.judge(self._event(raw.pid, root, path))
         if verdict is Verdict.DENY:
             self._count("write_denied")
         return verdict
 
-    def _skip_if_never_denied(self, fd: int, root: WatchedRoot) -> None:
+    def _may_deny(self, root: WatchedRoot, path: str) -> bool:
+        return self.may_deny is None or self.may_deny(root.container_id, path)
+
+    def _skip(self, fd: int) -> None:
         """An ignore mark on a file no rule protects: its opens stop costing a round trip.
 
         Only for a single-link file: an ignore mark is per inode, and a second name could be
-        a protected path. Without FAN_MARK_IGNORED_SURV_MODIFY the mark goes on the first
-        write, so a file written once is judged again."""
+        a protected path. It survives writes (FAN_MARK_IGNORED_SURV_MODIFY): what may be
+        refused depends on the path, not the content. A rename or link in the container, or
+        new rules, drop every mark (``forget_ignores``)."""
         if self.may_deny is None or self._group is None or os.fstat(fd).st_nlink != 1:
             return
-        path = root.container_path(os.readlink(f"/proc/self/fd/{fd}"))
-        if self.may_deny(root.container_id, path):
-            return
-        flags = fan.FAN_MARK_ADD | fan.FAN_MARK_IGNORED_MASK
+        flags = fan.FAN_MARK_ADD | fan.FAN_MARK_IGNORED_MASK | fan.FAN_MARK_IGNORED_SURV_MODIFY
         try:
             self._group.mark(flags, fan.FAN_OPEN_PERM, None, dirfd=fd)
             self._count("open_ignored")

@@ -53,8 +53,8 @@ class ProcessTracker:
     """Process trees of watched containers, fed by a :class:`ProcConnector`.
 
     For every exec in a watched container it calls ``on_exec`` with the process (its ``exe``
-    "" when it was gone before it could be read). Unless ``already_seen(pid, exe)`` (supplied by
-    the defender) says the fanotify exec sensor reported that exec, it also sends a
+    "" when it was gone before it could be read). Unless ``already_seen(container_id, pid,
+    exe)`` (supplied by the defender) says that exec needs no report, it also sends a
     :class:`ProcessEvent` to ``sink``: in practice, binaries outside the root file system.
     Exits go to ``on_exit``. Everything runs on the connector's thread: callbacks must not
     block, and the nodes handed out must be treated as read-only.
@@ -63,7 +63,7 @@ class ProcessTracker:
     def __init__(
         self,
         sink: Callable[[ProcessEvent], None],
-        already_seen: Callable[[int, str], bool] = lambda pid, exe: False,
+        already_seen: Callable[[str, int, str], bool] = lambda container, pid, exe: False,
         *,
         on_exec: Callable[[TrackedProcess], None] | None = None,
         on_exit: Callable[[ProcessExit], None] | None = None,
@@ -151,7 +151,7 @@ class ProcessTracker:
             self.counters.late += 1
         if self.on_exec is not None:
             self.on_exec(node)
-        if not node.exe or self.already_seen(pid, node.exe):
+        if not node.exe or self.already_seen(node.container_id, pid, node.exe):
             return
         event = self._process_event(node)
         if event is None:
