@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -134,3 +135,20 @@ def test_a_sigkilled_writer_loses_nothing_it_had_stored(tmp_path):
     store.close()
     with contextlib.closing(sqlite3.connect(tmp_path / DB_NAME)) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path: Path) -> None:
+    """A defender starting and a CLI command may create the schema at the same moment."""
+    code = (
+        "import sys; from garrison.store.sqlite import SQLiteStore; "
+        "SQLiteStore.in_dir(sys.argv[1]).close()"
+    )
+    for round_ in range(8):
+        folder = tmp_path / f"store-{round_}"
+        folder.mkdir()
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code, str(folder)], stderr=subprocess.PIPE)
+            for _ in range(4)
+        ]
+        errors = [p.communicate()[1] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0, 0], errors

@@ -87,13 +87,21 @@ class SQLiteStore:
             reason = getattr(exc, "orig", None) or exc
             raise StoreError(f"store {self.path}: {reason}") from exc
 
-    def _create_schema(self) -> None:
-        with self._write() as conn:
-            version = conn.exec_driver_sql("PRAGMA user_version").scalar_one()
-            if version > schema.SCHEMA_VERSION:
-                raise StoreError(f"store {self.path} was made by a newer Garrison")
-            schema.metadata.create_all(conn)
-            conn.exec_driver_sql(f"PRAGMA user_version={schema.SCHEMA_VERSION}")
+    def _create_schema(self, attempts: int = 3) -> None:
+        # Two processes opening a new store at once (a defender starting, a CLI command)
+        # can both find a table missing; the slower one's CREATE then fails: look again.
+        for attempt in range(attempts):
+            try:
+                with self._write() as conn:
+                    version = conn.exec_driver_sql("PRAGMA user_version").scalar_one()
+                    if version > schema.SCHEMA_VERSION:
+                        raise StoreError(f"store {self.path} was made by a newer Garrison")
+                    schema.metadata.create_all(conn)
+                    conn.exec_driver_sql(f"PRAGMA user_version={schema.SCHEMA_VERSION}")
+                return
+            except StoreError as exc:
+                if "already exists" not in str(exc) or attempt == attempts - 1:
+                    raise
 
     # -- models ---------------------------------------------------------------------------
 
