@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import time
 from dataclasses import asdict
 from typing import Any
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
 WAIT_SECONDS = 0.05
 PRUNE_SECONDS = 30.0
+GIL_SWITCH_SECONDS = 0.0005
 
 
 class Defender(ListenerBase):
@@ -125,6 +127,9 @@ class Defender(ListenerBase):
             await self.shutdown()
 
     async def startup(self) -> None:
+        # Verdicts wait on the GIL: with Python's default 5 ms switch interval, a sensor thread
+        # answering the kernel could wait that long behind the loop or the proc connector.
+        sys.setswitchinterval(GIL_SWITCH_SECONDS)
         self.inbox.bind(asyncio.get_running_loop())
         for error in self.book.load(await asyncio.to_thread(self.link.load_models)):
             log.warning("stored model skipped: %s", error)
