@@ -87,3 +87,15 @@ def start_defender(
     finally:
         for proc in started:
             proc.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def debian(defender: DefenderProcess, run_container: Any) -> Callable[[str], Any]:
+    """Start Debian containers that the test module's own ``defender`` fixture watches."""
+    # The support module imports this one: import it here, not at the top.
+    from tests.defender.detections_support import DEBIAN, watched  # noqa: PLC0415
+
+    def start(name: str) -> Any:
+        return watched(defender, run_container(DEBIAN, ["sleep", "3600"], name=name))
+
+    return start

@@ -3,21 +3,18 @@ a connection — and the same program or path beside them that does not match.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from garrison.devengine import PrivateEngine
 from tests.defender.conftest import DefenderProcess
 from tests.defender.detections_support import (
-    DEBIAN,
     READY_RULE,
-    Container,
     about,
     audits_of,
     running_defender,
     wait_audit,
-    watched,
 )
 from tests.support import exec_ok
 
@@ -56,14 +53,6 @@ def defender(
 ) -> Iterator[DefenderProcess]:
     with running_defender(engine, tmp_path_factory.mktemp("det-custom"), RULES) as proc:
         yield proc
-
-
-@pytest.fixture
-def debian(defender: DefenderProcess, run_container) -> Callable[[str], Container]:
-    def start(name: str) -> Container:
-        return watched(defender, run_container(DEBIAN, ["sleep", "3600"], name=name))
-
-    return start
 
 
 def custom_audits(defender: DefenderProcess, name: str, msg: str) -> list[str]:

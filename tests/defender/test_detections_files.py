@@ -3,7 +3,7 @@ write that is not: new executables, binary directories, SSH keys, administrative
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -11,14 +11,12 @@ from garrison.audit.record import Audit
 from garrison.devengine import PrivateEngine
 from tests.defender.conftest import DefenderProcess
 from tests.defender.detections_support import (
-    DEBIAN,
     READY_RULE,
     Container,
     about,
     audits_of,
     running_defender,
     wait_audit,
-    watched,
 )
 from tests.support import exec_ok
 
@@ -48,14 +46,6 @@ def defender(
 ) -> Iterator[DefenderProcess]:
     with running_defender(engine, tmp_path_factory.mktemp("det-files"), RULES) as proc:
         yield proc
-
-
-@pytest.fixture
-def debian(defender: DefenderProcess, run_container) -> Callable[[str], Container]:
-    def start(name: str) -> Container:
-        return watched(defender, run_container(DEBIAN, ["sleep", "3600"], name=name))
-
-    return start
 
 
 def sh(container: Container, script: str) -> str:

@@ -3,7 +3,7 @@ both inside it), and allowed ports and addresses beside them that are not findin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -18,7 +18,6 @@ from tests.defender.detections_support import (
     model_doc,
     running_defender,
     wait_audit,
-    watched,
 )
 from tests.support import wait_for
 
@@ -68,14 +67,6 @@ def defender(
 ) -> Iterator[DefenderProcess]:
     with running_defender(engine, tmp_path_factory.mktemp("det-net"), RULES) as proc:
         yield proc
-
-
-@pytest.fixture
-def debian(defender: DefenderProcess, run_container) -> Callable[[str], Container]:
-    def start(name: str) -> Container:
-        return watched(defender, run_container(DEBIAN, ["sleep", "3600"], name=name))
-
-    return start
 
 
 def python(container: Container, script: str, *args: str) -> None:

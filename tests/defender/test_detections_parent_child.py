@@ -4,7 +4,7 @@ learned parent)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import docker
@@ -74,14 +74,6 @@ def learn(defender: DefenderProcess, box: Container) -> None:
     assert learned()["/usr/bin/id"]["parents"] == ["/usr/bin/bash"]
     defender.console_call(lambda c: c.learn_stop(DEBIAN))
     wait_for("the model to turn active", lambda: model_doc(defender, DEBIAN)["state"] == "active")
-
-
-@pytest.fixture
-def debian(defender: DefenderProcess, run_container) -> Callable[[str], Container]:
-    def start(name: str) -> Container:
-        return watched(defender, run_container(DEBIAN, ["sleep", "3600"], name=name))
-
-    return start
 
 
 def test_id_started_by_python_is_an_unexpected_parent(defender: DefenderProcess, debian) -> None:

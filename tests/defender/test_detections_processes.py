@@ -3,21 +3,19 @@ not: crypto miners, lateral movement tools, reverse shells, setuid binaries and 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from garrison.devengine import PrivateEngine
 from tests.defender.conftest import DefenderProcess
 from tests.defender.detections_support import (
-    DEBIAN,
     READY_RULE,
     Container,
     about,
     audits_of,
     running_defender,
     wait_audit,
-    watched,
 )
 from tests.support import exec_ok
 
@@ -65,14 +63,6 @@ def defender(
 ) -> Iterator[DefenderProcess]:
     with running_defender(engine, tmp_path_factory.mktemp("det-proc"), RULES) as proc:
         yield proc
-
-
-@pytest.fixture
-def debian(defender: DefenderProcess, run_container) -> Callable[[str], Container]:
-    def start(name: str) -> Container:
-        return watched(defender, run_container(DEBIAN, ["sleep", "3600"], name=name))
-
-    return start
 
 
 def sh(container: Container, script: str, **kw: object) -> str:
