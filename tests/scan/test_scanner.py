@@ -4,9 +4,11 @@ time per image."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from garrison.scan.scanner import ImageRef, Scanner, ScanParts, empty_inventory
-from garrison.scan.types import Finding, Inventory
+from garrison.scan.types import Finding, Inventory, OSInfo, Package
+from garrison.scan.vulndb import VulnDB
 
 REF = ImageRef("sha256:aaa", "app:1", {"Config": {"User": "1000"}}, [])
 
@@ -77,3 +79,18 @@ def test_the_cache_keeps_only_the_newest_images() -> None:
         scanner.scan_ref(ImageRef(f"sha256:{n}", f"img:{n}", {}, []))
     assert scanner.cached("sha256:0") is None
     assert scanner.cached("sha256:2") is not None
+
+
+def test_packages_whose_version_cannot_be_read_are_reported_not_dropped(tmp_path: Path) -> None:
+    db = VulnDB(tmp_path / "vulndb.sqlite")
+    db.import_path(Path(__file__).parent / "data" / "osv_debian12")
+    odd = Package("Debian", "libc6", "not-a-version!", "glibc", "~~:bad")
+    inventory = Inventory("sha256:aaa", "app:1", OSInfo("debian", "12.7"), (odd,))
+    parts = ScanParts(
+        lambda _n: REF,
+        lambda _ref: inventory,
+        lambda inv: db.match_detailed(inv.packages, inv.os),
+    )
+    result = Scanner(parts).scan("app:1")
+    assert result.findings == ()
+    assert any("libc6" in problem or "glibc" in problem for problem in result.errors)

@@ -13,7 +13,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import docker
@@ -23,6 +22,7 @@ import requests.exceptions
 from garrison.errors import NotFound, RuntimeUnavailable, ScanError
 from garrison.scan.compliance import check_image
 from garrison.scan.types import Finding, Inventory, OSInfo, ScanResult
+from garrison.scan.vulndb import MatchResult
 
 if TYPE_CHECKING:
     from garrison.scan.vulndb import VulnDB
@@ -46,7 +46,8 @@ class ScanParts:
 
     resolve: Callable[[str], ImageRef]  # name or id → ImageRef; NotFound when absent
     inventory: Callable[[ImageRef], Inventory]
-    match: Callable[[Inventory], list[Finding]]
+    # The findings, or a MatchResult that also names the packages it could not match.
+    match: Callable[[Inventory], Sequence[Finding] | MatchResult]
     stamp: Callable[[], object] = lambda: None  # changes when the vulnerability data changes
 
 
@@ -67,8 +68,12 @@ class Scanner:
             ScanParts(
                 resolve=lambda name: resolve_image(client, name),
                 inventory=lambda ref: _inventory(client, ref),
-                match=(lambda inv: vulndb.match(inv.packages, inv.os)) if vulndb else _no_match,
-                stamp=(lambda: _mtime(vulndb.path)) if vulndb else lambda: None,
+                match=(
+                    (lambda inv: vulndb.match_detailed(inv.packages, inv.os))
+                    if vulndb
+                    else _no_match
+                ),
+                stamp=vulndb.stamp if vulndb else lambda: None,
             )
         )
 
@@ -116,8 +121,12 @@ class Scanner:
         tell("inventory")
         inventory = self.parts.inventory(ref)
         tell("vulnerabilities")
-        findings = tuple(self.parts.match(inventory))
-        return ScanResult(inventory, findings, compliance, inventory.skipped)
+        matched = self.parts.match(inventory)
+        if isinstance(matched, MatchResult):
+            # An installed version no ordering can read is reported, never silently dropped.
+            problems = inventory.skipped + matched.skipped
+            return ScanResult(inventory, matched.findings, compliance, problems)
+        return ScanResult(inventory, tuple(matched), compliance, inventory.skipped)
 
     def _remember(self, image_id: str, stamp: object, result: ScanResult) -> None:
         with self._lock:
@@ -142,14 +151,6 @@ def _renamed(result: ScanResult, name: str) -> ScanResult:
 
 def _no_match(_inventory: Inventory) -> list[Finding]:
     return []
-
-
-def _mtime(path: Path) -> object:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return (stat.st_mtime_ns, stat.st_size)
 
 
 def resolve_image(client: docker.DockerClient, name: str) -> ImageRef:
