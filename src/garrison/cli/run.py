@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import signal
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -135,9 +137,19 @@ def _configure_logging() -> None:
 def _print_next_steps(settings: Settings) -> None:
     data = settings.data_dir
     flag = "" if data == DEFAULT_DATA_DIR else f" --data-dir {data}"
+    me = _command_name()
     out.print(
         f"Garrison is defending {settings.docker_host} (store in {data}; "
         f"models learn for {settings.learning_period:.0f} s).\n"
-        f"Next, in another shell: `garrison status{flag}`, `garrison models list{flag}`, "
-        f"`garrison audits list{flag}`."
+        f"Next, in another shell: `{me} status{flag}`, `{me} models list{flag}`, "
+        f"`{me} audits list{flag}`."
     )
+
+
+def _command_name() -> str:
+    """``garrison`` when that is what the shell finds, else the path this one was run by."""
+    if sys.argv[0].endswith("__main__.py"):
+        return f"{sys.executable} -m garrison"
+    here = os.path.realpath(sys.argv[0])
+    found = shutil.which("garrison")
+    return "garrison" if found and os.path.realpath(found) == here else sys.argv[0]
