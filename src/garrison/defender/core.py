@@ -71,7 +71,7 @@ class Defender(ListenerBase):
         )
         self.inbox: Inbox[Event | Judged] = Inbox()
         self.policies = Policies(settings.hostname)
-        self.judge = Judge(self.book, self.policies, self.inbox.put)
+        self.judge = Judge(self.book, self.policies, self.inbox.put_urgent)
         self.sensors = SensorSet(self.judge, self.inbox.put, settings.network_interval)
         self.tracker = ContainerTracker(runtime, [self])
         self.enforcer = Enforcer(runtime, link)

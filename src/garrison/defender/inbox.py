@@ -2,7 +2,9 @@
 
 Sensors call ``put`` on their own threads and must never wait: the inbox is a deque (its
 ``append`` and ``popleft`` are atomic) with a bound, past which events are dropped and counted.
-The loop is woken through ``call_soon_threadsafe`` only when it is not already due to wake.
+Plain events wait for the loop's next round (every few tens of milliseconds), so a storm of
+execs is taken in batches, not one wake-up each; ``put_urgent`` wakes the loop at once
+(through ``call_soon_threadsafe``, when it is not already due to wake).
 """
 
 from __future__ import annotations
@@ -31,12 +33,16 @@ class Inbox(Generic[T]):
         self._ready = asyncio.Event()
 
     def put(self, item: T) -> None:
-        """Any thread; never blocks."""
+        """Any thread; never blocks. The loop takes it at its next round (``wait``'s timeout)."""
         if len(self._items) >= self.maxlen:
             self.dropped += 1
             return
         self._items.append(item)
         self.received += 1
+
+    def put_urgent(self, item: T) -> None:
+        """As ``put``, and wake the loop now: for what must be acted on at once (a block)."""
+        self.put(item)
         if not self._signalled and self._loop is not None:
             self._signalled = True
             # A closed loop raises RuntimeError: the defender is shutting down.
@@ -44,9 +50,8 @@ class Inbox(Generic[T]):
                 self._loop.call_soon_threadsafe(self._ready.set)
 
     async def wait(self, timeout: float) -> None:
-        """Until events arrive or ``timeout`` seconds pass."""
-        if self._items:
-            return
+        """Until an urgent event arrives or ``timeout`` seconds pass (plain events that came
+        meanwhile are taken then, together)."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._ready.wait(), timeout)
 

@@ -53,7 +53,7 @@ class Judge:
         self.policies = policies
         self.report = report
         self.verdicts = 0
-        self._seen: dict[int, tuple[float, str]] = {}  # pid → (when, file executed)
+        self._seen: dict[int, tuple[float, list[str]]] = {}  # pid → (when, files run)
         self._always: dict[str, set[str]] = {}  # container → files the kernel skips
 
     def _model(self, container_id: str) -> ModelView:
@@ -102,22 +102,36 @@ class Judge:
         return custom or any(d.effect != "alert" for d in found)
 
     def already_seen(self, container_id: str, pid: int, exe: str) -> bool:
-        """Need the proc connector not report this exec? Yes when the fanotify sensor judged
-        this exec of this pid a moment ago (the same pid exec'ing another file —
-        ``sh -c 'exec /volume/x'`` — is new), or when the file is one this judge let the
-        kernel skip: every exec of it is allowed and, the model being active, teaches nothing.
-        That saves reading /proc for each exec of a learned workload."""
-        if exe in self._always.get(container_id, ()):
-            return True
-        seen = self._seen.get(pid)
-        return seen is not None and seen[1] == exe and time.monotonic() - seen[0] < SEEN_SECONDS
+        """Need the proc connector not report this exec? Yes for a file this judge let the
+        kernel skip: every exec of it is allowed and, the model being active, teaches
+        nothing. That saves reading /proc for each exec of a learned workload."""
+        return exe in self._always.get(container_id, ())
+
+    def claim(self, pid: int) -> str | None:
+        """The file this pid's oldest exec not yet claimed ran, when the fanotify sensor
+        judged it a moment ago: the proc connector then knows it without reading /proc, and
+        reports nothing (it was reported). An exec nobody judged — off the root file system,
+        ``sh -c 'exec /volume/x'`` — finds nothing to claim and is read and reported."""
+        entry = self._seen.get(pid)
+        if entry is None or time.monotonic() - entry[0] >= SEEN_SECONDS:
+            return None
+        files = entry[1]
+        exe = files.pop(0) if files else None
+        if not files:
+            self._seen.pop(pid, None)
+        return exe
 
     def forget_always(self) -> None:
         """The kernel's skips were dropped (rules or a model changed)."""
         self._always = {}
 
     def _remember(self, event: ProcessEvent) -> None:
+        now = time.monotonic()
         if len(self._seen) >= SEEN_MAX:
-            cutoff = time.monotonic() - SEEN_SECONDS
-            self._seen = {p: s for p, s in list(self._seen.items()) if s[0] >= cutoff}
-        self._seen[event.pid] = (time.monotonic(), event.resolved_path or event.path)
+            self._seen = {p: e for p, e in list(self._seen.items()) if now - e[0] < SEEN_SECONDS}
+        exe = event.resolved_path or event.path
+        entry = self._seen.get(event.pid)
+        if entry is None or now - entry[0] >= SEEN_SECONDS:
+            self._seen[event.pid] = (now, [exe])
+        else:
+            entry[1].append(exe)  # execs in a row (sh -c 'exec …'): claimed in order

@@ -36,7 +36,7 @@ class SensorSet:
         self.judge = judge
         self.exec = ExecSensor(judge, sink)
         self.files = FileSensor(sink, judge=judge.file, may_deny=judge.may_deny)
-        self.processes = ProcessTracker(sink, judge.already_seen)
+        self.processes = ProcessTracker(sink, judge.already_seen, claim=judge.claim)
         self.connector = ProcConnector(self.processes)
         self.network = NetworkSensor(sink, network_interval)
         self.started: list[str] = []

@@ -64,13 +64,14 @@ class ProcessTracker:
         self,
         sink: Callable[[ProcessEvent], None],
         already_seen: Callable[[str, int, str], bool] = lambda container, pid, exe: False,
+        claim: Callable[[int], str | None] = lambda pid: None,
         *,
         on_exec: Callable[[TrackedProcess], None] | None = None,
         on_exit: Callable[[ProcessExit], None] | None = None,
         proc_root: str = "/proc",
         cgroup_root: str = CGROUP_ROOT,
     ) -> None:
-        self.sink, self.already_seen = sink, already_seen
+        self.sink, self.already_seen, self.claim = sink, already_seen, claim
         self.on_exec, self.on_exit = on_exec, on_exit
         self.counters = SensorCounters()
         self._proc = ProcFS(proc_root)
@@ -145,6 +146,12 @@ class ProcessTracker:
     def _on_exec(self, pid: int) -> None:
         node = self._locate(pid)
         if node is None:
+            return
+        judged = self.claim(pid)
+        if judged is not None:  # the exec sensor judged (and reported) it: no /proc read
+            node.exe = judged
+            if self.on_exec is not None:
+                self.on_exec(node)
             return
         node.exe = self._exe(pid)
         if not node.exe:
