@@ -27,7 +27,7 @@ from garrison.errors import GarrisonError, ProcessGone, SensorError
 from garrison.runtime.base import ContainerInfo
 from garrison.sensors import fanotify as fan
 from garrison.sensors.events import ExecJudge, ProcessEvent, SensorCounters, Verdict
-from garrison.sensors.fanotify_loop import ReaderThread, RootTable, WatchedRoot
+from garrison.sensors.fanotify_loop import GroupThread, RootTable, WatchedRoot
 from garrison.sensors.multicall import applet_path, is_multicall, is_self_exe
 from garrison.sensors.passwd import open_in_root
 from garrison.sensors.procfs import ExecRequest, ProcFS, Syscall
@@ -64,33 +64,32 @@ class ExecSensor:
         self.ignore_loader = ignore_loader
         self.counters = SensorCounters()
         self._roots = RootTable()
-        self._group: fan.FanotifyGroup | None = None
-        self._reader: ReaderThread | None = None
+        self._io = GroupThread(
+            "garrison-exec-sensor",
+            fan.FAN_CLASS_CONTENT | fan.FAN_NONBLOCK | fan.FAN_REPORT_TID | fan.FAN_UNLIMITED_MARKS,
+            self._handle,
+        )
         # tid → (syscall, filename) of its last recorded exec: later events of the same
         # execve (interpreter, loader) are recognised by it.
         self._pending: dict[int, tuple[Syscall, str]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    @property
+    def _group(self) -> fan.FanotifyGroup | None:
+        return self._io.group
+
     def start(self) -> None:
         """Create the group, mark every container watched so far, start the reader thread."""
-        if self._group is not None:
-            return
-        flags = fan.FAN_CLASS_CONTENT | fan.FAN_NONBLOCK | fan.FAN_REPORT_TID
-        self._group = fan.FanotifyGroup(flags | fan.FAN_UNLIMITED_MARKS)
+        self._io.start(self._mark_all)
+
+    def _mark_all(self) -> None:
         for root in self._roots.all():
             self._mark(root, fan.FAN_MARK_ADD)
-        self._reader = ReaderThread("garrison-exec-sensor", self._group, self._handle)
-        self._reader.start()
 
     def stop(self) -> None:
         """Stop reading and close the group: the kernel lets every waiting exec through."""
-        if self._reader is not None:
-            self._reader.stop()
-            self._reader = None
-        if self._group is not None:
-            self._group.close()
-            self._group = None
+        self._io.stop()
 
     def watch(self, container: ContainerInfo) -> None:
         """Judge execs in ``container`` from now on (again, if it was watched)."""

@@ -128,3 +128,33 @@ class ReaderThread:
             self.handle(raw)
         except Exception:
             log.exception("%s: event of pid %d not handled", self._thread.name, raw.pid)
+
+
+class GroupThread:
+    """A fanotify group and the thread reading it: what every fanotify sensor starts and
+    stops. ``group`` is None while stopped."""
+
+    def __init__(self, name: str, flags: int, handle: Callable[[RawEvent], None]) -> None:
+        self.name = name
+        self.flags = flags
+        self.handle = handle
+        self.group: FanotifyGroup | None = None
+        self._reader: ReaderThread | None = None
+
+    def start(self, mark_all: Callable[[], None]) -> None:
+        """Make the group, let ``mark_all`` mark what is watched so far, start reading."""
+        if self.group is not None:
+            return
+        self.group = FanotifyGroup(self.flags)
+        mark_all()
+        self._reader = ReaderThread(self.name, self.group, self.handle)
+        self._reader.start()
+
+    def stop(self) -> None:
+        """Stop reading and close the group: the kernel lets every waiting event through."""
+        if self._reader is not None:
+            self._reader.stop()
+            self._reader = None
+        if self.group is not None:
+            self.group.close()
+            self.group = None

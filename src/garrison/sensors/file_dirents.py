@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from garrison.errors import SensorError
 from garrison.sensors import fanotify as fan
 from garrison.sensors.events import FileEvent, FileKind, SensorCounters
-from garrison.sensors.fanotify_loop import ReaderThread, WatchedRoot
+from garrison.sensors.fanotify_loop import GroupThread, WatchedRoot
 from garrison.sensors.passwd import open_in_root
 
 log = logging.getLogger(__name__)
@@ -117,25 +117,21 @@ class DirentWatcher:
         self.max_dirs = max_dirs
         self._trees: dict[bytes, DirTree] = {}  # by fsid; replaced whole on each change
         self._lock = threading.Lock()
-        self._group: fan.FanotifyGroup | None = None
-        self._reader: ReaderThread | None = None
+        self._io = GroupThread("garrison-file-dirents", _FLAGS, self._handle)
+
+    @property
+    def _group(self) -> fan.FanotifyGroup | None:
+        return self._io.group
 
     def start(self) -> None:
-        if self._group is not None:
-            return
-        self._group = fan.FanotifyGroup(_FLAGS)
+        self._io.start(self._mark_all)
+
+    def _mark_all(self) -> None:
         for tree in list(self._trees.values()):
             self._mark_root(tree)
-        self._reader = ReaderThread("garrison-file-dirents", self._group, self._handle)
-        self._reader.start()
 
     def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.stop()
-            self._reader = None
-        if self._group is not None:
-            self._group.close()
-            self._group = None
+        self._io.stop()
 
     def watch(self, root: WatchedRoot) -> None:
         tree = DirTree.of(root)

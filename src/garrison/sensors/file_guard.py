@@ -31,7 +31,7 @@ from typing import Protocol
 from garrison.errors import ProcessGone, SensorError
 from garrison.sensors import fanotify as fan
 from garrison.sensors.events import FileEvent, FileKind, SensorCounters, Verdict
-from garrison.sensors.fanotify_loop import ReaderThread, RootTable, WatchedRoot
+from garrison.sensors.fanotify_loop import GroupThread, RootTable, WatchedRoot
 from garrison.sensors.procfs import ProcFS, has_write_intent
 
 log = logging.getLogger(__name__)
@@ -67,26 +67,25 @@ class FileGuard:
         self.kind_of = kind_of
         self.procfs = procfs
         self._roots = RootTable()
-        self._group: fan.FanotifyGroup | None = None
-        self._reader: ReaderThread | None = None
+        self._io = GroupThread(
+            "garrison-file-guard",
+            fan.FAN_CLASS_CONTENT | fan.FAN_NONBLOCK | fan.FAN_REPORT_TID | fan.FAN_UNLIMITED_MARKS,
+            self._handle,
+        )
+
+    @property
+    def _group(self) -> fan.FanotifyGroup | None:
+        return self._io.group
 
     def start(self) -> None:
-        if self._group is not None:
-            return
-        flags = fan.FAN_CLASS_CONTENT | fan.FAN_NONBLOCK | fan.FAN_REPORT_TID
-        self._group = fan.FanotifyGroup(flags | fan.FAN_UNLIMITED_MARKS)
+        self._io.start(self._mark_all)
+
+    def _mark_all(self) -> None:
         for root in self._roots.all():
             self._mark(root, fan.FAN_MARK_ADD)
-        self._reader = ReaderThread("garrison-file-guard", self._group, self._handle)
-        self._reader.start()
 
     def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.stop()
-            self._reader = None
-        if self._group is not None:
-            self._group.close()
-            self._group = None
+        self._io.stop()
 
     def guard(self, root: WatchedRoot) -> None:
         self._roots.add(root)

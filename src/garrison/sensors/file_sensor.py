@@ -34,7 +34,7 @@ from garrison.errors import GarrisonError, SensorError
 from garrison.runtime.base import ContainerInfo
 from garrison.sensors import fanotify as fan
 from garrison.sensors.events import FileEvent, FileKind, SensorCounters
-from garrison.sensors.fanotify_loop import ReaderThread, RootTable, WatchedRoot
+from garrison.sensors.fanotify_loop import GroupThread, RootTable, WatchedRoot
 from garrison.sensors.file_dirents import DirentWatcher
 from garrison.sensors.file_guard import FileGuard, FileJudge, MayDeny
 from garrison.sensors.procfs import ProcFS
@@ -111,32 +111,31 @@ class FileSensor:
         )
         self._roots = RootTable()
         self._uppers: dict[str, str | None] = {}
-        self._group: fan.FanotifyGroup | None = None
-        self._reader: ReaderThread | None = None
+        self._io = GroupThread(
+            "garrison-file-sensor",
+            fan.FAN_CLASS_NOTIF | fan.FAN_NONBLOCK | fan.FAN_REPORT_TID | fan.FAN_UNLIMITED_MARKS,
+            self._handle,
+        )
+
+    @property
+    def _group(self) -> fan.FanotifyGroup | None:
+        return self._io.group
 
     def start(self) -> None:
-        if self._group is not None:
-            return
-        flags = fan.FAN_CLASS_NOTIF | fan.FAN_NONBLOCK | fan.FAN_REPORT_TID
-        self._group = fan.FanotifyGroup(flags | fan.FAN_UNLIMITED_MARKS)
-        for root in self._roots.all():
-            self._mark(root, fan.FAN_MARK_ADD)
-        self._reader = ReaderThread("garrison-file-sensor", self._group, self._handle)
-        self._reader.start()
+        self._io.start(self._mark_all)
         self.dirents.start()
         if self._guard is not None:
             self._guard.start()
+
+    def _mark_all(self) -> None:
+        for root in self._roots.all():
+            self._mark(root, fan.FAN_MARK_ADD)
 
     def stop(self) -> None:
         if self._guard is not None:
             self._guard.stop()
         self.dirents.stop()
-        if self._reader is not None:
-            self._reader.stop()
-            self._reader = None
-        if self._group is not None:
-            self._group.close()
-            self._group = None
+        self._io.stop()
 
     def watch(self, container: ContainerInfo, prevent: bool = False) -> None:
         """Record writes in ``container``; with ``prevent``, also judge opens for writing."""
