@@ -60,6 +60,7 @@ from garrison.devengine import (
 )
 from garrison.devengine.images import cache_dir_from_env
 from garrison.errors import GarrisonError
+from support import cpu_seconds, remove_state
 
 MARK = "garrison-bench"
 TRUE = "/usr/bin/true"
@@ -120,12 +121,6 @@ def storm(container: Any, n: int, loops: int = 1) -> float:
         raise BenchError(f"the storm failed ({result.exit_code}): {result.output[-200:]!r}")
     start, end = (float(x) for x in result.output.split())
     return end - start
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, all its threads (/proc/PID/stat, man 5 proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- processes and the garrison CLI ------------------------------------------------------------
@@ -573,13 +568,6 @@ def run_all(engine: PrivateEngine, work: Path, args: argparse.Namespace) -> dict
         return doc
     finally:
         client.close()
-
-
-def remove_state(state_dir: Path) -> None:
-    """Remove a scratch engine dir, unless something is still mounted under it."""
-    mounts = Path("/proc/self/mountinfo").read_text()
-    if f" {state_dir}/" not in mounts:
-        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def main() -> None:

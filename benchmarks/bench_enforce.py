@@ -59,6 +59,7 @@ from garrison.devengine import DEBIAN, EngineConfig, PrivateEngine, ensure_all, 
 from garrison.devengine.images import cache_dir_from_env
 from garrison.errors import GarrisonError
 from garrison.policy import load_rules_file
+from support import cpu_seconds, remove_state
 
 SCOPE = f'    scope: [{{images: ["{DEBIAN.name}"]}}]\n'
 BLOCK_RULES = (
@@ -422,12 +423,6 @@ def measured_storms(lab: Lab, container: Any, pid: int | None) -> dict[str, Any]
     return {"seconds": seconds, "cpu": cpu}
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, all its threads (/proc/PID/stat, man 5 proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def counters(before: dict[str, Any], defender: Defender) -> dict[str, Any]:
     """What the defender did during one mode's storms: verdicts, audits, file guard work."""
     time.sleep(0.7)  # one status report later
@@ -565,12 +560,6 @@ def run_all(engine: PrivateEngine, work: Path, args: argparse.Namespace) -> dict
         return doc
     finally:
         client.close()
-
-
-def remove_state(state_dir: Path) -> None:
-    """Remove a scratch engine dir, unless something is still mounted under it."""
-    if f" {state_dir}/" not in Path("/proc/self/mountinfo").read_text():
-        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def main() -> None:
