@@ -100,7 +100,7 @@ class Defender(ListenerBase):
         """Ask the store, not the copy of a second ago: ``unblock`` then ``docker start``
         may come quicker than that (a rare read, on a blocked container's start only)."""
         try:
-            self.enforcer.blocked = {r.container_id for r in self.link.list_blocked()}
+            self.enforcer.refresh()
         except GarrisonError as exc:
             log.error("blocked containers unreadable (%s); keeping the last known", exc)
         return container_id in self.enforcer.blocked
@@ -206,7 +206,7 @@ class Defender(ListenerBase):
         try:
             sync_models(self.book, self.link)
             self._sync_rules()
-            self.enforcer.blocked = {r.container_id for r in self.link.list_blocked()}
+            self.enforcer.refresh()
         except GarrisonError as exc:
             log.error("sync with the store failed (will retry): %s", exc)
         self._check_model_states()

@@ -52,6 +52,11 @@ class Enforcer:
             else:
                 await asyncio.to_thread(self.link.remove_blocked, record.container_id)
 
+    def refresh(self) -> None:
+        """The blocked containers as the store has them now (``unblock`` is another
+        process); a synchronous read: call it off the verdict path."""
+        self.blocked = {r.container_id for r in self.link.list_blocked()}
+
     async def _exists(self, container_id: str) -> bool:
         try:
             await asyncio.to_thread(self.runtime.inspect, container_id)
