@@ -1,7 +1,7 @@
 """The whole defender against an exec storm, beside the peers users know; RSS when idle.
 
     sudo .venv/bin/python benchmarks/bench_defender.py [--execs 2000] [--rounds 5]
-        [--engine-dir DIR] [--json-out FILE]
+        [--only learning,active,auditd,bpftrace,burst,rss] [--engine-dir DIR] [--json-out FILE]
 
 Times ``for i in $(seq N); do /usr/bin/true garrison-bench; done`` inside a garrison-test/debian:12
 container with bash's $EPOCHREALTIME (the loop only, not the ``docker exec`` around it). Each
@@ -24,7 +24,9 @@ median of its ratios to its paired baselines.
 Execs seen / execs made at >= 1000 exec/s: the storm in 4 concurrent loops under a learning
 defender (a single loop may run slower than that here), the model's count against N.
 Then 20 idle busybox containers, a fresh defender, and its VmRSS once it watches all of them.
-Nothing here asserts a time: it prints a table (and JSON with --json-out) and exits 0.
+``--only`` runs some of these parts (all by default), for instance ``--only active`` while
+working on the active mode. Nothing here asserts a time: it prints a table (and JSON with
+--json-out) and exits 0.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ LABELS = {
     "bpftrace": "bpftrace sched_process_exec",
 }
 TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+PARTS = ("learning", "active", "auditd", "bpftrace", "burst", "rss")
 IDLE_CONTAINERS = 20
 BURST_LOOPS = 4
 SETTLE_SECONDS = 1.5
@@ -100,6 +103,7 @@ class Lab:
     docker_host: str
     work: Path
     n: int
+    parts: frozenset[str] = frozenset(PARTS)
     container: Any = None
     active_period: str = "5s"
     notes: list[str] = field(default_factory=list)
@@ -380,13 +384,16 @@ def bpftrace(predicate: str, out: Path) -> Iterator[None]:
 
 
 def peers_available(lab: Lab) -> list[str]:
+    wanted = [p for p in ("auditd", "bpftrace") if p in lab.parts]
+    if not wanted:
+        return []
     try:
         ensure_packages(("auditd", "bpftrace"))
         ensure_tracefs()
     except (GarrisonError, subprocess.CalledProcessError) as exc:
         lab.notes.append(f"peers skipped: {exc}")
         return []
-    return ["auditd", "bpftrace"]
+    return wanted
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -403,15 +410,17 @@ def measure_storms(lab: Lab, rounds: int) -> dict[str, Any]:
     lab.container = lab.client.containers.run(DEBIAN.name, ["sleep", "3600"], detach=True)
     try:
         storm(lab.container, 200)  # warm the page cache and the container
-        prepare_active(lab)
+        if "active" in lab.parts:
+            prepare_active(lab)
         with contextlib.ExitStack() as stack:
-            modes = ["learning", "active", *peers_available(lab)]
+            modes = [m for m in ("learning", "active") if m in lab.parts] + peers_available(lab)
             auditd = stack.enter_context(Auditd(lab.work / "audit")) if "auditd" in modes else None
             samples = run_rounds(lab, modes, rounds)
-        doc = summarize(samples, lab.n)
+        doc = summarize(samples, lab.n) if samples else {}
         if auditd is not None and auditd.logged is not None:
             doc["auditd"]["seen"] = [auditd.logged / rounds]  # one log for all rounds
-        return {"modes": doc, "burst": measure_burst(lab, min(rounds, 3))}
+        burst = measure_burst(lab, min(rounds, 3)) if "burst" in lab.parts else None
+        return {"modes": doc, "burst": burst}
     finally:
         lab.container.remove(force=True)
 
@@ -422,8 +431,8 @@ Row = dict[str, tuple[float, Sample]]  # mode -> (its paired baseline's seconds,
 def run_rounds(lab: Lab, modes: list[str], rounds: int) -> list[Row]:
     """Each mode's storm right after a storm with nothing running (its paired baseline): the
     load of this shared machine drifts within seconds, so a ratio compares neighbours."""
-    results = []
-    for rnd in range(rounds):
+    results: list[Row] = []
+    for rnd in range(rounds if modes else 0):
         row: Row = {}
         for mode in modes[rnd % len(modes) :] + modes[: rnd % len(modes)]:
             row[mode] = (storm(lab.container, lab.n), MODES[mode](lab, rnd))
@@ -467,12 +476,13 @@ def measure_burst(lab: Lab, runs: int) -> dict[str, Any]:
     """Execs seen / made at a high rate: the storm in concurrent loops under a learning
     defender, since one loop alone may run below 1000 exec/s on this machine."""
     made = lab.n // BURST_LOOPS * BURST_LOOPS
-    bare, samples = [], []
+    bare, samples, missed = [], [], []
     for run in range(runs):
         bare.append(storm(lab.container, made, BURST_LOOPS))
         data = lab.work / f"burst-{run}"
         samples.append(defended_storm(lab, data, "1h", BURST_LOOPS))
         samples[-1].seen = soft(lab, true_count, data)
+        missed.append(missed_counts(soft(lab, defender_status, data) or {}))
         print(f"burst {run + 1}: none {bare[-1]:.3f}s  learning {samples[-1].seconds:.3f}s")
     return {
         "loops": BURST_LOOPS,
@@ -480,6 +490,18 @@ def measure_burst(lab: Lab, runs: int) -> dict[str, Any]:
         "seen": [s.seen for s in samples if s.seen is not None],
         "execRates": [made / s.seconds for s in samples],
         "execRatesWithoutDefender": [made / b for b in bare],
+        "missed": missed,
+    }
+
+
+def missed_counts(status: dict[str, Any]) -> dict[str, int]:
+    """The sensors' own counts of execs they could not read (``garrison status``)."""
+    sensors = status.get("sensors") or {}
+    exec_sensor, processes = sensors.get("exec") or {}, sensors.get("processes") or {}
+    return {
+        "execLate": int(exec_sensor.get("late", 0)),
+        "execUnread": int((exec_sensor.get("extra") or {}).get("not_in_exec", 0)),
+        "processesLate": int(processes.get("late", 0)),
     }
 
 
@@ -514,27 +536,34 @@ COLUMNS += f"{'judged':>6} {'cpu s':>5}  per-round ratios"
 
 def report(doc: dict[str, Any]) -> None:
     n, modes = doc["execs"], doc["storm"]["modes"]
-    print(f"\n{n} execs of {TRUE} in {DEBIAN.name}, {doc['rounds']} interleaved rounds, medians")
-    print(COLUMNS)
-    for mode, m in modes.items():
-        print(mode_line(mode, m, n))
-    print("seen/made: worst round; judged: exec permission events Garrison answered (median);")
-    print("cpu s: the defender's CPU seconds during the storm (median)\n")
-    burst = doc["storm"]["burst"]
+    if modes:
+        print(f"\n{n} execs of {TRUE} in {DEBIAN.name}, {doc['rounds']} interleaved rounds")
+        print(COLUMNS)
+        for mode, m in modes.items():
+            print(mode_line(mode, m, n))
+        print("seen/made: worst round; judged: exec permission events Garrison answered;")
+        print("cpu s: the defender's CPU seconds during the storm (medians)\n")
+    burst, idle = doc["storm"]["burst"], doc["idle"]
+    if burst:
+        print(burst_line(burst))
+    if idle:
+        print(
+            f"defender RSS with {idle['containers']} idle containers: {idle['rssMiB']:.1f} MiB "
+            f"(peak {idle['hwmMiB']:.1f} MiB)"
+        )
+    for note in doc["notes"]:
+        print(f"note: {note}")
+
+
+def burst_line(burst: dict[str, Any]) -> str:
     worst, rates = min(burst["seen"], default=0), burst["execRates"]
-    print(
+    return (
         f"execs seen / execs made, Garrison learning, {burst['loops']} concurrent loops: "
         f"{worst}/{burst['made']} = {worst / burst['made']:.3f} in the worst of "
         f"{len(rates)} runs (goal 1.000) at {min(rates):.0f}-{max(rates):.0f} exec/s "
         f"(without a defender {statistics.median(burst['execRatesWithoutDefender']):.0f} exec/s)"
+        f"; sensors' own misses per run {burst['missed']}"
     )
-    idle = doc["idle"]
-    print(
-        f"defender RSS with {idle['containers']} idle containers: {idle['rssMiB']:.1f} MiB "
-        f"(peak {idle['hwmMiB']:.1f} MiB)"
-    )
-    for note in doc["notes"]:
-        print(f"note: {note}")
 
 
 def mode_line(mode: str, m: dict[str, Any], n: int) -> str:
@@ -560,20 +589,31 @@ def run_all(engine: PrivateEngine, work: Path, args: argparse.Namespace) -> dict
     client = engine.client()
     try:
         ensure_all(client, cache_dir_from_env())
-        lab = Lab(client, engine.base_url, work, args.execs)
+        lab = Lab(client, engine.base_url, work, args.execs, args.only)
         doc: dict[str, Any] = {"execs": args.execs, "rounds": args.rounds, "image": DEBIAN.name}
         doc["storm"] = measure_storms(lab, args.rounds)
-        doc["idle"] = measure_rss(lab)
+        doc["idle"] = measure_rss(lab) if "rss" in lab.parts else None
         doc["notes"] = lab.notes
         return doc
     finally:
         client.close()
 
 
+def parts(text: str) -> frozenset[str]:
+    chosen = frozenset(p.strip() for p in text.split(",") if p.strip())
+    unknown = chosen - set(PARTS)
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"choose among {','.join(PARTS)}")
+    return chosen
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--execs", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--only", type=parts, default=frozenset(PARTS), help=f"some of {','.join(PARTS)}"
+    )
     parser.add_argument("--engine-dir", type=Path, help="engine state dir (default: a new one)")
     parser.add_argument("--json-out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args()

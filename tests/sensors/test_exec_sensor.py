@@ -143,6 +143,67 @@ def test_500_short_execs_with_distinct_arguments_are_all_recorded(
     assert recorder.sensor.counters.errors == 0
 
 
+def test_four_concurrent_loops_on_two_cores_lose_no_exec(recorder: Recorder, run_container):
+    # Under load a woken listener may read /proc/TID/syscall before the task that raised
+    # the event has gone to sleep ("running"): such events were once allowed unjudged.
+    deb = sleeper(run_container, DEBIAN)
+    recorder.sensor.watch(info(deb))
+    loop = "for i in $(seq 1 300); do /usr/bin/true $j-$i; done"
+    script = f"for j in 1 2 3 4; do ({loop}) & done; wait"
+    assert deb.exec_run(["bash", "-c", script]).exit_code == 0
+    assert wait_for(lambda: len(recorder.of("/usr/bin/true")) >= 1200)
+    argvs = {e.argv[1] for e in recorder.of("/usr/bin/true")}
+    assert argvs == {f"{j}-{i}" for j in range(1, 5) for i in range(1, 301)}
+    assert "not_in_exec" not in recorder.sensor.counters.extra
+    assert recorder.sensor.counters.late == 0
+
+
+class OrderedSensor(ExecSensor):
+    """Writes down when each exec is admitted, judged and answered."""
+
+    def __init__(self, refusable: str) -> None:
+        super().__init__(self._judge_it, lambda e: None, admit=self._admit_it)
+        self.refusable = refusable
+        self.steps: list[str] = []
+
+    def _admit_it(self, event: ProcessEvent) -> bool:
+        self.steps.append(f"admit {event.path}")
+        return event.path == self.refusable
+
+    def _judge_it(self, event: ProcessEvent) -> Verdict:
+        self.steps.append(f"judge {event.path}")
+        return Verdict.ALLOW
+
+    def _answer(self, raw: Any, event: ProcessEvent | None, verdict: Verdict) -> None:
+        self.steps.append(f"answer {event.path if event else None}")
+        super()._answer(raw, event, verdict)
+
+    def of(self, path: str) -> list[str]:
+        return [step for step in self.steps if step.endswith(f" {path}")]
+
+
+def test_an_exec_nothing_could_refuse_is_answered_before_it_is_judged(run_container):
+    sensor = OrderedSensor(refusable="/usr/bin/id")
+    deb = sleeper(run_container, DEBIAN)
+    sensor.start()
+    try:
+        sensor.watch(info(deb))
+        deb.exec_run(["sh", "-c", "/usr/bin/true; /usr/bin/id"])
+        assert wait_for(lambda: "judge /usr/bin/id" in sensor.steps)
+    finally:
+        sensor.stop()
+    assert sensor.of("/usr/bin/true") == [
+        "admit /usr/bin/true",
+        "answer /usr/bin/true",
+        "judge /usr/bin/true",
+    ]
+    assert sensor.of("/usr/bin/id") == [
+        "admit /usr/bin/id",
+        "judge /usr/bin/id",
+        "answer /usr/bin/id",
+    ]
+
+
 def test_deny_makes_nc_fail_while_the_container_runs_on(recorder: Recorder, run_container):
     deb = sleeper(run_container, DEBIAN)
     recorder.judge = lambda e: Verdict.DENY if e.path == "/usr/bin/nc" else Verdict.ALLOW

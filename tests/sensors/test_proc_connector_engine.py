@@ -89,7 +89,7 @@ def test_200_short_execs_are_all_seen_in_their_container_without_drops(tracked, 
 def test_execs_the_fanotify_sensor_missed_become_process_events(tracked, run_container):
     tracker, _connector, rec = tracked
     container, pid = gated(run_container, LOOP_200_TRUE)
-    tracker.watch(container.id)
+    tracker.watch(container.id, container.attrs["GraphDriver"]["Data"]["MergedDir"])
     release(pid)
     assert wait_for(lambda: any(p.exe == "/usr/bin/sleep" for p in rec.execs_of(container.id)))
     trues = [e for e in rec.events if e.path == "/usr/bin/true"]

@@ -168,3 +168,33 @@ def test_openat_flags_show_write_intent_before_the_open_happens():
     assert open_flags(Syscall(SYS_EXECVE, (0,) * 6)) is None
     assert has_write_intent(os.O_RDWR)
     assert has_write_intent(os.O_RDONLY | os.O_TRUNC)
+
+
+def _fake_proc(tmp_path: Path, syscall: bytes) -> Path:
+    (tmp_path / "42").mkdir()
+    (tmp_path / "42" / "syscall").write_bytes(syscall)
+    return tmp_path
+
+
+def test_a_task_still_running_is_read_again_until_it_waits(tmp_path: Path):
+    proc = _fake_proc(tmp_path, b"running\n")
+    waiting = b"59 0x5600 0x5700 0x5800 0x0 0x0 0x0 0x7ffc 0x7f00\n"
+    reads = 0
+    original = ProcFS.read
+
+    class Settling(ProcFS):
+        def read(self, pid: int, name: str) -> bytes:  # the task goes to sleep at read 3
+            nonlocal reads
+            reads += 1
+            if reads == 3:
+                (proc / "42" / "syscall").write_bytes(waiting)
+            return original(self, pid, name)
+
+    call = Settling(str(proc)).waiting_syscall(42)
+    assert call == Syscall(SYS_EXECVE, (0x5600, 0x5700, 0x5800, 0, 0, 0))
+    assert reads == 3
+
+
+def test_a_task_that_never_waits_gives_up_after_the_patience(tmp_path: Path):
+    proc = _fake_proc(tmp_path, b"running\n")
+    assert ProcFS(str(proc)).waiting_syscall(42, patience=0.01) is None

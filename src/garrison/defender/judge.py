@@ -59,10 +59,18 @@ class Judge:
     def _model(self, container_id: str) -> ModelView:
         return self.book.for_container(container_id) or NO_MODEL
 
-    def __call__(self, event: ProcessEvent) -> Verdict:
-        """An exec (``ExecJudge``)."""
-        self.verdicts += 1
+    def admit(self, event: ProcessEvent) -> bool:
+        """An exec about to be judged (``ExecAdmit``): remembered for the proc connector's
+        ``claim`` (before the exec may go on, so that the connector always finds it), and
+        True when the container's policy could refuse it — the kernel then waits for the
+        verdict; otherwise it lets the exec go on and the verdict follows at once."""
         self._remember(event)
+        policy = self.policies.for_container(event.container_id)
+        return policy is not None and policy.processes.refuses
+
+    def __call__(self, event: ProcessEvent) -> Verdict:
+        """An exec (``ExecJudge``), after ``admit``."""
+        self.verdicts += 1
         policy = self.policies.for_container(event.container_id)
         if policy is None:  # not (or no longer) a container this defender follows
             return Verdict.ALLOW

@@ -34,7 +34,7 @@ class SensorSet:
         self, judge: Judge, sink: Callable[[Event], None], network_interval: float = 1.0
     ) -> None:
         self.judge = judge
-        self.exec = ExecSensor(judge, sink)
+        self.exec = ExecSensor(judge, sink, admit=judge.admit)
         self.files = FileSensor(sink, judge=judge.file, may_deny=judge.may_deny)
         self.processes = ProcessTracker(sink, judge.already_seen, claim=judge.claim)
         self.connector = ProcConnector(self.processes)
@@ -81,7 +81,7 @@ class SensorSet:
                 log.warning("%s: cannot watch %s: %s", name, container.id[:12], exc)
 
     def _watch_processes(self, container: ContainerInfo) -> None:
-        self.processes.watch(container.id)
+        self.processes.watch(container.id, container.merged_dir)
 
     def guard_writes(self, container_id: str, guard: bool) -> None:
         try:

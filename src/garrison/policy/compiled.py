@@ -41,6 +41,19 @@ class ProcessPolicy:
     detections: ProcessDetections
     custom: tuple[CompiledCustom, ...]
 
+    @property
+    def refuses(self) -> bool:
+        """Can anything here refuse an exec (prevent, or block: a blocked container's
+        process must not run on)? If not, every exec is allowed whatever the findings, and
+        the kernel need not wait for them."""
+        det = self.detections
+        effects = [self.effect, det.crypto_miners, det.lateral_movement, det.reverse_shell]
+        effects += [det.suid_binaries, det.drift, det.parent_child]
+        effects += [c.effect for c in self.custom]
+        if self.denied:
+            effects.append(self.denied_effect)
+        return any(effect in ("prevent", "block") for effect in effects)
+
 
 @dataclass(frozen=True, slots=True)
 class NetworkPolicy:

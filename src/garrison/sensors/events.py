@@ -95,3 +95,10 @@ class ExecJudge(Protocol):
     """Answers a permission event from memory, at once: never waits on I/O."""
 
     def __call__(self, event: ProcessEvent) -> Verdict: ...
+
+
+class ExecAdmit(Protocol):
+    """Called first for every exec to judge: could its verdict refuse it? False lets the
+    exec go on before the judge runs (the judge still runs, right after)."""
+
+    def __call__(self, event: ProcessEvent) -> bool: ...

@@ -10,7 +10,10 @@ The kernel raises one event per file an exec opens: the program, then (for a scr
 ``/proc/PID/syscall`` still shows the same execve. Only the first becomes a ProcessEvent;
 the loader's inode gets a permanent ignore mark so that later execs cost one round trip.
 
-The verdict path reads /proc and memory only. Whatever goes wrong there, the answer is
+The verdict path reads /proc and memory only. When the container's policy cannot refuse an
+exec (``admit`` says so: no prevent or block anywhere in its process rules), the kernel is
+answered as soon as the event is read, and the judge runs after: the caller waits for the
+reads, not for the policy. Whatever goes wrong there, the answer is
 FAN_ALLOW: a sensor fault must never hang or break a container.
 """
 
@@ -26,7 +29,13 @@ from collections.abc import Callable
 from garrison.errors import GarrisonError, ProcessGone, SensorError
 from garrison.runtime.base import ContainerInfo
 from garrison.sensors import fanotify as fan
-from garrison.sensors.events import ExecJudge, ProcessEvent, SensorCounters, Verdict
+from garrison.sensors.events import (
+    ExecAdmit,
+    ExecJudge,
+    ProcessEvent,
+    SensorCounters,
+    Verdict,
+)
 from garrison.sensors.fanotify_loop import GroupThread, RootTable, WatchedRoot
 from garrison.sensors.multicall import applet_path, is_multicall, is_self_exe
 from garrison.sensors.passwd import open_in_root
@@ -38,6 +47,10 @@ ProcessSink = Callable[[ProcessEvent], None]
 # ELF interpreters (PT_INTERP) of glibc and musl: ld-linux-x86-64.so.2, ld-musl-x86_64.so.1.
 _LOADER = re.compile(r"^ld(?:-linux[-\w.]*|-musl-[-\w]+)?\.so(?:\.\d+)*$")
 _MAX_PENDING = 4096
+# A parent's executable, read from /proc, is kept this long: an exec storm's shell is read
+# once a second, not once per child. The entry goes at once when that pid execs itself.
+PARENT_TTL = 1.0
+_MAX_PARENTS = 4096
 
 
 def is_loader(path: str) -> bool:
@@ -53,10 +66,14 @@ class ExecSensor:
         judge: ExecJudge,
         sink: ProcessSink,
         *,
+        admit: ExecAdmit | None = None,
         procfs: ProcFS | None = None,
         ignore_loader: bool = True,
     ) -> None:
         self.judge = judge
+        # admit(event) False: nothing could refuse this exec, so the kernel is answered
+        # before the judge runs (the caller waits only for the reads the event needs).
+        self.admit = admit
         self.sink = sink
         self.procfs = procfs or ProcFS()
         # With the loader ignored, running it by hand (``ld.so /bin/x``) is not seen here;
@@ -72,6 +89,8 @@ class ExecSensor:
         # tid → (syscall, filename) of its last recorded exec: later events of the same
         # execve (interpreter, loader) are recognised by it.
         self._pending: dict[int, tuple[Syscall, str]] = {}
+        # ppid → (monotonic time read, container id, its executable or "" if outside)
+        self._parents: dict[int, tuple[float, str, str]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -133,13 +152,37 @@ class ExecSensor:
             self.counters.drops += 1
             return
         event = self._event_safely(raw)
-        verdict = self._judge_safely(event) if event is not None else Verdict.ALLOW
         try:
-            self._answer(raw, event, verdict)
+            if event is None:
+                self._answer(raw, None, Verdict.ALLOW)
+            elif self._must_wait(event):
+                self._answer(raw, event, self._judge_safely(event))
+            else:
+                self._answer_first(raw, event)
         finally:
             os.close(raw.fd)
         if event is not None:
             self._emit(event)
+
+    def _must_wait(self, event: ProcessEvent) -> bool:
+        if self.admit is None:
+            return True
+        try:
+            return self.admit(event)
+        except Exception:
+            self.counters.errors += 1
+            log.exception("exec admit failed on %s: judged before the answer", event.path)
+            return True
+
+    def _answer_first(self, raw: fan.RawEvent, event: ProcessEvent) -> None:
+        """Let the exec go on, then judge it: the verdict can only allow (or let the
+        kernel skip the file from now on)."""
+        self._answer(raw, event, Verdict.ALLOW)
+        verdict = self._judge_safely(event)
+        if verdict is Verdict.ALLOW_ALWAYS:
+            self._ignore_if_requested(raw, event)
+        elif verdict is Verdict.DENY:  # the rules changed between admit and judge
+            self._count("refused_too_late")
 
     def _event_safely(self, raw: fan.RawEvent) -> ProcessEvent | None:
         try:
@@ -178,7 +221,7 @@ class ExecSensor:
         if root is None:
             self._count("unknown_device")
             return None
-        call = self.procfs.syscall(raw.pid)
+        call = self.procfs.waiting_syscall(raw.pid)
         request = self.procfs.exec_request(raw.pid, call) if call is not None else None
         if call is None or request is None:
             self._count("not_in_exec")  # a kernel-internal exec, or uselib()
@@ -208,6 +251,7 @@ class ExecSensor:
         self, tid: int, root: WatchedRoot, request: ExecRequest, resolved: str, mode: int
     ) -> ProcessEvent:
         status = self.procfs.status(tid)
+        self._parents.pop(status.tgid, None)  # it runs another program from now on
         path = root.container_path(self.procfs.exec_path(tid, request))
         if is_self_exe(path) and is_multicall(resolved) and request.argv:
             # busybox's shell runs an applet as /proc/self/exe: record the applet's name
@@ -230,6 +274,17 @@ class ExecSensor:
     def _parent_path(self, root: WatchedRoot, ppid: int) -> str:
         """The parent's executable; "" when the parent lives outside the container (runc,
         containerd-shim after a ``docker exec``): its path would name a host file."""
+        now = time.monotonic()
+        known = self._parents.get(ppid)
+        if known is not None and now - known[0] < PARENT_TTL and known[1] == root.container_id:
+            return known[2]
+        path = self._read_parent_path(root, ppid)
+        if len(self._parents) >= _MAX_PARENTS:
+            self._parents.clear()
+        self._parents[ppid] = (now, root.container_id, path)
+        return path
+
+    def _read_parent_path(self, root: WatchedRoot, ppid: int) -> str:
         try:
             if os.stat(self.procfs.path(ppid, "root")).st_dev != root.dev:
                 return ""

@@ -131,7 +131,7 @@ class FileGuard:
 
     def _decide(self, raw: fan.RawEvent) -> Verdict:
         root = self._roots.by_dev.get(os.fstat(raw.fd).st_dev)
-        call = self.procfs.syscall(raw.pid) if root is not None else None
+        call = self.procfs.waiting_syscall(raw.pid) if root is not None else None
         flags = self.procfs.open_flags(raw.pid, call) if call is not None else None
         if root is None:
             return Verdict.ALLOW

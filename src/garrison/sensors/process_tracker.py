@@ -79,12 +79,18 @@ class ProcessTracker:
         self._tree: dict[int, TrackedProcess] = {}
         self._watched: set[str] = set()
         self._users: dict[str, UserNames] = {}
+        self._roots: set[str] = set()  # containers whose users come from their MergedDir
         self._lock = threading.Lock()
 
-    def watch(self, container_id: str) -> None:
-        """Follow a container; its running processes are read from its cgroup now."""
+    def watch(self, container_id: str, root: str | None = None) -> None:
+        """Follow a container; its running processes are read from its cgroup now.
+        ``root`` (its MergedDir) names users from its /etc/passwd; without it they are
+        read through the root of the process being reported, which may be gone by then."""
         with self._lock:
             self._watched.add(container_id)
+            if root:
+                self._users[container_id] = UserNames(root)
+                self._roots.add(container_id)
         for pid in container_pids(container_id, self._cgroup_root):
             with contextlib.suppress(ProcessGone, SensorError):
                 node = TrackedProcess(pid, self._proc.ppid(pid), container_id, self._exe(pid))
@@ -95,6 +101,7 @@ class ProcessTracker:
         with self._lock:
             self._watched.discard(container_id)
             self._users.pop(container_id, None)
+            self._roots.discard(container_id)
             for pid in [p for p, n in self._tree.items() if n.container_id == container_id]:
                 del self._tree[pid]
 
@@ -229,7 +236,7 @@ class ProcessTracker:
             users = UserNames(self._proc.path(node.pid, "root"))
             self._users[node.container_id] = users
         name = users.name(uid)
-        if name == str(uid):
+        if name == str(uid) and node.container_id not in self._roots:
             self._users.pop(node.container_id, None)
         return name
 

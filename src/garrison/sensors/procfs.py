@@ -15,6 +15,7 @@ import errno
 import os
 import re
 import struct
+import time
 from dataclasses import dataclass
 
 from garrison.errors import GarrisonError, ProcessGone, SensorError
@@ -27,6 +28,8 @@ SYS_OPENAT = 257
 SYS_OPENAT2 = 437
 WRITE_INTENT = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC
 AT_FDCWD = -100
+# How long a task that has just raised a permission event may take to go to sleep.
+RUNNING_PATIENCE = 0.005
 AT_EMPTY_PATH = 0x1000
 MAX_ARGS = 256  # argv beyond this is cut: a record, not a copy of the process
 MAX_STRING = 4096  # PATH_MAX; also the longest argument kept
@@ -166,6 +169,22 @@ class ProcFS:
 
     def syscall(self, pid: int) -> Syscall | None:
         return parse_syscall(self.read(pid, "syscall"))
+
+    def waiting_syscall(self, pid: int, patience: float = RUNNING_PATIENCE) -> Syscall | None:
+        """The call a task waiting in the kernel for us (a permission event) is in.
+
+        The kernel queues the event, wakes the listener, and only then puts the task to
+        sleep: read in between, ``syscall`` says ``running`` (task_current_syscall() needs
+        the task off the CPU). Such a task is about to block, so it is read again, yielding
+        the CPU, for up to ``patience`` seconds; None after that, or for a task in no call.
+        """
+        raw = self.read(pid, "syscall")
+        if raw.startswith(b"running"):
+            deadline = time.monotonic() + patience
+            while raw.startswith(b"running") and time.monotonic() < deadline:
+                os.sched_yield()
+                raw = self.read(pid, "syscall")
+        return parse_syscall(raw)
 
     def status(self, pid: int) -> ProcStatus:
         return parse_status(self.read(pid, "status"))
