@@ -1,7 +1,7 @@
 """Enforcement costs: violation → container stopped; open and exec storms under prevent rules.
 
     sudo .venv/bin/python benchmarks/bench_enforce.py [--trials 50] [--rounds 5]
-        [--opens 3000] [--execs 2000] [--engine-dir DIR] [--json-out FILE]
+        [--opens 3000] [--execs 2000] [--only block,storms] [--engine-dir DIR] [--json-out FILE]
 
 The real defender (``python -m garrison run``, a child process) on a private engine; rules put
 in force with ``garrison rules apply -f FILE``, as a user does.
@@ -492,7 +492,15 @@ def summarize_storms(rows: list[dict[str, Any]], sizes: dict[str, int]) -> dict[
 
 
 def report(doc: dict[str, Any]) -> None:
-    report_block(doc["block"])
+    if doc["block"]:
+        report_block(doc["block"])
+    if doc["storms"]:
+        report_storms(doc)
+    for note in doc["notes"]:
+        print(f"note: {note}")
+
+
+def report_storms(doc: dict[str, Any]) -> None:
     print(f"\n2./3. storms in {doc['image']}, {doc['rounds']} interleaved rounds, medians")
     print(f"{'storm':31} {'mode':5} {'seconds':>7} {'ratio':>6}  {'goal':12} {'cpu s':>5}  rounds")
     for kind, per in doc["storms"].items():
@@ -507,8 +515,6 @@ def report(doc: dict[str, Any]) -> None:
             f"{mode}: per round, all three storms: "
             + ", ".join(f"{k} {v:.0f}" for k, v in counts.items())
         )
-    for note in doc["notes"]:
-        print(f"note: {note}")
 
 
 def report_block(block: dict[str, Any]) -> None:
@@ -554,12 +560,22 @@ def run_all(engine: PrivateEngine, work: Path, args: argparse.Namespace) -> dict
         ensure_all(client, cache_dir_from_env())
         lab = Lab(client, engine.base_url, work, args)
         doc: dict[str, Any] = {"image": DEBIAN.name, "rounds": args.rounds}
-        doc["block"] = measure_block(lab)
-        doc["storms"] = measure_storms(lab)
+        doc["block"] = measure_block(lab) if "block" in args.only else None
+        doc["storms"] = measure_storms(lab) if "storms" in args.only else None
         doc["notes"] = lab.notes
         return doc
     finally:
         client.close()
+
+
+PARTS = frozenset({"block", "storms"})
+
+
+def parts(text: str) -> frozenset[str]:
+    chosen = frozenset(p.strip() for p in text.split(",") if p.strip())
+    if not chosen or chosen - PARTS:
+        raise argparse.ArgumentTypeError("choose among block,storms")
+    return chosen
 
 
 def main() -> None:
@@ -568,6 +584,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--opens", type=int, default=3000, help="cat loop size (python: x5)")
     parser.add_argument("--execs", type=int, default=2000)
+    parser.add_argument("--only", type=parts, default=PARTS, help="block, storms or both")
     parser.add_argument("--engine-dir", type=Path, help="engine state dir (default: a new one)")
     parser.add_argument("--json-out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args()

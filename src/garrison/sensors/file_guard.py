@@ -16,7 +16,9 @@ What this covers and what it does not:
 - Writes to volumes and bind mounts (other file systems, Docker's /etc/hosts, /etc/hostname
   and /etc/resolv.conf among them) are not seen.
 - With ``may_deny``, files no rule could protect get an ignore mark at their first
-  open, so reading libraries costs nothing after the first time.
+  open, so reading libraries costs nothing after the first time. A file a rule protects
+  cannot be skipped (the kernel's marks do not tell reads from writes): its reads are
+  answered from its inode, without looking up its path or the rules again.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from garrison.sensors.fanotify_loop import GroupThread, RootTable, WatchedRoot
 from garrison.sensors.procfs import ProcFS, has_write_intent
 
 log = logging.getLogger(__name__)
+
+MAX_PROTECTED = 65_536
 
 
 class FileJudge(Protocol):
@@ -67,6 +71,7 @@ class FileGuard:
         self.kind_of = kind_of
         self.procfs = procfs
         self._roots = RootTable()
+        self._protected: set[tuple[int, int]] = set()  # (dev, ino) of files may_deny protects
         self._io = GroupThread(
             "garrison-file-guard",
             fan.FAN_CLASS_CONTENT | fan.FAN_NONBLOCK | fan.FAN_REPORT_TID | fan.FAN_UNLIMITED_MARKS,
@@ -102,6 +107,7 @@ class FileGuard:
 
     def forget_ignores(self) -> None:
         """Drop the ignore marks of files ``may_deny`` cleared (its answers changed)."""
+        self._protected = set()
         if self._group is not None:
             self._group.mark(fan.FAN_MARK_FLUSH, 0, None)
 
@@ -130,16 +136,23 @@ class FileGuard:
             os.close(raw.fd)
 
     def _decide(self, raw: fan.RawEvent) -> Verdict:
-        root = self._roots.by_dev.get(os.fstat(raw.fd).st_dev)
+        st = os.fstat(raw.fd)
+        root = self._roots.by_dev.get(st.st_dev)
         call = self.procfs.waiting_syscall(raw.pid) if root is not None else None
         flags = self.procfs.open_flags(raw.pid, call) if call is not None else None
         if root is None:
             return Verdict.ALLOW
+        reading = flags is None or not has_write_intent(flags)  # a read, or an exec's open
+        inode = (st.st_dev, st.st_ino)
+        if reading and inode in self._protected:  # allowed either way: no path, no policy
+            self._count("read_of_protected")
+            return Verdict.ALLOW
         path = root.container_path(os.readlink(f"/proc/self/fd/{raw.fd}"))
         if not self._may_deny(root, path):
-            self._skip(raw.fd)
+            self._skip(raw.fd, st.st_nlink)
             return Verdict.ALLOW
-        if flags is None or not has_write_intent(flags):  # a read, or an exec's open
+        self._remember_protected(inode)
+        if reading:
             return Verdict.ALLOW
         verdict = self.judge(self._event(raw.pid, root, path))
         if verdict is Verdict.DENY:
@@ -149,14 +162,21 @@ class FileGuard:
     def _may_deny(self, root: WatchedRoot, path: str) -> bool:
         return self.may_deny is None or self.may_deny(root.container_id, path)
 
-    def _skip(self, fd: int) -> None:
+    def _remember_protected(self, inode: tuple[int, int]) -> None:
+        """A file some write to which may be refused: its reads, answered allow whatever its
+        path, need not look it up again (the group's marks cannot tell reads from writes)."""
+        if len(self._protected) >= MAX_PROTECTED:
+            self._protected.clear()
+        self._protected.add(inode)
+
+    def _skip(self, fd: int, links: int) -> None:
         """An ignore mark on a file no rule protects: its opens stop costing a round trip.
 
         Only for a single-link file: an ignore mark is per inode, and a second name could be
         a protected path. It survives writes (FAN_MARK_IGNORED_SURV_MODIFY): what may be
         refused depends on the path, not the content. A rename or link in the container, or
         new rules, drop every mark (``forget_ignores``)."""
-        if self.may_deny is None or self._group is None or os.fstat(fd).st_nlink != 1:
+        if self.may_deny is None or self._group is None or links != 1:
             return
         flags = fan.FAN_MARK_ADD | fan.FAN_MARK_IGNORED_MASK | fan.FAN_MARK_IGNORED_SURV_MODIFY
         try:
