@@ -28,8 +28,12 @@ SYS_OPENAT = 257
 SYS_OPENAT2 = 437
 WRITE_INTENT = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC
 AT_FDCWD = -100
-# How long a task that has just raised a permission event may take to go to sleep.
-RUNNING_PATIENCE = 0.005
+# How long a task that has just raised a permission event may take to go to sleep: on a
+# loaded machine it may be preempted first and wait for a CPU (5 ms was once too short with
+# four exec loops on two cores).
+RUNNING_PATIENCE = 0.1
+RUNNING_SPIN = 0.001
+RUNNING_NAP = 0.0002
 AT_EMPTY_PATH = 0x1000
 MAX_ARGS = 256  # argv beyond this is cut: a record, not a copy of the process
 MAX_STRING = 4096  # PATH_MAX; also the longest argument kept
@@ -175,14 +179,20 @@ class ProcFS:
 
         The kernel queues the event, wakes the listener, and only then puts the task to
         sleep: read in between, ``syscall`` says ``running`` (task_current_syscall() needs
-        the task off the CPU). Such a task is about to block, so it is read again, yielding
-        the CPU, for up to ``patience`` seconds; None after that, or for a task in no call.
+        the task off the CPU). Such a task is about to block, so it is read again (yielding
+        the CPU, then napping) for up to ``patience`` seconds; None after that, or for a task
+        in no call.
         """
         raw = self.read(pid, "syscall")
         if raw.startswith(b"running"):
-            deadline = time.monotonic() + patience
-            while raw.startswith(b"running") and time.monotonic() < deadline:
-                os.sched_yield()
+            start = time.monotonic()
+            while raw.startswith(b"running") and (waited := time.monotonic() - start) < patience:
+                # A task preempted on its way to sleep may wait its turn on a busy CPU: yield
+                # at first, then nap rather than spin.
+                if waited < RUNNING_SPIN:
+                    os.sched_yield()
+                else:
+                    time.sleep(RUNNING_NAP)
                 raw = self.read(pid, "syscall")
         return parse_syscall(raw)
 
