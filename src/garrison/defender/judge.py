@@ -55,6 +55,7 @@ class Judge:
         self.verdicts = 0
         self._seen: dict[int, tuple[float, list[str]]] = {}  # pid → (when, files run)
         self._always: dict[str, set[str]] = {}  # container → files the kernel skips
+        self._answered: set[int] = set()  # pids whose exec the kernel let go before judging
 
     def _model(self, container_id: str) -> ModelView:
         return self.book.for_container(container_id) or NO_MODEL
@@ -66,11 +67,19 @@ class Judge:
         verdict; otherwise it lets the exec go on and the verdict follows at once."""
         self._remember(event)
         policy = self.policies.for_container(event.container_id)
-        return policy is not None and policy.processes.refuses
+        refusable = policy is not None and policy.processes.refuses
+        if not refusable:
+            if len(self._answered) >= SEEN_MAX:
+                self._answered.clear()
+            self._answered.add(event.pid)
+        return refusable
 
     def __call__(self, event: ProcessEvent) -> Verdict:
-        """An exec (``ExecJudge``), after ``admit``."""
+        """An exec (``ExecJudge``), after ``admit``. A finding that would refuse an exec
+        already let through (rules changed in between) is acted on after the fact."""
         self.verdicts += 1
+        waited = event.pid not in self._answered
+        self._answered.discard(event.pid)
         policy = self.policies.for_container(event.container_id)
         if policy is None:  # not (or no longer) a container this defender follows
             return Verdict.ALLOW
@@ -79,7 +88,7 @@ class Judge:
         decisions = evaluate_process(policy, model, event, facts)
         if decisions:
             verdict = verdict_of(decisions)
-            self.report(Judged(event, tuple(decisions), verdict is Verdict.DENY))
+            self.report(Judged(event, tuple(decisions), waited and verdict is Verdict.DENY))
             return verdict
         if exec_ignorable(policy, model, event, facts):
             self._always.setdefault(event.container_id, set()).add(event.path)

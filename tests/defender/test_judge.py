@@ -1,0 +1,80 @@
+"""The judge on its own: which execs the kernel waits for, and what is acted on after."""
+
+from __future__ import annotations
+
+from garrison.defender.judge import Judge, Judged
+from garrison.defender.policies import Policies
+from garrison.model.book import ModelBook
+from garrison.policy import load_rules
+from garrison.runtime.base import ContainerInfo
+from garrison.sensors.events import ProcessEvent, Verdict
+
+DENY_NC = """
+- name: no-nc
+  processes:
+    denied: {effect: prevent, paths: [/usr/bin/nc]}
+"""
+ALERT_ONLY = """
+- name: watch
+  processes:
+    denied: {effect: alert, paths: [/usr/bin/nc]}
+"""
+CONTAINER = ContainerInfo("c" * 64, "web", "garrison-test/debian:12", "sha256:" + "1" * 64)
+
+
+def nc(pid: int = 42) -> ProcessEvent:
+    return ProcessEvent(
+        container_id=CONTAINER.id,
+        pid=pid,
+        ppid=1,
+        path="/usr/bin/nc",
+        argv=("/usr/bin/nc", "-h"),
+        uid=0,
+        user="root",
+        parent_path="/usr/bin/bash",
+        time=0.0,
+    )
+
+
+def judge_with(rules: str) -> tuple[Judge, Policies, list[Judged]]:
+    policies = Policies("host")
+    policies.swap(load_rules(rules))
+    policies.add(CONTAINER)
+    reports: list[Judged] = []
+    return Judge(ModelBook(), policies, reports.append), policies, reports
+
+
+def test_a_rule_that_can_refuse_makes_the_kernel_wait_for_the_verdict():
+    judge, _policies, reports = judge_with(DENY_NC)
+    event = nc()
+    assert judge.admit(event) is True
+    assert judge(event) is Verdict.DENY
+    assert [r.refused for r in reports] == [True]
+
+
+def test_without_such_a_rule_the_exec_goes_on_before_it_is_judged():
+    judge, _policies, reports = judge_with(ALERT_ONLY)
+    event = nc()
+    assert judge.admit(event) is False
+    assert judge(event) is Verdict.ALLOW
+    assert [r.refused for r in reports] == [False]
+    assert reports[0].decisions[0].effect == "alert"
+
+
+def test_a_refusing_rule_that_arrives_after_the_answer_is_acted_on_after_the_fact():
+    judge, policies, reports = judge_with(ALERT_ONLY)
+    event = nc()
+    assert judge.admit(event) is False  # the kernel is answered: the exec goes on
+    policies.swap(load_rules(DENY_NC))
+    assert judge(event) is Verdict.DENY
+    # Not refused in the kernel: the defender's actions kill the process after the fact.
+    assert [r.refused for r in reports] == [False]
+    assert reports[0].decisions[0].effect == "prevent"
+
+
+def test_an_unknown_container_is_never_waited_for():
+    judge, _policies, reports = judge_with(DENY_NC)
+    stranger = ProcessEvent("d" * 64, 7, 1, "/usr/bin/nc", ("nc",), 0, "root", "", 0.0)
+    assert judge.admit(stranger) is False
+    assert judge(stranger) is Verdict.ALLOW
+    assert reports == []
