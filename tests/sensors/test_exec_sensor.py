@@ -17,6 +17,7 @@ from garrison.errors import SensorError
 from garrison.runtime.base import ContainerInfo
 from garrison.sensors.events import ProcessEvent, Verdict
 from garrison.sensors.exec_sensor import ExecSensor, is_loader
+from garrison.sensors.procfs import NotAsleep, ProcFS, Syscall
 
 pytestmark = pytest.mark.engine
 
@@ -156,6 +157,35 @@ def test_four_concurrent_loops_on_two_cores_lose_no_exec(recorder: Recorder, run
     assert argvs == {f"{j}-{i}" for j in range(1, 5) for i in range(1, 301)}
     assert "not_in_exec" not in recorder.sensor.counters.extra
     assert recorder.sensor.counters.late == 0
+
+
+class Sleepless(ProcFS):
+    """A /proc whose tasks never go to sleep in time (as under a CPU-throttled cgroup)."""
+
+    def waiting_syscall(self, pid: int, patience: float = 0.0) -> Syscall | None:
+        raise NotAsleep(pid)
+
+
+def test_an_exec_whose_caller_never_sleeps_is_judged_by_its_real_file(run_container):
+    events: list[ProcessEvent] = []
+
+    def judge(event: ProcessEvent) -> Verdict:
+        return Verdict.DENY if event.path == "/usr/bin/nc.openbsd" else Verdict.ALLOW
+
+    sensor = ExecSensor(judge, events.append, procfs=Sleepless())
+    deb = sleeper(run_container, DEBIAN)
+    sensor.start()
+    try:
+        sensor.watch(info(deb))
+        result = deb.exec_run(["sh", "-c", "/usr/bin/nc -h; echo status=$?"])
+    finally:
+        sensor.stop()
+    assert b"status=126" in result.output
+    nc = [e for e in events if e.path == "/usr/bin/nc.openbsd"]
+    assert len(nc) == 1
+    assert (nc[0].argv, nc[0].resolved_path, nc[0].user) == ((), "/usr/bin/nc.openbsd", "root")
+    assert sensor.counters.extra["unread_args"] >= 2  # sh and nc; the loader is skipped
+    assert "not_in_exec" not in sensor.counters.extra
 
 
 class OrderedSensor(ExecSensor):

@@ -94,9 +94,13 @@ def test_execs_the_fanotify_sensor_missed_become_process_events(tracked, run_con
     assert wait_for(lambda: any(p.exe == "/usr/bin/sleep" for p in rec.execs_of(container.id)))
     trues = [e for e in rec.events if e.path == "/usr/bin/true"]
     assert len(trues) + tracker.counters.late == 200
-    event = trues[0]
-    assert (event.container_id, event.source, event.ppid) == (container.id, "proc_connector", pid)
-    assert (event.argv, event.user, event.parent_path) == (("/bin/true",), "root", "/usr/bin/dash")
+    for event in trues:
+        assert (event.container_id, event.source) == (container.id, "proc_connector")
+        assert (event.ppid, event.user, event.parent_path) == (pid, "root", "/usr/bin/dash")
+    # A process that exits between the reads is recorded without its arguments (a zombie's
+    # cmdline is empty); most are read whole.
+    assert {e.argv for e in trues} <= {("/bin/true",), ()}
+    assert [e for e in trues if e.argv]
 
 
 def test_exits_carry_the_exit_code_and_the_container(tracked, run_container):

@@ -15,6 +15,7 @@ from garrison.sensors.procfs import (
     SYS_EXECVE,
     SYS_EXECVEAT,
     ExecRequest,
+    NotAsleep,
     ProcessMemory,
     ProcFS,
     Syscall,
@@ -197,4 +198,10 @@ def test_a_task_still_running_is_read_again_until_it_waits(tmp_path: Path):
 
 def test_a_task_that_never_waits_gives_up_after_the_patience(tmp_path: Path):
     proc = _fake_proc(tmp_path, b"running\n")
-    assert ProcFS(str(proc)).waiting_syscall(42, patience=0.01) is None
+    with pytest.raises(NotAsleep):
+        ProcFS(str(proc)).waiting_syscall(42, patience=0.01)
+
+
+def test_a_task_in_no_call_is_none_at_once(tmp_path: Path):
+    proc = _fake_proc(tmp_path, b"-1 0x7ffc 0x7f00\n")
+    assert ProcFS(str(proc)).waiting_syscall(42) is None

@@ -39,7 +39,7 @@ from garrison.sensors.events import (
 from garrison.sensors.fanotify_loop import GroupThread, RootTable, WatchedRoot
 from garrison.sensors.multicall import applet_path, is_multicall, is_self_exe
 from garrison.sensors.passwd import open_in_root
-from garrison.sensors.procfs import ExecRequest, ProcFS, Syscall
+from garrison.sensors.procfs import ExecRequest, NotAsleep, ProcFS, Syscall
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,10 @@ class ExecSensor:
         if root is None:
             self._count("unknown_device")
             return None
-        call = self.procfs.waiting_syscall(raw.pid)
+        try:
+            call = self.procfs.waiting_syscall(raw.pid)
+        except NotAsleep:
+            return self._unread(raw, root, st.st_mode)
         request = self.procfs.exec_request(raw.pid, call) if call is not None else None
         if call is None or request is None:
             self._count("not_in_exec")  # a kernel-internal exec, or uselib()
@@ -230,6 +233,16 @@ class ExecSensor:
         if self._is_follow_on(raw, call, request, resolved):
             return None
         return self._build(raw.pid, root, request, resolved, st.st_mode)
+
+    def _unread(self, raw: fan.RawEvent, root: WatchedRoot, mode: int) -> ProcessEvent | None:
+        """An exec whose caller never went to sleep in time (held off the CPU): what it asked
+        for cannot be read, so it is judged and recorded as the file really executed, with no
+        arguments — still judged, never let through unseen."""
+        resolved = root.container_path(os.readlink(f"/proc/self/fd/{raw.fd}"))
+        if is_loader(resolved):
+            return None  # most likely the loader of an exec judged a moment ago
+        self._count("unread_args")
+        return self._build(raw.pid, root, ExecRequest(resolved, ()), resolved, mode)
 
     def _is_follow_on(
         self, raw: fan.RawEvent, call: Syscall, request: ExecRequest, resolved: str

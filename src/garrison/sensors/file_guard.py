@@ -34,7 +34,7 @@ from garrison.errors import ProcessGone, SensorError
 from garrison.sensors import fanotify as fan
 from garrison.sensors.events import FileEvent, FileKind, SensorCounters, Verdict
 from garrison.sensors.fanotify_loop import GroupThread, RootTable, WatchedRoot
-from garrison.sensors.procfs import ProcFS, has_write_intent
+from garrison.sensors.procfs import NotAsleep, ProcFS, has_write_intent
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,8 @@ class FileGuard:
             verdict = self._decide(raw)
         except ProcessGone:
             self.counters.late += 1
+        except NotAsleep:  # its open flags cannot be read: in doubt, the open goes on
+            self._count("unread_flags")
         except Exception:
             self.counters.errors += 1
             log.exception("open event of pid %d: allowed unjudged", raw.pid)

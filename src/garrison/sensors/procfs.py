@@ -30,8 +30,8 @@ WRITE_INTENT = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC
 AT_FDCWD = -100
 # How long a task that has just raised a permission event may take to go to sleep: on a
 # loaded machine it may be preempted first and wait for a CPU (5 ms was once too short with
-# four exec loops on two cores).
-RUNNING_PATIENCE = 0.1
+# four exec loops on two cores). Every other permission event waits meanwhile, so not long.
+RUNNING_PATIENCE = 0.02
 RUNNING_SPIN = 0.001
 RUNNING_NAP = 0.0002
 AT_EMPTY_PATH = 0x1000
@@ -61,6 +61,15 @@ class ProcStatus:
     tgid: int
     ppid: int
     uid: int  # the real uid: who ran it, before any setuid bit of the new program applies
+
+
+class NotAsleep(GarrisonError):
+    """A task that raised a permission event is still on (or waiting for) a CPU: what it
+    asked for cannot be read from /proc/TID/syscall yet."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(f"task {pid} did not go to sleep in time")
+        self.pid = pid
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,8 +189,8 @@ class ProcFS:
         The kernel queues the event, wakes the listener, and only then puts the task to
         sleep: read in between, ``syscall`` says ``running`` (task_current_syscall() needs
         the task off the CPU). Such a task is about to block, so it is read again (yielding
-        the CPU, then napping) for up to ``patience`` seconds; None after that, or for a task
-        in no call.
+        the CPU, then napping) for up to ``patience`` seconds, then NotAsleep (a task held
+        off the CPU: a CPU-throttled cgroup, a starved machine). None for a task in no call.
         """
         raw = self.read(pid, "syscall")
         if raw.startswith(b"running"):
@@ -194,6 +203,8 @@ class ProcFS:
                 else:
                     time.sleep(RUNNING_NAP)
                 raw = self.read(pid, "syscall")
+            if raw.startswith(b"running"):
+                raise NotAsleep(pid)
         return parse_syscall(raw)
 
     def status(self, pid: int) -> ProcStatus:
