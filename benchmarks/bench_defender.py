@@ -37,12 +37,10 @@ import json
 import math
 import os
 import re
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -55,14 +53,13 @@ import docker.errors
 from garrison.devengine import (
     BUSYBOX,
     DEBIAN,
-    EngineConfig,
     PrivateEngine,
     ensure_all,
     ensure_packages,
 )
 from garrison.devengine.images import cache_dir_from_env
 from garrison.errors import GarrisonError
-from support import cpu_seconds, remove_state
+from support import bench_engine, cpu_seconds
 
 MARK = "garrison-bench"
 TRUE = "/usr/bin/true"
@@ -619,18 +616,8 @@ def main() -> None:
     parser.add_argument("--json-out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args()
     ensure_packages()
-    state_dir = args.engine_dir or Path(tempfile.mkdtemp(prefix="gb-", dir="/var/tmp"))
-    engine = PrivateEngine(EngineConfig(state_dir=state_dir))
-    work = Path(tempfile.mkdtemp(prefix="gbw-", dir="/var/tmp"))
-    try:
-        engine.start()
+    with bench_engine(args.engine_dir, "gb") as (engine, work):
         doc = run_all(engine, work, args)
-    finally:
-        if not engine.reused:
-            engine.stop()
-        shutil.rmtree(work, ignore_errors=True)
-        if args.engine_dir is None:
-            remove_state(state_dir)
     report(doc)
     if args.json_out:
         args.json_out.write_text(json.dumps(doc, indent=2) + "\n")

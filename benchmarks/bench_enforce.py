@@ -38,12 +38,10 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -55,11 +53,11 @@ import docker
 import docker.errors
 
 from garrison.console import Console
-from garrison.devengine import DEBIAN, EngineConfig, PrivateEngine, ensure_all, ensure_packages
+from garrison.devengine import DEBIAN, PrivateEngine, ensure_all, ensure_packages
 from garrison.devengine.images import cache_dir_from_env
 from garrison.errors import GarrisonError
 from garrison.policy import load_rules_file
-from support import cpu_seconds, remove_state
+from support import bench_engine, cpu_seconds
 
 SCOPE = f'    scope: [{{images: ["{DEBIAN.name}"]}}]\n'
 BLOCK_RULES = (
@@ -589,22 +587,8 @@ def main() -> None:
     parser.add_argument("--json-out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args()
     ensure_packages()
-    state_dir = args.engine_dir or Path(tempfile.mkdtemp(prefix="gbe-", dir="/var/tmp"))
-    engine = PrivateEngine(EngineConfig(state_dir=state_dir))
-    work = Path(tempfile.mkdtemp(prefix="gbew-", dir="/var/tmp"))
-    try:
-        engine.start()
+    with bench_engine(args.engine_dir, "gbe") as (engine, work):
         doc = run_all(engine, work, args)
-    except BaseException:
-        print(f"the defenders' logs are kept in {work}", file=sys.stderr)
-        raise
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    finally:
-        if not engine.reused:
-            engine.stop()
-        if args.engine_dir is None:
-            remove_state(state_dir)
     report(doc)
     if args.json_out:
         args.json_out.write_text(json.dumps(doc, indent=2) + "\n")

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+from garrison.devengine import EngineConfig, PrivateEngine
 
 
 def cpu_seconds(pid: int) -> float:
@@ -17,3 +23,26 @@ def remove_state(state_dir: Path) -> None:
     """Remove a scratch engine dir, unless something is still mounted under it."""
     if f" {state_dir}/" not in Path("/proc/self/mountinfo").read_text():
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def bench_engine(engine_dir: Path | None, prefix: str) -> Iterator[tuple[PrivateEngine, Path]]:
+    """A private engine (the one running in ``engine_dir`` is reused and left running) and a
+    scratch folder in /var/tmp. Both go afterwards; the folder stays, and is named, when the
+    run fails (it holds the defenders' logs)."""
+    state_dir = engine_dir or Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir="/var/tmp"))
+    engine = PrivateEngine(EngineConfig(state_dir=state_dir))
+    work = Path(tempfile.mkdtemp(prefix=f"{prefix}w-", dir="/var/tmp"))
+    try:
+        engine.start()
+        yield engine, work
+    except BaseException:
+        print(f"the defenders' logs are kept in {work}", file=sys.stderr)
+        raise
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    finally:
+        if not engine.reused:
+            engine.stop()
+        if engine_dir is None:
+            remove_state(state_dir)
