@@ -19,7 +19,6 @@ FAN_ALLOW: a sensor fault must never hang or break a container.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -36,7 +35,7 @@ from garrison.sensors.events import (
     SensorCounters,
     Verdict,
 )
-from garrison.sensors.fanotify_loop import GroupThread, RootTable, WatchedRoot
+from garrison.sensors.fanotify_loop import FilesystemMarks, GroupThread, WatchedRoot
 from garrison.sensors.multicall import applet_path, is_multicall, is_self_exe
 from garrison.sensors.passwd import open_in_root
 from garrison.sensors.procfs import ExecRequest, NotAsleep, ProcFS, Syscall
@@ -80,12 +79,12 @@ class ExecSensor:
         # the proc connector still records it. Prevent policies may want False.
         self.ignore_loader = ignore_loader
         self.counters = SensorCounters()
-        self._roots = RootTable()
         self._io = GroupThread(
             "garrison-exec-sensor",
             fan.FAN_CLASS_CONTENT | fan.FAN_NONBLOCK | fan.FAN_REPORT_TID | fan.FAN_UNLIMITED_MARKS,
             self._handle,
         )
+        self._marks = FilesystemMarks(self._io, fan.FAN_OPEN_EXEC_PERM)
         # tid → (syscall, filename) of its last recorded exec: later events of the same
         # execve (interpreter, loader) are recognised by it.
         self._pending: dict[int, tuple[Syscall, str]] = {}
@@ -100,11 +99,7 @@ class ExecSensor:
 
     def start(self) -> None:
         """Create the group, mark every container watched so far, start the reader thread."""
-        self._io.start(self._mark_all)
-
-    def _mark_all(self) -> None:
-        for root in self._roots.all():
-            self._mark(root, fan.FAN_MARK_ADD)
+        self._io.start(self._marks.mark_all)
 
     def stop(self) -> None:
         """Stop reading and close the group: the kernel lets every waiting exec through."""
@@ -112,20 +107,14 @@ class ExecSensor:
 
     def watch(self, container: ContainerInfo) -> None:
         """Judge execs in ``container`` from now on (again, if it was watched)."""
-        root = WatchedRoot.of(container)
-        old = self._roots.add(root)
-        if old is not None and old.dev != root.dev:
-            self._unmark(old)
-        self._mark(root, fan.FAN_MARK_ADD)
+        self._marks.add(WatchedRoot.of(container))
 
     def unwatch(self, container_id: str) -> None:
         """Stop judging ``container_id``; a container already gone is fine."""
-        old = self._roots.remove(container_id)
-        if old is not None:
-            self._unmark(old)
+        self._marks.remove(container_id)
 
     def watched(self) -> list[str]:
-        return [root.container_id for root in self._roots.all()]
+        return self._marks.container_ids()
 
     def forget_ignores(self) -> None:
         """Drop every ignore mark (rules or a model changed: known files are judged again).
@@ -134,16 +123,6 @@ class ExecSensor:
         if self._group is not None:
             self._group.mark(fan.FAN_MARK_FLUSH, 0, None)
             self._pending.clear()
-
-    def _mark(self, root: WatchedRoot, flags: int) -> None:
-        if self._group is not None:
-            mask = fan.FAN_OPEN_EXEC_PERM
-            self._group.mark(flags | fan.FAN_MARK_FILESYSTEM, mask, root.merged_dir)
-
-    def _unmark(self, root: WatchedRoot) -> None:
-        # The overlay may be unmounted already (container removed): its marks went with it.
-        with contextlib.suppress(SensorError):
-            self._mark(root, fan.FAN_MARK_REMOVE)
 
     # -- the verdict path ------------------------------------------------------------------
 
@@ -217,7 +196,7 @@ class ExecSensor:
     def _event(self, raw: fan.RawEvent) -> ProcessEvent | None:
         """The ProcessEvent to judge; None for an event that needs no judging."""
         st = os.fstat(raw.fd)
-        root = self._roots.by_dev.get(st.st_dev)
+        root = self._marks.roots.by_dev.get(st.st_dev)
         if root is None:
             self._count("unknown_device")
             return None
@@ -308,7 +287,7 @@ class ExecSensor:
     def _ignore_if_requested(self, raw: fan.RawEvent, event: ProcessEvent) -> None:
         # The event's file may be a script's interpreter when the script itself is ignored
         # already: an ignore mark there would hide every /bin/sh. Mark only the file asked for.
-        root = self._roots.by_dev.get(os.fstat(raw.fd).st_dev)
+        root = self._marks.roots.by_dev.get(os.fstat(raw.fd).st_dev)
         if root is not None and _same_file(root, event.path, raw.fd):
             self._ignore(raw.fd, "always_ignored")
         else:

@@ -1,8 +1,9 @@
-"""What the fanotify sensors share: the watched containers, found by device, and the thread
-that reads one group's fd in batches until stopped."""
+"""What the fanotify sensors share: the watched containers, found by device, the thread that
+reads one group's fd in batches until stopped, and a filesystem mark per watched root."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -12,7 +13,13 @@ from dataclasses import dataclass
 
 from garrison.errors import SensorError
 from garrison.runtime.base import ContainerInfo
-from garrison.sensors.fanotify import FanotifyGroup, RawEvent
+from garrison.sensors.fanotify import (
+    FAN_MARK_ADD,
+    FAN_MARK_FILESYSTEM,
+    FAN_MARK_REMOVE,
+    FanotifyGroup,
+    RawEvent,
+)
 from garrison.sensors.passwd import UserNames, check_root
 
 log = logging.getLogger(__name__)
@@ -158,3 +165,42 @@ class GroupThread:
         if self.group is not None:
             self.group.close()
             self.group = None
+
+
+class FilesystemMarks:
+    """The watched roots of one group, each with a filesystem mark of ``mask`` on its overlay
+    super block while the group runs (``mark_all`` is what ``GroupThread.start`` calls)."""
+
+    def __init__(self, io: GroupThread, mask: int) -> None:
+        self.io = io
+        self.mask = mask
+        self.roots = RootTable()
+
+    def mark_all(self) -> None:
+        for root in self.roots.all():
+            self._mark(root, FAN_MARK_ADD)
+
+    def add(self, root: WatchedRoot) -> None:
+        """Mark ``root`` (again, if its container was watched: a new overlay replaces the old)."""
+        old = self.roots.add(root)
+        if old is not None and old.dev != root.dev:
+            self._unmark(old)
+        self._mark(root, FAN_MARK_ADD)
+
+    def remove(self, container_id: str) -> None:
+        """Unmark the container's root; a container already gone is fine."""
+        old = self.roots.remove(container_id)
+        if old is not None:
+            self._unmark(old)
+
+    def container_ids(self) -> list[str]:
+        return [root.container_id for root in self.roots.all()]
+
+    def _mark(self, root: WatchedRoot, flags: int) -> None:
+        if self.io.group is not None:
+            self.io.group.mark(flags | FAN_MARK_FILESYSTEM, self.mask, root.merged_dir)
+
+    def _unmark(self, root: WatchedRoot) -> None:
+        # The overlay may be unmounted already (container removed): its marks went with it.
+        with contextlib.suppress(SensorError):
+            self._mark(root, FAN_MARK_REMOVE)

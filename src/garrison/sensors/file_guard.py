@@ -23,7 +23,6 @@ What this covers and what it does not:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
@@ -33,7 +32,7 @@ from typing import Protocol
 from garrison.errors import ProcessGone, SensorError
 from garrison.sensors import fanotify as fan
 from garrison.sensors.events import FileEvent, FileKind, SensorCounters, Verdict
-from garrison.sensors.fanotify_loop import GroupThread, RootTable, WatchedRoot
+from garrison.sensors.fanotify_loop import FilesystemMarks, GroupThread, WatchedRoot
 from garrison.sensors.procfs import NotAsleep, ProcFS, has_write_intent
 
 log = logging.getLogger(__name__)
@@ -70,51 +69,38 @@ class FileGuard:
         self.counters = counters
         self.kind_of = kind_of
         self.procfs = procfs
-        self._roots = RootTable()
         self._protected: set[tuple[int, int]] = set()  # (dev, ino) of files may_deny protects
         self._io = GroupThread(
             "garrison-file-guard",
             fan.FAN_CLASS_CONTENT | fan.FAN_NONBLOCK | fan.FAN_REPORT_TID | fan.FAN_UNLIMITED_MARKS,
             self._handle,
         )
+        self._marks = FilesystemMarks(self._io, fan.FAN_OPEN_PERM)
 
     @property
     def _group(self) -> fan.FanotifyGroup | None:
         return self._io.group
 
     def start(self) -> None:
-        self._io.start(self._mark_all)
-
-    def _mark_all(self) -> None:
-        for root in self._roots.all():
-            self._mark(root, fan.FAN_MARK_ADD)
+        self._io.start(self._marks.mark_all)
 
     def stop(self) -> None:
         self._io.stop()
 
     def guard(self, root: WatchedRoot) -> None:
-        self._roots.add(root)
-        self._mark(root, fan.FAN_MARK_ADD)
+        self._marks.add(root)
 
     def release(self, container_id: str) -> None:
-        old = self._roots.remove(container_id)
-        if old is not None:
-            with contextlib.suppress(SensorError):
-                self._mark(old, fan.FAN_MARK_REMOVE)
+        self._marks.remove(container_id)
 
     def guarded(self) -> list[str]:
-        return [root.container_id for root in self._roots.all()]
+        return self._marks.container_ids()
 
     def forget_ignores(self) -> None:
         """Drop the ignore marks of files ``may_deny`` cleared (its answers changed)."""
         self._protected = set()
         if self._group is not None:
             self._group.mark(fan.FAN_MARK_FLUSH, 0, None)
-
-    def _mark(self, root: WatchedRoot, flags: int) -> None:
-        if self._group is not None:
-            mask = fan.FAN_OPEN_PERM
-            self._group.mark(flags | fan.FAN_MARK_FILESYSTEM, mask, root.merged_dir)
 
     def _handle(self, raw: fan.RawEvent) -> None:
         if raw.fd < 0:
@@ -139,7 +125,7 @@ class FileGuard:
 
     def _decide(self, raw: fan.RawEvent) -> Verdict:
         st = os.fstat(raw.fd)
-        root = self._roots.by_dev.get(st.st_dev)
+        root = self._marks.roots.by_dev.get(st.st_dev)
         call = self.procfs.waiting_syscall(raw.pid) if root is not None else None
         flags = self.procfs.open_flags(raw.pid, call) if call is not None else None
         if root is None:

@@ -23,7 +23,6 @@ after the fact, so a rule that would have prevented them audits them as not refu
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
@@ -34,7 +33,7 @@ from garrison.errors import GarrisonError, SensorError
 from garrison.runtime.base import ContainerInfo
 from garrison.sensors import fanotify as fan
 from garrison.sensors.events import FileEvent, FileKind, SensorCounters
-from garrison.sensors.fanotify_loop import GroupThread, RootTable, WatchedRoot
+from garrison.sensors.fanotify_loop import FilesystemMarks, GroupThread, WatchedRoot
 from garrison.sensors.file_dirents import DirentWatcher
 from garrison.sensors.file_guard import FileGuard, FileJudge, MayDeny
 from garrison.sensors.procfs import ProcFS
@@ -109,27 +108,23 @@ class FileSensor:
         self.dirents = DirentWatcher(
             self._emit_dirent, self._writer, dirent_coalescer.is_new, self.counters
         )
-        self._roots = RootTable()
         self._uppers: dict[str, str | None] = {}
         self._io = GroupThread(
             "garrison-file-sensor",
             fan.FAN_CLASS_NOTIF | fan.FAN_NONBLOCK | fan.FAN_REPORT_TID | fan.FAN_UNLIMITED_MARKS,
             self._handle,
         )
+        self._marks = FilesystemMarks(self._io, WRITE_MASK)
 
     @property
     def _group(self) -> fan.FanotifyGroup | None:
         return self._io.group
 
     def start(self) -> None:
-        self._io.start(self._mark_all)
+        self._io.start(self._marks.mark_all)
         self.dirents.start()
         if self._guard is not None:
             self._guard.start()
-
-    def _mark_all(self) -> None:
-        for root in self._roots.all():
-            self._mark(root, fan.FAN_MARK_ADD)
 
     def stop(self) -> None:
         if self._guard is not None:
@@ -141,16 +136,13 @@ class FileSensor:
         """Record writes in ``container``; with ``prevent``, also judge opens for writing."""
         root = WatchedRoot.of(container)
         self._uppers[container.id] = upper_dir(root.merged_dir)
-        old = self._roots.add(root)
-        if old is not None and old.dev != root.dev:
-            self._unmark(old)
-        self._mark(root, fan.FAN_MARK_ADD)
+        self._marks.add(root)
         self.dirents.watch(root)
         self.set_prevent(container.id, prevent)
 
     def set_prevent(self, container_id: str, prevent: bool) -> None:
         """Guard a watched container's opens for writing, or stop guarding it (at once)."""
-        root = self._roots.get(container_id)
+        root = self._marks.roots.get(container_id)
         if self._guard is None:
             if prevent:
                 raise SensorError("file prevention needs a FileSensor made with a judge")
@@ -168,9 +160,7 @@ class FileSensor:
         return self._guard.guarded() if self._guard is not None else []
 
     def unwatch(self, container_id: str) -> None:
-        old = self._roots.remove(container_id)
-        if old is not None:
-            self._unmark(old)
+        self._marks.remove(container_id)
         self.dirents.unwatch(container_id)
         if self._guard is not None:
             self._guard.release(container_id)
@@ -180,15 +170,7 @@ class FileSensor:
         return file_kind(self._uppers.get(container_id), path)
 
     def watched(self) -> list[str]:
-        return [root.container_id for root in self._roots.all()]
-
-    def _mark(self, root: WatchedRoot, flags: int) -> None:
-        if self._group is not None:
-            self._group.mark(flags | fan.FAN_MARK_FILESYSTEM, WRITE_MASK, root.merged_dir)
-
-    def _unmark(self, root: WatchedRoot) -> None:
-        with contextlib.suppress(SensorError):
-            self._mark(root, fan.FAN_MARK_REMOVE)
+        return self._marks.container_ids()
 
     def _handle(self, raw: fan.RawEvent) -> None:
         if raw.fd < 0:  # FAN_Q_OVERFLOW: the kernel's queue was full
@@ -206,7 +188,7 @@ class FileSensor:
             self._emit(event)
 
     def _build(self, raw: fan.RawEvent) -> FileEvent | None:
-        root = self._roots.by_dev.get(os.fstat(raw.fd).st_dev)
+        root = self._marks.roots.by_dev.get(os.fstat(raw.fd).st_dev)
         if root is None:
             return None
         path = root.container_path(os.readlink(f"/proc/self/fd/{raw.fd}"))
