@@ -59,7 +59,7 @@ from garrison.devengine import (
 )
 from garrison.devengine.images import cache_dir_from_env
 from garrison.errors import GarrisonError
-from support import bench_engine, cpu_seconds
+from support import cpu_seconds, parts_option, run_benchmark
 
 MARK = "garrison-bench"
 TRUE = "/usr/bin/true"
@@ -597,30 +597,19 @@ def run_all(engine: PrivateEngine, work: Path, args: argparse.Namespace) -> dict
         client.close()
 
 
-def parts(text: str) -> frozenset[str]:
-    chosen = frozenset(p.strip() for p in text.split(",") if p.strip())
-    unknown = chosen - set(PARTS)
-    if unknown or not chosen:
-        raise argparse.ArgumentTypeError(f"choose among {','.join(PARTS)}")
-    return chosen
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--execs", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument(
-        "--only", type=parts, default=frozenset(PARTS), help=f"some of {','.join(PARTS)}"
+        "--only",
+        type=parts_option(PARTS),
+        default=frozenset(PARTS),
+        help=f"some of {','.join(PARTS)}",
     )
     parser.add_argument("--engine-dir", type=Path, help="engine state dir (default: a new one)")
     parser.add_argument("--json-out", type=Path, help="write the figures as JSON here")
-    args = parser.parse_args()
-    ensure_packages()
-    with bench_engine(args.engine_dir, "gb") as (engine, work):
-        doc = run_all(engine, work, args)
-    report(doc)
-    if args.json_out:
-        args.json_out.write_text(json.dumps(doc, indent=2) + "\n")
+    run_benchmark(parser.parse_args(), "gb", run_all, report)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import signal
@@ -53,11 +52,11 @@ import docker
 import docker.errors
 
 from garrison.console import Console
-from garrison.devengine import DEBIAN, PrivateEngine, ensure_all, ensure_packages
+from garrison.devengine import DEBIAN, PrivateEngine, ensure_all
 from garrison.devengine.images import cache_dir_from_env
 from garrison.errors import GarrisonError
 from garrison.policy import load_rules_file
-from support import bench_engine, cpu_seconds
+from support import cpu_seconds, parts_option, run_benchmark
 
 SCOPE = f'    scope: [{{images: ["{DEBIAN.name}"]}}]\n'
 BLOCK_RULES = (
@@ -566,14 +565,7 @@ def run_all(engine: PrivateEngine, work: Path, args: argparse.Namespace) -> dict
         client.close()
 
 
-PARTS = frozenset({"block", "storms"})
-
-
-def parts(text: str) -> frozenset[str]:
-    chosen = frozenset(p.strip() for p in text.split(",") if p.strip())
-    if not chosen or chosen - PARTS:
-        raise argparse.ArgumentTypeError("choose among block,storms")
-    return chosen
+PARTS = ("block", "storms")
 
 
 def main() -> None:
@@ -582,16 +574,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--opens", type=int, default=3000, help="cat loop size (python: x5)")
     parser.add_argument("--execs", type=int, default=2000)
-    parser.add_argument("--only", type=parts, default=PARTS, help="block, storms or both")
+    parser.add_argument(
+        "--only", type=parts_option(PARTS), default=frozenset(PARTS), help="block, storms or both"
+    )
     parser.add_argument("--engine-dir", type=Path, help="engine state dir (default: a new one)")
     parser.add_argument("--json-out", type=Path, help="write the figures as JSON here")
-    args = parser.parse_args()
-    ensure_packages()
-    with bench_engine(args.engine_dir, "gbe") as (engine, work):
-        doc = run_all(engine, work, args)
-    report(doc)
-    if args.json_out:
-        args.json_out.write_text(json.dumps(doc, indent=2) + "\n")
+    run_benchmark(parser.parse_args(), "gbe", run_all, report)
 
 
 if __name__ == "__main__":

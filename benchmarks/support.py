@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import json
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
+from typing import Any
 
-from garrison.devengine import EngineConfig, PrivateEngine
+from garrison.devengine import EngineConfig, PrivateEngine, ensure_packages
 
 
 def cpu_seconds(pid: int) -> float:
@@ -46,3 +49,31 @@ def bench_engine(engine_dir: Path | None, prefix: str) -> Iterator[tuple[Private
             engine.stop()
         if engine_dir is None:
             remove_state(state_dir)
+
+
+def parts_option(choices: Collection[str]) -> Callable[[str], frozenset[str]]:
+    """The parser of an ``--only a,b`` option whose parts are among ``choices``."""
+
+    def parse(text: str) -> frozenset[str]:
+        chosen = frozenset(p.strip() for p in text.split(",") if p.strip())
+        if not chosen or chosen - set(choices):
+            raise argparse.ArgumentTypeError(f"choose among {','.join(choices)}")
+        return chosen
+
+    return parse
+
+
+RunAll = Callable[[PrivateEngine, Path, argparse.Namespace], dict[str, Any]]
+
+
+def run_benchmark(
+    args: argparse.Namespace, prefix: str, run_all: RunAll, report: Callable[[dict[str, Any]], None]
+) -> None:
+    """Run on a private engine (``args.engine_dir`` or a new one), print the report, and
+    write the figures to ``args.json_out`` when given."""
+    ensure_packages()
+    with bench_engine(args.engine_dir, prefix) as (engine, work):
+        doc = run_all(engine, work, args)
+    report(doc)
+    if args.json_out:
+        args.json_out.write_text(json.dumps(doc, indent=2) + "\n")
