@@ -9,6 +9,8 @@ from typing import Any
 import docker.models.containers
 import pytest
 
+from garrison.runtime.base import ContainerInfo
+
 WAIT = 60.0  # the most a test waits for something to happen; not a timing assertion
 
 
@@ -29,3 +31,21 @@ def exec_ok(container: docker.models.containers.Container, cmd: list[str], **kw:
     code, output = container.exec_run(cmd, **kw)
     assert code == 0, output
     return bytes(output).decode()
+
+
+def became_true(predicate: Callable[[], bool], timeout: float, step: float = 0.02) -> bool:
+    """Poll ``predicate`` for up to ``timeout`` seconds; whether it became true (for
+    ``assert became_true(...)`` where the assertion itself names what is awaited)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+    return True
+
+
+def rootfs_info(container: docker.models.containers.Container) -> ContainerInfo:
+    """The container as a sensor needs it: id, name and its overlay MergedDir."""
+    container.reload()
+    data = container.attrs["GraphDriver"]["Data"]
+    return ContainerInfo(container.id, container.name, "", "", merged_dir=data["MergedDir"])

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,6 +17,7 @@ from garrison.runtime.base import ContainerInfo
 from garrison.sensors.events import ProcessEvent, Verdict
 from garrison.sensors.exec_sensor import ExecSensor, is_loader
 from garrison.sensors.procfs import NotAsleep, ProcFS, Syscall
+from tests.support import became_true, rootfs_info
 
 pytestmark = pytest.mark.engine
 
@@ -26,19 +26,8 @@ BUSYBOX = "garrison-test/busybox:latest"
 Judge = Callable[[ProcessEvent], Verdict]
 
 
-def info(container: Any) -> ContainerInfo:
-    container.reload()
-    data = container.attrs["GraphDriver"]["Data"]
-    return ContainerInfo(container.id, container.name, "", "", merged_dir=data["MergedDir"])
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+def wait_for(predicate: Callable[[], bool]) -> bool:
+    return became_true(predicate, 10.0)
 
 
 class Recorder:
@@ -80,7 +69,7 @@ def test_loader_names_are_recognised():
 def test_busybox_applet_is_recorded_by_the_name_asked_for(recorder: Recorder, run_container):
     box = sleeper(run_container, BUSYBOX)
     box.exec_run(["ln", "-s", "/bin/busybox", "/bin/nc"])  # the image has it as /usr/bin/nc
-    recorder.sensor.watch(info(box))
+    recorder.sensor.watch(rootfs_info(box))
     box.exec_run(["sh", "-c", "/bin/nc -w 1 127.0.0.1 9 </dev/null; true"])
     assert wait_for(lambda: len(recorder.of("/bin/nc")) == 1)
     event = recorder.of("/bin/nc")[0]
@@ -93,7 +82,7 @@ def test_busybox_applet_is_recorded_by_the_name_asked_for(recorder: Recorder, ru
 
 def test_debian_nc_is_recorded_with_its_real_file(recorder: Recorder, run_container):
     deb = sleeper(run_container, DEBIAN)
-    recorder.sensor.watch(info(deb))
+    recorder.sensor.watch(rootfs_info(deb))
     deb.exec_run(["sh", "-c", "cd /tmp && /usr/bin/nc -h; true"])
     assert wait_for(lambda: len(recorder.of("/usr/bin/nc")) == 1)
     event = recorder.of("/usr/bin/nc")[0]
@@ -108,7 +97,7 @@ def test_debian_nc_is_recorded_with_its_real_file(recorder: Recorder, run_contai
 
 def test_user_is_named_from_the_containers_passwd(recorder: Recorder, run_container):
     deb = sleeper(run_container, DEBIAN, user="65534")
-    recorder.sensor.watch(info(deb))
+    recorder.sensor.watch(rootfs_info(deb))
     deb.exec_run(["/usr/bin/id", "-u"], user="65534")
     assert wait_for(lambda: len(recorder.of("/usr/bin/id")) == 1)
     event = recorder.of("/usr/bin/id")[0]
@@ -117,7 +106,7 @@ def test_user_is_named_from_the_containers_passwd(recorder: Recorder, run_contai
 
 def test_relative_names_and_scripts_are_recorded_as_asked(recorder: Recorder, run_container):
     deb = sleeper(run_container, DEBIAN)
-    recorder.sensor.watch(info(deb))
+    recorder.sensor.watch(rootfs_info(deb))
     script = "printf '#!/bin/sh\\nexit 0\\n' > /tmp/s.sh && chmod +x /tmp/s.sh"
     deb.exec_run(["sh", "-c", f"{script} && cd /usr/bin && ./true rel && /tmp/s.sh one"])
     assert wait_for(lambda: len(recorder.of("/tmp/s.sh")) == 1)
@@ -133,7 +122,7 @@ def test_500_short_execs_with_distinct_arguments_are_all_recorded(
     recorder: Recorder, run_container
 ):
     deb = sleeper(run_container, DEBIAN)
-    recorder.sensor.watch(info(deb))
+    recorder.sensor.watch(rootfs_info(deb))
     result = deb.exec_run(["bash", "-c", "for i in $(seq 1 500); do /usr/bin/true arg-$i; done"])
     assert result.exit_code == 0
     assert wait_for(lambda: len(recorder.of("/usr/bin/true")) >= 500)
@@ -148,7 +137,7 @@ def test_four_concurrent_loops_on_two_cores_lose_no_exec(recorder: Recorder, run
     # Under load a woken listener may read /proc/TID/syscall before the task that raised
     # the event has gone to sleep ("running"): such events were once allowed unjudged.
     deb = sleeper(run_container, DEBIAN)
-    recorder.sensor.watch(info(deb))
+    recorder.sensor.watch(rootfs_info(deb))
     loop = "for i in $(seq 1 300); do /usr/bin/true $j-$i; done"
     script = f"for j in 1 2 3 4; do ({loop}) & done; wait"
     assert deb.exec_run(["bash", "-c", script]).exit_code == 0
@@ -176,7 +165,7 @@ def test_an_exec_whose_caller_never_sleeps_is_judged_by_its_real_file(run_contai
     deb = sleeper(run_container, DEBIAN)
     sensor.start()
     try:
-        sensor.watch(info(deb))
+        sensor.watch(rootfs_info(deb))
         result = deb.exec_run(["sh", "-c", "/usr/bin/nc -h; echo status=$?"])
     finally:
         sensor.stop()
@@ -217,7 +206,7 @@ def test_an_exec_nothing_could_refuse_is_answered_before_it_is_judged(run_contai
     deb = sleeper(run_container, DEBIAN)
     sensor.start()
     try:
-        sensor.watch(info(deb))
+        sensor.watch(rootfs_info(deb))
         deb.exec_run(["sh", "-c", "/usr/bin/true; /usr/bin/id"])
         assert wait_for(lambda: "judge /usr/bin/id" in sensor.steps)
     finally:
@@ -237,7 +226,7 @@ def test_an_exec_nothing_could_refuse_is_answered_before_it_is_judged(run_contai
 def test_deny_makes_nc_fail_while_the_container_runs_on(recorder: Recorder, run_container):
     deb = sleeper(run_container, DEBIAN)
     recorder.judge = lambda e: Verdict.DENY if e.path == "/usr/bin/nc" else Verdict.ALLOW
-    recorder.sensor.watch(info(deb))
+    recorder.sensor.watch(rootfs_info(deb))
     result = deb.exec_run(["sh", "-c", "/usr/bin/nc -h; echo status=$?"])
     assert b"/usr/bin/nc: Operation not permitted" in result.output
     assert b"status=126" in result.output
@@ -252,7 +241,7 @@ def test_allow_always_lets_the_kernel_skip_the_file_until_it_changes(
 ):
     deb = sleeper(run_container, DEBIAN)
     recorder.judge = lambda e: Verdict.ALLOW_ALWAYS if e.path == "/tmp/t" else Verdict.ALLOW
-    recorder.sensor.watch(info(deb))
+    recorder.sensor.watch(rootfs_info(deb))
     deb.exec_run(["sh", "-c", "cp /usr/bin/true /tmp/t && for i in 1 2 3 4 5; do /tmp/t; done"])
     assert wait_for(lambda: len(recorder.of("/tmp/t")) >= 1)
     assert len(recorder.of("/tmp/t")) == 1
@@ -269,7 +258,7 @@ def test_sink_errors_are_counted_and_execs_go_on(run_container):
     sensor.start()
     try:
         deb = sleeper(run_container, DEBIAN)
-        sensor.watch(info(deb))
+        sensor.watch(rootfs_info(deb))
         assert deb.exec_run(["/usr/bin/true"]).exit_code == 0
         assert wait_for(lambda: sensor.counters.errors >= 1)
     finally:
@@ -279,13 +268,13 @@ def test_sink_errors_are_counted_and_execs_go_on(run_container):
 def test_container_exiting_mid_events_does_not_break_the_sensor(recorder: Recorder, run_container):
     loop = "while true; do /usr/bin/true; done"
     busy = run_container(DEBIAN, ["bash", "-c", loop])
-    recorder.sensor.watch(info(busy))
+    recorder.sensor.watch(rootfs_info(busy))
     assert wait_for(lambda: len(recorder.of("/usr/bin/true")) >= 50)
     busy.kill()
     busy.remove(force=True)
     recorder.sensor.unwatch(busy.id)
     other = sleeper(run_container, DEBIAN)
-    recorder.sensor.watch(info(other))
+    recorder.sensor.watch(rootfs_info(other))
     assert other.exec_run(["/usr/bin/id"]).exit_code == 0
     assert wait_for(lambda: len(recorder.of("/usr/bin/id")) == 1)
     assert recorder.sensor.watched() == [other.id]
@@ -302,7 +291,7 @@ def test_stop_with_a_stuck_judge_lets_the_waiting_exec_through(run_container):
     sensor = ExecSensor(stuck_judge, lambda e: None)
     sensor.start()
     deb = sleeper(run_container, DEBIAN)
-    sensor.watch(info(deb))
+    sensor.watch(rootfs_info(deb))
     result: list[int] = []
     worker = threading.Thread(target=lambda: result.append(deb.exec_run(["true"]).exit_code))
     worker.start()
@@ -334,7 +323,7 @@ while True:
 
 def test_sigkill_of_the_listener_mid_storm_lets_the_loop_complete(run_container):
     deb = sleeper(run_container, DEBIAN)
-    c = info(deb)
+    c = rootfs_info(deb)
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, c.id, c.merged_dir or ""], stdout=subprocess.PIPE, text=True
     )
@@ -367,7 +356,7 @@ def test_a_failing_judge_allows_and_still_records(run_container):
     sensor.start()
     try:
         deb = sleeper(run_container, DEBIAN)
-        sensor.watch(info(deb))
+        sensor.watch(rootfs_info(deb))
         assert deb.exec_run(["/usr/bin/id"]).exit_code == 0
         assert wait_for(lambda: any(e.path == "/usr/bin/id" for e in events))
         assert sensor.counters.errors >= 1

@@ -10,7 +10,8 @@ import pytest
 
 from garrison.sensors.events import FileEvent, Verdict
 from garrison.sensors.file_sensor import FileSensor
-from tests.sensors.test_file_sensor import DEBIAN, info, wait_for
+from tests.sensors.test_file_sensor import DEBIAN, wait_for
+from tests.support import rootfs_info
 
 pytestmark = pytest.mark.engine
 
@@ -40,8 +41,8 @@ def wait_event(events: list[FileEvent], kind: str, path: str) -> FileEvent:
 def test_every_directory_of_the_root_is_marked(recorded, run_container) -> None:
     sensor, _ = recorded
     deb = run_container(DEBIAN, ["sleep", "600"])
-    sensor.watch(info(deb))
-    merged = info(deb).merged_dir
+    sensor.watch(rootfs_info(deb))
+    merged = rootfs_info(deb).merged_dir
     assert merged is not None
     dirs = sum(1 for p in Path(merged).rglob("*") if p.is_dir() and not p.is_symlink()) + 1
     assert sensor.dirents.marked(deb.id) == dirs
@@ -50,7 +51,7 @@ def test_every_directory_of_the_root_is_marked(recorded, run_container) -> None:
 def test_a_file_moved_into_etc_is_a_create_of_its_new_path(recorded, run_container) -> None:
     sensor, events = recorded
     deb = run_container(DEBIAN, ["sleep", "600"])
-    sensor.watch(info(deb))
+    sensor.watch(rootfs_info(deb))
     assert deb.exec_run(["sh", "-c", "echo x > /tmp/x && mv /tmp/x /etc/x"]).exit_code == 0
     moved = wait_event(events, "create", "/etc/x")
     assert moved.container_id == deb.id
@@ -61,7 +62,7 @@ def test_a_file_moved_into_etc_is_a_create_of_its_new_path(recorded, run_contain
 def test_an_image_file_removed_is_a_delete(recorded, run_container) -> None:
     sensor, events = recorded
     deb = run_container(DEBIAN, ["sleep", "600"])
-    sensor.watch(info(deb))
+    sensor.watch(rootfs_info(deb))
     assert deb.exec_run(["rm", "/etc/issue"]).exit_code == 0
     removed = wait_event(events, "delete", "/etc/issue")
     assert removed.pid > 0
@@ -71,7 +72,7 @@ def test_an_image_file_removed_is_a_delete(recorded, run_container) -> None:
 def test_a_new_directory_is_a_create_and_is_followed(recorded, run_container) -> None:
     sensor, events = recorded
     deb = run_container(DEBIAN, ["sleep", "600"])
-    sensor.watch(info(deb))
+    sensor.watch(rootfs_info(deb))
     assert deb.exec_run(["mkdir", "/etc/newdir"]).exit_code == 0
     made = wait_event(events, "create", "/etc/newdir")
     assert made.pid > 0
@@ -86,7 +87,7 @@ def test_a_new_directory_is_a_create_and_is_followed(recorded, run_container) ->
 def test_the_actor_is_the_process_that_renamed_with_its_executable(recorded, run_container) -> None:
     sensor, events = recorded
     deb = run_container(DEBIAN, ["sleep", "600"])
-    sensor.watch(info(deb))
+    sensor.watch(rootfs_info(deb))
     script = "import os, time; os.rename('/tmp/y', '/etc/y'); time.sleep(600)"
     assert deb.exec_run(["sh", "-c", "echo y > /tmp/y"]).exit_code == 0
     deb.exec_run(["python3", "-c", script], detach=True)  # stays alive: /proc can be checked
@@ -100,7 +101,7 @@ def test_a_directory_moved_in_keeps_being_followed_under_its_new_path(
 ) -> None:
     sensor, events = recorded
     deb = run_container(DEBIAN, ["sleep", "600"])
-    sensor.watch(info(deb))
+    sensor.watch(rootfs_info(deb))
     assert deb.exec_run(["sh", "-c", "mkdir -p /tmp/d/e && mv /tmp/d /etc/d"]).exit_code == 0
     wait_event(events, "create", "/etc/d")
     assert deb.exec_run(["sh", "-c", "ln -s x /etc/d/e/l"]).exit_code == 0
@@ -110,7 +111,7 @@ def test_a_directory_moved_in_keeps_being_followed_under_its_new_path(
 def test_a_file_created_by_open_is_left_to_the_write_events(recorded, run_container) -> None:
     sensor, events = recorded
     deb = run_container(DEBIAN, ["sleep", "600"])
-    sensor.watch(info(deb))
+    sensor.watch(rootfs_info(deb))
     assert deb.exec_run(["sh", "-c", "echo x > /tmp/new && mkdir /tmp/after"]).exit_code == 0
     wait_event(events, "create", "/tmp/after")  # the group's events come in order
     wait_event(events, "create", "/tmp/new")
@@ -123,15 +124,15 @@ def test_unwatch_and_removal_leave_no_marks_and_no_errors(recorded, run_containe
     sensor, events = recorded
     kept = run_container(DEBIAN, ["sleep", "600"])
     gone = run_container(DEBIAN, ["sleep", "600"])
-    sensor.watch(info(kept))
-    sensor.watch(info(gone))
+    sensor.watch(rootfs_info(kept))
+    sensor.watch(rootfs_info(gone))
     sensor.unwatch(kept.id)
     assert sensor.dirents.marked(kept.id) == 0
     assert kept.exec_run(["mkdir", "/etc/unseen"]).exit_code == 0
     gone.remove(force=True)
     sensor.unwatch(gone.id)
     other = run_container(DEBIAN, ["sleep", "600"])
-    sensor.watch(info(other))
+    sensor.watch(rootfs_info(other))
     assert other.exec_run(["mkdir", "/etc/seen"]).exit_code == 0
     wait_event(events, "create", "/etc/seen")
     assert find(events, "create", "/etc/unseen") is None
@@ -148,7 +149,7 @@ def test_a_rename_into_a_guarded_directory_is_not_refused_but_recorded(run_conta
     sensor.start()
     try:
         deb = run_container(DEBIAN, ["sleep", "600"])
-        sensor.watch(info(deb), prevent=True)
+        sensor.watch(rootfs_info(deb), prevent=True)
         assert deb.exec_run(["sh", "-c", "echo x > /etc/x"]).exit_code != 0  # refused at open
         assert deb.exec_run(["sh", "-c", "echo y > /tmp/y && mv /tmp/y /etc/y"]).exit_code == 0
         wait_event(events, "create", "/etc/y")

@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
 from garrison.errors import SensorError
-from garrison.runtime.base import ContainerInfo
 from garrison.sensors.events import FileEvent, Verdict
 from garrison.sensors.file_sensor import Coalescer, FileSensor
+from tests.support import became_true, rootfs_info
 
 DEBIAN = "garrison-test/debian:12"
 
 
-def info(container: Any) -> ContainerInfo:
-    container.reload()
-    data = container.attrs["GraphDriver"]["Data"]
-    return ContainerInfo(container.id, container.name, "", "", merged_dir=data["MergedDir"])
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+def wait_for(predicate: Callable[[], bool]) -> bool:
+    return became_true(predicate, 10.0)
 
 
 def test_repeats_within_the_window_are_coalesced():
@@ -61,7 +48,7 @@ def paths(events: list[FileEvent]) -> dict[str, FileEvent]:
 def test_writes_and_new_directories_are_recorded_with_container_paths(recorded, run_container):
     sensor, events = recorded
     deb = run_container(DEBIAN, ["sleep", "600"])
-    sensor.watch(info(deb))
+    sensor.watch(rootfs_info(deb))
     script = "echo x > /tmp/x && mkdir -p /data/new && echo y > /data/new/f && echo z >> /etc/issue"
     assert deb.exec_run(["bash", "-c", script]).exit_code == 0
     assert wait_for(lambda: {"/tmp/x", "/data/new/f", "/etc/issue"} <= paths(events).keys())
@@ -78,7 +65,7 @@ def test_writes_and_new_directories_are_recorded_with_container_paths(recorded, 
 def test_repeated_writes_by_one_process_are_one_event(recorded, run_container):
     sensor, events = recorded
     deb = run_container(DEBIAN, ["sleep", "600"])
-    sensor.watch(info(deb))
+    sensor.watch(rootfs_info(deb))
     deb.exec_run(
         ["bash", "-c", "for i in $(seq 1 50); do echo $i >> /tmp/log; done; echo > /tmp/end"]
     )
@@ -91,12 +78,12 @@ def test_repeated_writes_by_one_process_are_one_event(recorded, run_container):
 def test_a_container_exiting_while_it_writes_is_harmless(recorded, run_container):
     sensor, events = recorded
     writer = run_container(DEBIAN, ["bash", "-c", "while true; do echo x >> /tmp/y; done"])
-    sensor.watch(info(writer))
+    sensor.watch(rootfs_info(writer))
     assert wait_for(lambda: "/tmp/y" in paths(events))
     writer.remove(force=True)
     sensor.unwatch(writer.id)
     other = run_container(DEBIAN, ["sleep", "600"])
-    sensor.watch(info(other))
+    sensor.watch(rootfs_info(other))
     other.exec_run(["bash", "-c", "echo > /tmp/after"])
     assert wait_for(lambda: "/tmp/after" in paths(events))
     assert sensor.counters.errors == 0
@@ -119,7 +106,7 @@ def test_prevent_refuses_writes_under_etc_and_allows_tmp(run_container):
     sensor.start()
     try:
         deb = run_container(DEBIAN, ["sleep", "600"])
-        sensor.watch(info(deb), prevent=True)
+        sensor.watch(rootfs_info(deb), prevent=True)
         assert sensor.guarded() == [deb.id]
         denied = deb.exec_run(["bash", "-c", "echo x > /etc/x"])
         assert denied.exit_code != 0
@@ -155,7 +142,7 @@ def test_files_no_rule_protects_stop_costing_a_round_trip(run_container):
     sensor.start()
     try:
         deb = run_container(DEBIAN, ["sleep", "600"])
-        sensor.watch(info(deb), prevent=True)
+        sensor.watch(rootfs_info(deb), prevent=True)
         reads = "cat /usr/lib/os-release /etc/issue > /dev/null"
         assert deb.exec_run(["bash", "-c", f"{reads}; {reads}"]).exit_code == 0
         ignored = sensor.counters.extra["open_ignored"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +12,7 @@ from garrison.runtime.base import ContainerInfo
 from garrison.sensors.cgroup import container_pids
 from garrison.sensors.events import NetEvent
 from garrison.sensors.network import NetworkSensor
+from tests.support import became_true
 
 pytestmark = pytest.mark.engine
 
@@ -42,13 +42,8 @@ def info(container: Any) -> ContainerInfo:
     return ContainerInfo(container.id, container.name, "", "", pid=container.attrs["State"]["Pid"])
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+def wait_for(predicate: Callable[[], bool]) -> bool:
+    return became_true(predicate, 15.0, step=0.05)
 
 
 def python_container(run_container: Callable[..., Any], script: str) -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from garrison.sensors.cgroup import container_of_pid, container_pids
 from garrison.sensors.events import ProcessEvent
 from garrison.sensors.proc_connector import ProcConnector
 from garrison.sensors.process_tracker import ProcessExit, ProcessTracker, TrackedProcess
+from tests.support import became_true
 
 pytestmark = pytest.mark.engine
 
@@ -48,13 +48,8 @@ def tracked() -> Iterator[tuple[ProcessTracker, ProcConnector, Recorder]]:
         connector.stop()
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+def wait_for(predicate: Callable[[], bool]) -> bool:
+    return became_true(predicate, 15.0)
 
 
 def gated(run_container: Callable[..., Any], script: str, **kwargs: Any) -> tuple[Any, int]:

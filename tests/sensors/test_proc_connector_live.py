@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-import time
 from collections.abc import Callable
 
 from garrison.sensors.proc_connector import (
@@ -15,15 +14,11 @@ from garrison.sensors.proc_connector import (
     ProcConnector,
     ProcEvent,
 )
+from tests.support import became_true
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+def wait_for(predicate: Callable[[], bool]) -> bool:
+    return became_true(predicate, 10.0)
 
 
 def test_fork_exec_and_exit_of_a_child_are_seen_with_its_exit_code():
