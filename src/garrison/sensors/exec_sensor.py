@@ -200,28 +200,27 @@ class ExecSensor:
         if root is None:
             self._count("unknown_device")
             return None
+        resolved = root.container_path(os.readlink(f"/proc/self/fd/{raw.fd}"))
         try:
             call = self.procfs.waiting_syscall(raw.pid)
         except NotAsleep:
-            return self._unread(raw, root, st.st_mode)
+            return self._unread(raw.pid, root, resolved, st.st_mode)
         request = self.procfs.exec_request(raw.pid, call) if call is not None else None
         if call is None or request is None:
             self._count("not_in_exec")  # a kernel-internal exec, or uselib()
             return None
-        resolved = root.container_path(os.readlink(f"/proc/self/fd/{raw.fd}"))
         if self._is_follow_on(raw, call, request, resolved):
             return None
         return self._build(raw.pid, root, request, resolved, st.st_mode)
 
-    def _unread(self, raw: fan.RawEvent, root: WatchedRoot, mode: int) -> ProcessEvent | None:
+    def _unread(self, tid: int, root: WatchedRoot, resolved: str, mode: int) -> ProcessEvent | None:
         """An exec whose caller never went to sleep in time (held off the CPU): what it asked
         for cannot be read, so it is judged and recorded as the file really executed, with no
         arguments — still judged, never let through unseen."""
-        resolved = root.container_path(os.readlink(f"/proc/self/fd/{raw.fd}"))
         if is_loader(resolved):
             return None  # most likely the loader of an exec judged a moment ago
         self._count("unread_args")
-        return self._build(raw.pid, root, ExecRequest(resolved, ()), resolved, mode)
+        return self._build(tid, root, ExecRequest(resolved, ()), resolved, mode)
 
     def _is_follow_on(
         self, raw: fan.RawEvent, call: Syscall, request: ExecRequest, resolved: str
