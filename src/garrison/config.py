@@ -11,7 +11,7 @@ import re
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -51,6 +51,9 @@ class Settings(BaseModel):
     retention: float = 30 * 86400.0
     network_interval: float = 1.0
     status_interval: float = 2.0
+    # Where the process tree and off-rootfs execs come from: BPF tracepoints filtered in the
+    # kernel, the proc connector, or the first of those that works (docs/defender.md).
+    process_events: Literal["auto", "bpf", "proc_connector"] = "auto"
 
     @field_validator(
         "learning_period",

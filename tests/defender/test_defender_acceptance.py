@@ -6,8 +6,10 @@ what it stored through the console, as a user would with ``garrison models|audit
 
 from __future__ import annotations
 
+import shutil
 import signal
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -91,6 +93,31 @@ def test_unknown_process_after_learning_is_one_audit(start_defender: Start, run_
     assert audit.effect == "alert"
     assert audit.count == 1
     assert audit.msg == "/usr/bin/nc launched but is not found in the runtime model"
+
+
+def test_a_tool_on_a_bind_mount_is_audited_after_learning(
+    start_defender: Start, run_container, tmp_path: Path
+) -> None:
+    """Off the root file system the fanotify sensor sees nothing: the process events source
+    (BPF tracepoints here) reports it after the fact."""
+    shutil.copy("/usr/bin/sleep", tmp_path / "tool")
+    defender = start_defender(learning="3s")
+    assert defender.status()["sensors"]["processes"]["source"] == "bpf"
+    deb = run_container(
+        "garrison-test/debian:12",
+        ["sleep", "3600"],
+        name="mounted-tool",
+        volumes={str(tmp_path): {"bind": "/opt/tools", "mode": "ro"}},
+    )
+    active_model(defender, "garrison-test/debian:12")
+    exec_ok(deb, ["/opt/tools/tool", "0.2"])
+
+    def tool_audits() -> list[Audit]:
+        found = audits(defender, container="mounted-tool", type="processes")
+        return [a for a in found if a.processPath == "/opt/tools/tool"]
+
+    (audit,) = wait_for("the mounted tool's audit", tool_audits)
+    assert (audit.attackType, audit.command) == ("unexpectedProcess", "/opt/tools/tool 0.2")
 
 
 def test_busybox_applet_is_audited_by_the_name_it_was_called(

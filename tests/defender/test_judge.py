@@ -78,3 +78,12 @@ def test_an_unknown_container_is_never_waited_for():
     assert judge.admit(stranger) is False
     assert judge(stranger) is Verdict.ALLOW
     assert reports == []
+
+
+def test_a_shell_is_judged_before_the_answer_when_reverse_shells_are_looked_for():
+    """The reverse-shell check reads the shell's descriptors: a shell let go first may have
+    exited before the judge looks."""
+    judge, _policies, _reports = judge_with(ALERT_ONLY)  # reverse_shell: alert by default
+    shell = ProcessEvent(CONTAINER.id, 43, 1, "/bin/bash", ("bash",), 0, "root", "", 0.0)
+    assert judge.admit(shell) is True
+    assert judge.admit(nc()) is False

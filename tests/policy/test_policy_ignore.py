@@ -71,3 +71,8 @@ def test_checks_on_what_varies_between_execs_keep_files_judged() -> None:
     shells = policy(processes={"detections": {"reverse_shell": "prevent"}})
     assert not exec_ignorable(shells, ACTIVE, exec_("/bin/sh"), IMAGE_FILE)
     assert exec_ignorable(shells, ACTIVE, true, IMAGE_FILE)
+    # A shell even when reverse shells only alert (the default): its descriptors are read in
+    # the permission path alone, so an ignored shell could never be found on a socket.
+    assert not exec_ignorable(policy(), ACTIVE, exec_("/bin/sh"), IMAGE_FILE)
+    no_check = policy(processes={"detections": {"reverse_shell": "disable"}})
+    assert exec_ignorable(no_check, ACTIVE, exec_("/bin/sh"), IMAGE_FILE)

@@ -76,6 +76,14 @@ def run(
         str | None,
         typer.Option("--network-interval", help="Socket polling interval (default 1s)."),
     ] = None,
+    process_events: Annotated[
+        str | None,
+        typer.Option(
+            "--process-events",
+            help="Process events source: auto (default: bpf, else proc_connector), bpf, "
+            "proc_connector.",
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option("--config", "-c", envvar="GARRISON_CONFIG", help="YAML settings file."),
@@ -98,6 +106,7 @@ def run(
         "data_dir": data_dir,
         "learning_period": learning_period,
         "network_interval": network_interval,
+        "process_events": process_events,
         "engine_dir": engine_dir,
     }
     settings = load_settings(config, overrides)

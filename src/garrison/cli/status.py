@@ -40,8 +40,9 @@ def status(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False) -> Non
 def _sensor_table(sensors: dict[str, dict[str, object]]) -> Table:
     table = Table("sensor", "running", "events", "drops", "late", "errors")
     for name, c in sensors.items():
+        source = c.get("source")
         table.add_row(
-            name,
+            f"{name} ({source})" if source else name,
             str(c.get("running")),
             str(c.get("events")),
             str(c.get("drops")),

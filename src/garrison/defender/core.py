@@ -72,7 +72,9 @@ class Defender(ListenerBase):
         self.inbox: Inbox[Event | Judged] = Inbox()
         self.policies = Policies(settings.hostname)
         self.judge = Judge(self.book, self.policies, self.inbox.put_urgent)
-        self.sensors = SensorSet(self.judge, self.inbox.put, settings.network_interval)
+        self.sensors = SensorSet(
+            self.judge, self.inbox.put, settings.network_interval, settings.process_events
+        )
         self.tracker = ContainerTracker(runtime, [self])
         self.enforcer = Enforcer(runtime, link)
         self.actions = Actions(self.enforcer, link, settings.hostname)

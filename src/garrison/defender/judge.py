@@ -26,6 +26,8 @@ from garrison.policy import (
     exec_ignorable,
     verdict_of,
 )
+from garrison.policy.compiled import EffectivePolicy
+from garrison.policy.detections import is_shell
 from garrison.sensors.events import FileEvent, ProcessEvent, Verdict
 
 SEEN_SECONDS = 5.0
@@ -43,6 +45,13 @@ class Judged:
     @property
     def container_id(self) -> str:
         return self.event.container_id
+
+
+def _reads_the_live_process(policy: EffectivePolicy, event: ProcessEvent) -> bool:
+    """Does judging this exec read the process itself (a shell's standard input and output,
+    for the reverse-shell check)? Then it is judged before the answer: a short shell let go
+    first may be gone, its descriptors with it, before the judge looks."""
+    return policy.processes.detections.reverse_shell != "disable" and is_shell(event.path)
 
 
 class Judge:
@@ -67,7 +76,9 @@ class Judge:
         verdict; otherwise it lets the exec go on and the verdict follows at once."""
         self._remember(event)
         policy = self.policies.for_container(event.container_id)
-        refusable = policy is not None and policy.processes.refuses
+        refusable = policy is not None and (
+            policy.processes.refuses or _reads_the_live_process(policy, event)
+        )
         if not refusable:
             if len(self._answered) >= SEEN_MAX:
                 self._answered.clear()

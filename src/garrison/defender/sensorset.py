@@ -2,7 +2,8 @@
 
 - exec (fanotify permission events): every exec in a container's root file system, judged;
 - files (fanotify notifications): files written or created;
-- processes (proc connector): the process tree, exits, and execs off the root file system;
+- processes (BPF tracepoints filtered in the kernel, or else the proc connector): execs off the
+  root file system, exits, the process tree;
 - network (polling /proc/PID/net): listening sockets and outbound connections.
 """
 
@@ -12,11 +13,12 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 
 from garrison.defender.judge import Judge
 from garrison.errors import GarrisonError, SensorError
 from garrison.runtime.base import ContainerInfo
+from garrison.sensors.bpf.proc_events import BpfProcEvents
 from garrison.sensors.events import FileEvent, NetEvent, ProcessEvent, SensorCounters
 from garrison.sensors.exec_sensor import ExecSensor
 from garrison.sensors.file_sensor import FileSensor
@@ -27,17 +29,23 @@ from garrison.sensors.process_tracker import ProcessTracker
 log = logging.getLogger(__name__)
 
 Event = ProcessEvent | FileEvent | NetEvent
+ProcessEventSource = Literal["auto", "bpf", "proc_connector"]
 
 
 class SensorSet:
     def __init__(
-        self, judge: Judge, sink: Callable[[Event], None], network_interval: float = 1.0
+        self,
+        judge: Judge,
+        sink: Callable[[Event], None],
+        network_interval: float = 1.0,
+        process_events: ProcessEventSource = "auto",
     ) -> None:
         self.judge = judge
         self.exec = ExecSensor(judge, sink, admit=judge.admit)
         self.files = FileSensor(sink, judge=judge.file, may_deny=judge.may_deny)
         self.processes = ProcessTracker(sink, judge.already_seen, claim=judge.claim)
-        self.connector = ProcConnector(self.processes)
+        self.process_events = process_events
+        self.connector: BpfProcEvents | ProcConnector = ProcConnector(self.processes)
         self.network = NetworkSensor(sink, network_interval)
         self.started: list[str] = []
 
@@ -46,7 +54,7 @@ class SensorSet:
         for name, start in (
             ("exec", self.exec.start),
             ("files", self.files.start),
-            ("processes", self.connector.start),
+            ("processes", self._start_processes),
             ("network", self.network.start),
         ):
             try:
@@ -55,6 +63,22 @@ class SensorSet:
                 log.error("sensor %s not started: %s", name, exc)
             else:
                 self.started.append(name)
+
+    def _start_processes(self) -> None:
+        """BPF first (unless told otherwise); the proc connector when BPF cannot load."""
+        if self.process_events != "proc_connector":
+            bpf = BpfProcEvents(self.processes)
+            try:
+                self.connector = bpf.start()
+            except SensorError as exc:
+                if self.process_events == "bpf":
+                    raise
+                log.warning(
+                    "processes: BPF tracepoints unavailable (%s); using the proc connector", exc
+                )
+            else:
+                return
+        self.connector = ProcConnector(self.processes).start()
 
     def stop(self) -> None:
         for stop in (self.exec.stop, self.files.stop, self.connector.stop, self.network.stop):
@@ -68,10 +92,22 @@ class SensorSet:
         def files(info: ContainerInfo) -> None:
             self.files.watch(info, prevent=guard_writes)
 
+        covered: list[str] = []  # the root file system, when the exec sensor marks it
+
+        def execs(info: ContainerInfo) -> None:
+            self.exec.watch(info)
+            if "exec" in self.started and info.merged_dir:
+                covered.append(info.merged_dir)
+
+        def processes(info: ContainerInfo) -> None:
+            self.processes.watch(info.id, info.merged_dir)
+            if isinstance(self.connector, BpfProcEvents) and self.connector.running:
+                self.connector.watch(info.id, covered[0] if covered else None)
+
         watchers: tuple[tuple[str, Callable[[ContainerInfo], None]], ...] = (
-            ("exec", self.exec.watch),
+            ("exec", execs),
             ("files", files),
-            ("processes", self._watch_processes),
+            ("processes", processes),
             ("network", self.network.watch),
         )
         for name, watch in watchers:
@@ -79,9 +115,6 @@ class SensorSet:
                 watch(container)
             except (GarrisonError, OSError) as exc:
                 log.warning("%s: cannot watch %s: %s", name, container.id[:12], exc)
-
-    def _watch_processes(self, container: ContainerInfo) -> None:
-        self.processes.watch(container.id, container.merged_dir)
 
     def guard_writes(self, container_id: str, guard: bool) -> None:
         try:
@@ -103,10 +136,15 @@ class SensorSet:
             self.exec.unwatch,
             self.files.unwatch,
             self.processes.unwatch,
+            self._unwatch_process_events,
             self.network.unwatch,
         ):
             with contextlib.suppress(GarrisonError, OSError):
                 unwatch(container_id)
+
+    def _unwatch_process_events(self, container_id: str) -> None:
+        if isinstance(self.connector, BpfProcEvents):
+            self.connector.unwatch(container_id)
 
     def counters(self) -> dict[str, dict[str, Any]]:
         """Per sensor: events, drops, late, errors (``garrison status``)."""
@@ -114,7 +152,10 @@ class SensorSet:
         return {
             "exec": _counters(self.exec.counters, "exec" in self.started),
             "files": _counters(self.files.counters, "files" in self.started),
-            "processes": _counters(merged, "processes" in self.started),
+            "processes": {
+                **_counters(merged, "processes" in self.started),
+                "source": "bpf" if isinstance(self.connector, BpfProcEvents) else "proc_connector",
+            },
             "network": _counters(self.network.counters, "network" in self.started),
         }
 

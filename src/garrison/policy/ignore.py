@@ -67,4 +67,6 @@ def _varying_check_acts(policy: EffectivePolicy, path: str) -> bool:
         return True
     if det.crypto_miners in _ACTS:
         return True
-    return det.reverse_shell in _ACTS and is_shell(path)
+    # A shell's descriptors are read in the permission path only: an ignored shell would
+    # never be found driven by a socket, even for an alert.
+    return det.reverse_shell != "disable" and is_shell(path)

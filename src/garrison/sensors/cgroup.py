@@ -33,6 +33,36 @@ def container_cgroup_dir(container_id: str, cgroup_root: str = CGROUP_ROOT) -> s
     return None
 
 
+def container_cgroup2_id(container_id: str, mountinfo: str = "/proc/self/mountinfo") -> int | None:
+    """The id of the container's cgroup in the unified (v2) hierarchy — what the kernel's
+    ``bpf_get_current_cgroup_id()`` returns for its processes — or None when no cgroup2 file
+    system is mounted or the container has no cgroup there. The id is the directory's inode."""
+    for mount in cgroup2_mounts(mountinfo):
+        for pattern in CONTAINER_CGROUPS:
+            path = os.path.join(mount, pattern.format(id=container_id))
+            try:
+                return os.stat(path).st_ino
+            except OSError:
+                continue
+    return None
+
+
+def cgroup2_mounts(mountinfo: str = "/proc/self/mountinfo") -> list[str]:
+    """Mount points of cgroup2 file systems (proc(5): the fstype follows the " - ")."""
+    try:
+        with open(mountinfo, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    mounts = []
+    for line in lines:
+        head, _, tail = line.partition(" - ")
+        fields = head.split()
+        if tail.split()[:1] == ["cgroup2"] and len(fields) > 4:
+            mounts.append(fields[4].replace("\\040", " "))
+    return mounts
+
+
 def container_pids(container_id: str, cgroup_root: str = CGROUP_ROOT) -> list[int]:
     """Host pids of every process of the container (child cgroups included), sorted.
 

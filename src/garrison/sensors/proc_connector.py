@@ -99,6 +99,9 @@ class ForkEvent(ProcEventBase):
 class ExecEvent(ProcEventBase):
     pid: int
     tgid: int
+    # Known to a source that filters by container in the kernel (BPF), not to the connector.
+    container_id: str = ""
+    ppid: int = 0
 
 
 @dataclass(frozen=True, slots=True)

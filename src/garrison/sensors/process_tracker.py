@@ -136,7 +136,7 @@ class ProcessTracker:
         if isinstance(event, ForkEvent):
             self._on_fork(event)
         elif isinstance(event, ExecEvent):
-            self._on_exec(event.tgid)
+            self._on_exec(event)
         elif isinstance(event, ExitEvent) and not event.is_thread:
             self._on_exit(event)
 
@@ -150,8 +150,9 @@ class ProcessTracker:
                 child.exe = parent.exe
                 self._tree[event.child_tgid] = child
 
-    def _on_exec(self, pid: int) -> None:
-        node = self._locate(pid)
+    def _on_exec(self, event: ExecEvent) -> None:
+        pid = event.tgid
+        node = self._locate(pid, event.container_id, event.ppid)
         if node is None:
             return
         judged = self.claim(pid)
@@ -167,24 +168,27 @@ class ProcessTracker:
             self.on_exec(node)
         if not node.exe or self.already_seen(node.container_id, pid, node.exe):
             return
-        event = self._process_event(node)
-        if event is None:
+        found = self._process_event(node)
+        if found is None:
             self.counters.late += 1
             return
         self.counters.events += 1
-        self.sink(event)
+        self.sink(found)
 
-    def _locate(self, pid: int) -> TrackedProcess | None:
-        """The tracked process, or a new node when the pid is in a watched container."""
+    def _locate(self, pid: int, container_id: str = "", ppid: int = 0) -> TrackedProcess | None:
+        """The tracked process, or a new node when the pid is in a watched container (the
+        one the event names, else the one /proc names)."""
         with self._lock:
             node = self._tree.get(pid)
         if node is not None:
             return node
-        container_id = container_of_pid(pid, self._proc.root)
+        found = container_id or container_of_pid(pid, self._proc.root)
         with self._lock:
-            if container_id not in self._watched:
+            if found not in self._watched:
                 return None
-            node = self._tree[pid] = TrackedProcess(pid, 0, container_id)
+            node = self._tree[pid] = TrackedProcess(pid, ppid, found)
+        if ppid:
+            return node
         with contextlib.suppress(ProcessGone, SensorError):
             node.ppid = self._proc.ppid(pid)
         return node

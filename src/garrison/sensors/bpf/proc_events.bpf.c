@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Garrison's in-kernel process event source (garrison/sensors/bpf_proc.py loads it).
+ *
+ * Tracepoints on sched_process_exec and sched_process_exit, filtered in the kernel:
+ * - only tasks whose cgroup (v2) is in `watched` (a container the defender follows);
+ * - an exec of a file on the container's root file system (its overlay super block, whose
+ *   device is the value in `watched`) is dropped: the fanotify exec sensor judges those, or
+ *   the kernel skips them because they were judged already. What remains is what only this
+ *   source can see: execs of files on volumes and bind mounts;
+ * - an exit is sent only for a process whose exec was sent.
+ * Events go to user space through the `events` ring buffer; `counters` counts per CPU.
+ *
+ * No vmlinux.h: the few kernel structures read are declared here with only the fields used,
+ * and libbpf relocates them against the running kernel's BTF (CO-RE).
+ */
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define PRESERVE __attribute__((preserve_access_index))
+
+struct super_block { __u32 s_dev; } PRESERVE;
+struct inode { struct super_block *i_sb; unsigned long i_ino; } PRESERVE;
+struct file { struct inode *f_inode; } PRESERVE;
+struct mm_struct { struct file *exe_file; } PRESERVE;
+struct task_struct {
+	struct mm_struct *mm;
+	struct task_struct *real_parent;
+	int exit_code;
+	int exit_signal;
+	int tgid;
+} PRESERVE;
+
+enum { EVENT_EXEC = 1, EVENT_EXIT = 2 };
+enum { COUNT_SENT, COUNT_LOST, COUNT_ON_ROOTFS, COUNT_SLOTS };
+
+struct event {
+	__u32 kind;
+	__u32 pid;
+	__u32 tgid;
+	__u32 ppid;
+	__u64 cgroup;
+	__u64 time_ns;
+	__u64 ino;
+	__u32 dev;
+	__s32 exit_code;
+	__s32 exit_signal;
+	__u32 cpu;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);   /* cgroup v2 id of a watched container */
+	__type(value, __u32); /* its root file system's device (kernel encoding), 0: none */
+} watched SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);   /* tgid whose exec was sent */
+	__type(value, __u8);
+} sent SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, COUNT_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+static void count(__u32 slot)
+{
+	__u64 *value = bpf_map_lookup_elem(&counters, &slot);
+
+	if (value)
+		*value += 1;
+}
+
+static struct event *reserve(__u32 kind, __u64 cgroup)
+{
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	if (!e) {
+		count(COUNT_LOST);
+		return 0;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->kind = kind;
+	e->pid = (__u32)pid_tgid;
+	e->tgid = pid_tgid >> 32;
+	e->cgroup = cgroup;
+	e->time_ns = bpf_ktime_get_ns();
+	e->cpu = bpf_get_smp_processor_id();
+	return e;
+}
+
+SEC("tracepoint/sched/sched_process_exec")
+int garrison_exec(void *ctx)
+{
+	__u64 cgroup = bpf_get_current_cgroup_id();
+	__u32 *rootfs = bpf_map_lookup_elem(&watched, &cgroup);
+	struct task_struct *task;
+	struct event *e;
+	__u32 dev;
+
+	if (!rootfs)
+		return 0;
+	task = (struct task_struct *)bpf_get_current_task();
+	dev = BPF_CORE_READ(task, mm, exe_file, f_inode, i_sb, s_dev);
+	if (*rootfs && dev == *rootfs) {
+		count(COUNT_ON_ROOTFS);
+		return 0;
+	}
+	e = reserve(EVENT_EXEC, cgroup);
+	if (!e)
+		return 0;
+	e->dev = dev;
+	e->ino = BPF_CORE_READ(task, mm, exe_file, f_inode, i_ino);
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	bpf_map_update_elem(&sent, &e->tgid, &(__u8){1}, BPF_ANY);
+	bpf_ringbuf_submit(e, 0);
+	count(COUNT_SENT);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int garrison_exit(void *ctx)
+{
+	__u64 cgroup = bpf_get_current_cgroup_id();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	struct task_struct *task;
+	struct event *e;
+
+	if ((__u32)pid_tgid != tgid || !bpf_map_lookup_elem(&watched, &cgroup))
+		return 0;
+	if (!bpf_map_lookup_elem(&sent, &tgid))
+		return 0;
+	bpf_map_delete_elem(&sent, &tgid);
+	e = reserve(EVENT_EXIT, cgroup);
+	if (!e)
+		return 0;
+	task = (struct task_struct *)bpf_get_current_task();
+	e->exit_code = BPF_CORE_READ(task, exit_code);
+	e->exit_signal = BPF_CORE_READ(task, exit_signal);
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	bpf_ringbuf_submit(e, 0);
+	count(COUNT_SENT);
+	return 0;
+}

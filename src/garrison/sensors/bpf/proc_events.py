@@ -1,0 +1,186 @@
+"""Process events from the kernel's scheduler tracepoints, filtered in the kernel.
+
+The program (``proc_events.bpf.c``) runs at every exec and exit on the host and keeps only
+what the defender needs: processes of the containers it follows (by cgroup v2 id), and of
+those, execs of files *off* the container's root file system (volumes, bind mounts: the
+fanotify exec sensor covers the rest) and the exits of processes so reported. The proc
+connector would wake the defender for every fork, exec and exit of the host, three times per
+process; on a learned workload this source does not wake it at all.
+
+It produces the proc connector's :class:`~garrison.sensors.proc_connector.ExecEvent` and
+:class:`~garrison.sensors.proc_connector.ExitEvent` for the same listeners (the
+:class:`~garrison.sensors.process_tracker.ProcessTracker`). No fork events: the containers are
+known from the cgroup, not from the process tree.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import struct
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+from garrison.errors import SensorError
+from garrison.sensors.bpf.build import build
+from garrison.sensors.bpf.libbpf import BpfObject, RingBuffer, map_delete, map_update, percpu_sum
+from garrison.sensors.cgroup import container_cgroup2_id
+from garrison.sensors.events import SensorCounters
+from garrison.sensors.proc_connector import ExecEvent, ExitEvent, Listener, ProcEvent
+
+log = logging.getLogger(__name__)
+
+PROGRAM = "proc_events"
+POLL_MS = 100  # how long stop() may wait for the reader
+EVENT_EXEC, EVENT_EXIT = 1, 2
+COUNT_SENT, COUNT_LOST, COUNT_ON_ROOTFS = 0, 1, 2
+# struct event of proc_events.bpf.c
+_EVENT = struct.Struct("=IIIIQQQIiiI")
+
+
+def kernel_dev(st_dev: int) -> int:
+    """A device number as the kernel keeps it (``MKDEV``: major << 20 | minor), from stat's."""
+    return (os.major(st_dev) << 20) | os.minor(st_dev)
+
+
+class BpfProcEvents:
+    """The tracepoint programs, attached, and a thread reading their ring buffer.
+
+    Same use as :class:`~garrison.sensors.proc_connector.ProcConnector` (listeners run on the
+    reader thread and must not block), plus ``watch``/``unwatch``: the kernel reports nothing
+    about a container until it is watched.
+    """
+
+    def __init__(self, listener: Listener | None = None, *, cache_dir: Path | None = None) -> None:
+        self.cache_dir = cache_dir
+        self._listeners: list[Listener] = [listener] if listener else []
+        self._counters = SensorCounters()
+        self._obj: BpfObject | None = None
+        self._ring: RingBuffer | None = None
+        self._watched_fd = self._counters_fd = -1
+        self._cgroups: dict[str, int] = {}  # container id → cgroup id
+        self._containers: dict[int, str] = {}  # cgroup id → container id
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def counters(self) -> SensorCounters:
+        """``drops``: events the ring buffer had no room for; ``extra.on_rootfs``: execs the
+        kernel left to the fanotify sensor."""
+        if self._counters_fd >= 0:
+            self._counters.drops = percpu_sum(self._counters_fd, COUNT_LOST)
+            self._counters.extra["on_rootfs"] = percpu_sum(self._counters_fd, COUNT_ON_ROOTFS)
+        return self._counters
+
+    def start(self) -> BpfProcEvents:
+        """Build (once), load and attach the programs; SensorError when anything refuses."""
+        if self._thread is not None:
+            return self
+        obj = BpfObject(str(build(PROGRAM, self.cache_dir)))
+        try:
+            for program in ("garrison_exec", "garrison_exit"):
+                obj.attach(program)
+            self._watched_fd = obj.map_fd("watched")
+            self._counters_fd = obj.map_fd("counters")
+            self._ring = RingBuffer(obj.map_fd("events"), self._sample)
+        except SensorError:
+            obj.close()
+            raise
+        self._obj = obj
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="bpf-proc-events", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._thread is None:
+            return
+        self._stopping.set()
+        self._thread.join(timeout)
+        self._thread = None
+        self.counters  # noqa: B018 - read the kernel's counters one last time
+        self._counters_fd = self._watched_fd = -1
+        if self._ring is not None:
+            self._ring.close()
+        if self._obj is not None:
+            self._obj.close()
+        self._ring, self._obj = None, None
+
+    def __enter__(self) -> BpfProcEvents:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def watch(self, container_id: str, rootfs: str | None = None) -> None:
+        """Report this container's processes. ``rootfs`` (its MergedDir) when the fanotify
+        exec sensor covers it: execs of files there are then left to that sensor.
+        SensorError when the container has no cgroup v2 (stopped meanwhile, or a host
+        without the unified hierarchy)."""
+        cgroup = container_cgroup2_id(container_id)
+        if cgroup is None:
+            raise SensorError(f"no cgroup v2 for container {container_id[:12]}")
+        dev = kernel_dev(os.stat(rootfs).st_dev) if rootfs else 0
+        with self._lock:
+            if self._watched_fd < 0:
+                raise SensorError("the BPF process events are not started")
+            map_update(self._watched_fd, ctypes.c_uint64(cgroup), ctypes.c_uint32(dev))
+            self._cgroups[container_id] = cgroup
+            self._containers[cgroup] = container_id
+
+    def unwatch(self, container_id: str) -> None:
+        with self._lock:
+            cgroup = self._cgroups.pop(container_id, None)
+            if cgroup is not None:
+                self._containers.pop(cgroup, None)
+            if cgroup is not None and self._watched_fd >= 0:
+                map_delete(self._watched_fd, ctypes.c_uint64(cgroup))
+
+    def _run(self) -> None:
+        ring = self._ring
+        while ring is not None and not self._stopping.is_set():
+            result = ring.poll(POLL_MS)
+            if result < 0 and result != -4:  # -EINTR: a signal, poll again
+                self._counters.errors += 1
+                log.error("BPF process events: ring buffer poll failed: %s", os.strerror(-result))
+                self._stopping.wait(1.0)
+
+    def _sample(self, data: bytes) -> None:
+        try:
+            event = parse_event(data, self._containers)
+        except (struct.error, ValueError) as exc:
+            self._counters.errors += 1
+            log.warning("BPF process events: bad record: %s", exc)
+            return
+        self._counters.events += 1
+        self._deliver(event)
+
+    def _deliver(self, event: ProcEvent) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                self._counters.errors += 1
+                log.exception("BPF process events: listener failed on %s", event)
+
+
+def parse_event(data: bytes, containers: Mapping[int, str] | None = None) -> ProcEvent:
+    """One ring buffer record → the proc connector's event of the same meaning; an exec
+    names its container (``containers``: cgroup id → container id) and its parent."""
+    kind, pid, tgid, ppid, cgroup, time_ns, _ino, _dev, code, signal, cpu = _EVENT.unpack_from(data)
+    if kind == EVENT_EXEC:
+        container_id = (containers or {}).get(cgroup, "")
+        return ExecEvent(cpu, 0, time_ns, pid, tgid, container_id, ppid)
+    if kind == EVENT_EXIT:
+        return ExitEvent(cpu, 0, time_ns, pid, tgid, code, signal, ppid, ppid)
+    raise ValueError(f"unknown event kind {kind}")
