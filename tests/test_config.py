@@ -63,3 +63,11 @@ def test_unknown_or_bad_setting_names_the_setting(tmp_path: Path) -> None:
 def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(tmp_path / "absent.yaml", env={})
+
+
+def test_the_process_events_source_is_one_of_three() -> None:
+    assert load_settings(env={}).process_events == "auto"
+    env = {"GARRISON_PROCESS_EVENTS": "proc_connector"}
+    assert load_settings(env=env).process_events == "proc_connector"
+    with pytest.raises(ConfigError, match="process_events"):
+        load_settings(env={"GARRISON_PROCESS_EVENTS": "ebpf"})

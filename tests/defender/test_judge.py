@@ -87,3 +87,15 @@ def test_a_shell_is_judged_before_the_answer_when_reverse_shells_are_looked_for(
     shell = ProcessEvent(CONTAINER.id, 43, 1, "/bin/bash", ("bash",), 0, "root", "", 0.0)
     assert judge.admit(shell) is True
     assert judge.admit(nc()) is False
+
+
+def test_an_exec_refused_in_the_kernel_leaves_nothing_for_the_process_events_to_claim():
+    judge, _policies, _reports = judge_with(DENY_NC)
+    refused = nc(pid=50)
+    assert judge.admit(refused) is True
+    assert judge(refused) is Verdict.DENY
+    assert judge.claim(50) is None
+    allowed = ProcessEvent(CONTAINER.id, 51, 1, "/usr/bin/id", ("id",), 0, "root", "", 0.0)
+    judge.admit(allowed)
+    judge(allowed)
+    assert judge.claim(51) == "/usr/bin/id"

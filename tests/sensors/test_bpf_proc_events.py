@@ -24,7 +24,7 @@ from garrison.sensors.bpf.proc_events import (
     parse_event,
 )
 from garrison.sensors.cgroup import cgroup2_mounts, container_cgroup2_id
-from garrison.sensors.proc_connector import ExecEvent, ExitEvent, ProcEvent
+from garrison.sensors.proc_connector import ExecEvent, ExecRecord, ExitEvent, ProcEvent
 from garrison.sensors.process_tracker import ProcessTracker
 from tests.sensors.test_proc_connector_engine import (
     LOOP_200_TRUE,
@@ -34,25 +34,40 @@ from tests.sensors.test_proc_connector_engine import (
     wait_for,
 )
 
-RECORD = struct.Struct("=IIIIQQQIiiI")
+RECORD = struct.Struct("=IIIIQQQIiiIIIII256s1024s")
+
+
+def record(kind: int, pid: int, tgid: int, ppid: int, cgroup: int, **fields) -> bytes:
+    """A ring buffer record as proc_events.bpf.c writes it."""
+    values = {"time_ns": 5_000, "ino": 0, "dev": 0, "code": 0, "signal": 0, "cpu": 1}
+    values |= {"uid": 0, "args": b"", "on_rootfs": 0, "filename": b""} | fields
+    return RECORD.pack(
+        kind, pid, tgid, ppid, cgroup, values["time_ns"], values["ino"], values["dev"],
+        values["code"], values["signal"], values["cpu"], values["uid"], len(values["args"]),
+        values["on_rootfs"], 0, values["filename"], values["args"],
+    )  # fmt: skip
 
 
 # -- without the kernel -----------------------------------------------------------------------
 
 
 def test_records_become_the_proc_connectors_events() -> None:
-    record = RECORD.pack(EVENT_EXEC, 11, 10, 1, 77, 5_000, 42, 3, 0, 0, 1)
-    exec_ = parse_event(record, {77: "abc"})
-    assert exec_ == ExecEvent(1, 0, 5_000, pid=11, tgid=10, container_id="abc", ppid=1)
-    assert parse_event(record) == ExecEvent(1, 0, 5_000, pid=11, tgid=10, ppid=1)
-    exit_ = parse_event(RECORD.pack(EVENT_EXIT, 10, 10, 1, 77, 6_000, 0, 0, 7 << 8, 17, 0))
+    raw = record(
+        EVENT_EXEC, 11, 10, 1, 77, filename=b"/bin/nc", args=b"nc\0-l\0", uid=33, on_rootfs=1
+    )
+    exec_ = parse_event(raw, {77: "abc"})
+    assert isinstance(exec_, ExecEvent)
+    assert (exec_.pid, exec_.tgid, exec_.ppid, exec_.container_id) == (11, 10, 1, "abc")
+    assert exec_.record == ExecRecord("/bin/nc", ("nc", "-l"), 33, on_rootfs=True)
+    assert parse_event(raw).container_id == ""  # type: ignore[union-attr]
+    exit_ = parse_event(record(EVENT_EXIT, 10, 10, 1, 77, code=7 << 8, signal=17))
     assert isinstance(exit_, ExitEvent)
     assert (exit_.code, exit_.signal, exit_.parent_tgid, exit_.is_thread) == (7, 0, 1, False)
 
 
 def test_an_unknown_or_short_record_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown event kind 9"):
-        parse_event(RECORD.pack(9, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0))
+        parse_event(record(9, 1, 1, 1, 1))
     with pytest.raises(struct.error):
         parse_event(b"\x01\x00")
 
@@ -127,7 +142,8 @@ def test_without_a_covered_root_every_exec_and_its_exit_is_reported(bpf_tracked,
     source.watch(container.id)
     release(pid)
     assert wait_for(lambda: any(p.exe == "/usr/bin/sleep" for p in rec.execs_of(container.id)))
-    trues = [p for p in rec.execs_of(container.id) if p.exe in ("/usr/bin/true", "")]
+    # The file itself, or the name it was called by when it was gone before it was read.
+    trues = [p for p in rec.execs_of(container.id) if p.exe in ("/usr/bin/true", "/bin/true")]
     assert len(trues) == 200
     assert {p.ppid for p in trues} == {pid}
     assert wait_for(lambda: len(rec.exits) >= 200)
@@ -160,6 +176,57 @@ def test_a_binary_on_a_bind_mount_is_reported_with_its_exit(
 
 
 @engine
+def test_while_learning_every_exec_of_the_root_is_recorded_at_the_exec(
+    tmp_path: Path, run_container
+):
+    """Execs the exec sensor judged are claimed (and dropped); the others — those the kernel
+    let through because their file was judged before — are reported from what the kernel
+    read at the exec: no process is gone before it is read."""
+    rec = Recorder()
+    claimed: set[int] = set()
+    tracker = ProcessTracker(rec.events.append, claim=lambda pid: "/x" if pid in claimed else None)
+    container, pid = gated(run_container, LOOP_200_TRUE + "; /bin/true last")
+    tracker.watch(container.id, merged_dir(container))
+    with BpfProcEvents(tracker, cache_dir=tmp_path) as source:
+        source.watch(container.id, merged_dir(container), record=True)
+        assert source.recording(container.id)
+        claimed.add(pid)  # the shell's own exec (sleep, at the end) counts as judged
+        release(pid)
+        assert wait_for(lambda: any(e.argv == ("/bin/true", "last") for e in list(rec.events)))
+        source.record(container.id, False)
+        assert not source.recording(container.id)
+    trues = [e for e in rec.events if e.path == "/bin/true"]
+    assert len(trues) == 201
+    assert {(e.user, e.uid, e.ppid, e.parent_path) for e in trues} == {
+        ("root", 0, pid, "/usr/bin/dash")
+    }
+    assert {e.source for e in trues} == {"proc_connector"}
+    assert tracker.counters.late == 0
+    assert [e.path for e in rec.events if e.path != "/bin/true"] == []  # sleep: claimed
+
+
+@engine
+def test_a_shell_that_execs_a_mounted_tool_in_its_place_is_still_reported(
+    tmp_path: Path, run_container
+):
+    """``sh -c 'exec /opt/tools/tool'``: the same pid the exec sensor judged a moment before
+    runs a file off the root. The kernel says where the file is, so no claim can hide it."""
+    rec = Recorder()
+    tracker = ProcessTracker(rec.events.append, claim=lambda pid: "/usr/bin/dash")
+    tools = tmp_path / "tools"
+    tools.mkdir(mode=0o755)
+    shutil.copy("/usr/bin/sleep", tools / "tool")
+    volumes = {str(tools): {"bind": "/opt/tools", "mode": "ro"}}
+    container, pid = gated(run_container, "exec /opt/tools/tool 0.1", volumes=volumes)
+    tracker.watch(container.id, merged_dir(container))
+    with BpfProcEvents(tracker, cache_dir=tmp_path / "cache") as source:
+        source.watch(container.id, merged_dir(container))
+        release(pid)
+        assert wait_for(lambda: [e.path for e in list(rec.events)] == ["/opt/tools/tool"])
+    assert rec.events[0].pid == pid
+
+
+@engine
 def test_unwatched_containers_cost_nothing_in_user_space(bpf_tracked, run_container):
     _tracker, source, _rec = bpf_tracked
     container, pid = gated(run_container, LOOP_200_TRUE)
@@ -183,7 +250,7 @@ def test_received_events_reach_every_listener(tmp_path: Path) -> None:
     got: list[ProcEvent] = []
     source = BpfProcEvents(got.append, cache_dir=tmp_path)
     source.add_listener(got.append)
-    source._sample(RECORD.pack(EVENT_EXEC, 5, 5, 1, 1, 1, 1, 1, 0, 0, 0))
+    source._sample(record(EVENT_EXEC, 5, 5, 1, 1))
     source._sample(b"short")
     assert len(got) == 2
     assert (source.counters.events, source.counters.errors) == (1, 1)

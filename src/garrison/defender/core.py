@@ -94,7 +94,7 @@ class Defender(ListenerBase):
             return
         self.book.container_started(info)
         policy = self.policies.add(info)
-        self.sensors.watch(info, guard_writes=policy.needs_open_perm)
+        self.sensors.watch(info, policy.needs_open_perm, self._learning(info.id))
         self.handle_events(list(self.sensors.processes.snapshot(info.id)))
         log.info("watching %s (%s) under rule %r", info.name, info.image_name, policy.rule_name)
 
@@ -234,10 +234,17 @@ class Defender(ListenerBase):
                 if policy is not None:
                     self.sensors.guard_writes(container_id, policy.needs_open_perm)
 
+    def _learning(self, container_id: str) -> bool:
+        model = self.book.for_container(container_id)
+        return model is not None and str(model.state) != "active"
+
     def _check_model_states(self) -> None:
-        """A model that left or entered *active* changes what the kernel may skip."""
+        """A model that changed state changes what the kernel may skip, and whether the
+        skipped execs are recorded (while it learns)."""
         states = {m.profile_id: str(m.state) for m in self.book}
-        if any(self._model_states.get(k) == "active" != v for k, v in states.items()):
+        if any(self._model_states.get(k, v) != v for k, v in states.items()):
+            for container_id in self.tracker.containers():
+                self.sensors.set_learning(container_id, self._learning(container_id))
             self.sensors.forget_ignores()
         self._model_states = states
 

@@ -28,6 +28,7 @@ from garrison.policy import (
 )
 from garrison.policy.compiled import EffectivePolicy
 from garrison.policy.detections import is_shell
+from garrison.policy.inputs import ACTIVE
 from garrison.sensors.events import FileEvent, ProcessEvent, Verdict
 
 SEEN_SECONDS = 5.0
@@ -65,6 +66,9 @@ class Judge:
         self._seen: dict[int, tuple[float, list[str]]] = {}  # pid → (when, files run)
         self._always: dict[str, set[str]] = {}  # container → files the kernel skips
         self._answered: set[int] = set()  # pids whose exec the kernel let go before judging
+        # Does the kernel record the execs it skips in this container (its model learns and
+        # the BPF process events run)? Set by the sensors.
+        self.records_skipped: Callable[[str], bool] = lambda container_id: False
 
     def _model(self, container_id: str) -> ModelView:
         return self.book.for_container(container_id) or NO_MODEL
@@ -99,9 +103,13 @@ class Judge:
         decisions = evaluate_process(policy, model, event, facts)
         if decisions:
             verdict = verdict_of(decisions)
-            self.report(Judged(event, tuple(decisions), waited and verdict is Verdict.DENY))
+            refused = waited and verdict is Verdict.DENY
+            if refused:  # the exec fails: nothing of it will come to be claimed
+                self._unremember(event.pid)
+            self.report(Judged(event, tuple(decisions), refused))
             return verdict
-        if exec_ignorable(policy, model, event, facts):
+        recorded = model.state != ACTIVE and self.records_skipped(event.container_id)
+        if exec_ignorable(policy, model, event, facts, recorded):
             self._always.setdefault(event.container_id, set()).add(event.path)
             return Verdict.ALLOW_ALWAYS
         return Verdict.ALLOW
@@ -152,6 +160,13 @@ class Judge:
     def forget_always(self) -> None:
         """The kernel's skips were dropped (rules or a model changed)."""
         self._always = {}
+
+    def _unremember(self, pid: int) -> None:
+        entry = self._seen.get(pid)
+        if entry is not None and entry[1]:
+            entry[1].pop()
+            if not entry[1]:
+                del self._seen[pid]
 
     def _remember(self, event: ProcessEvent) -> None:
         now = time.monotonic()

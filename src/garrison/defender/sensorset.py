@@ -48,6 +48,7 @@ class SensorSet:
         self.connector: BpfProcEvents | ProcConnector = ProcConnector(self.processes)
         self.network = NetworkSensor(sink, network_interval)
         self.started: list[str] = []
+        judge.records_skipped = self.records_skipped
 
     def start(self) -> None:
         """Start every sensor; one the kernel refuses is logged and left out, not fatal."""
@@ -85,9 +86,12 @@ class SensorSet:
             with contextlib.suppress(GarrisonError, OSError):
                 stop()
 
-    def watch(self, container: ContainerInfo, guard_writes: bool = False) -> None:
-        """Follow a running container (``guard_writes``: judge its opens for writing too);
-        a container that vanished meanwhile is skipped."""
+    def watch(
+        self, container: ContainerInfo, guard_writes: bool = False, learning: bool = False
+    ) -> None:
+        """Follow a running container (``guard_writes``: judge its opens for writing too;
+        ``learning``: its model learns, see :meth:`set_learning`); a container that vanished
+        meanwhile is skipped."""
 
         def files(info: ContainerInfo) -> None:
             self.files.watch(info, prevent=guard_writes)
@@ -102,7 +106,7 @@ class SensorSet:
         def processes(info: ContainerInfo) -> None:
             self.processes.watch(info.id, info.merged_dir)
             if isinstance(self.connector, BpfProcEvents) and self.connector.running:
-                self.connector.watch(info.id, covered[0] if covered else None)
+                self.connector.watch(info.id, covered[0] if covered else None, learning)
 
         watchers: tuple[tuple[str, Callable[[ContainerInfo], None]], ...] = (
             ("exec", execs),
@@ -115,6 +119,19 @@ class SensorSet:
                 watch(container)
             except (GarrisonError, OSError) as exc:
                 log.warning("%s: cannot watch %s: %s", name, container.id[:12], exc)
+
+    def set_learning(self, container_id: str, learning: bool) -> None:
+        """While a container's model learns, the BPF process events record every exec of its
+        root file system, so that the exec sensor may let the kernel skip files it judged."""
+        if isinstance(self.connector, BpfProcEvents) and self.connector.running:
+            try:
+                self.connector.record(container_id, learning)
+            except (GarrisonError, OSError) as exc:
+                log.warning("processes: cannot record %s: %s", container_id[:12], exc)
+
+    def records_skipped(self, container_id: str) -> bool:
+        """Are the execs the kernel skips in this container recorded all the same?"""
+        return isinstance(self.connector, BpfProcEvents) and self.connector.recording(container_id)
 
     def guard_writes(self, container_id: str, guard: bool) -> None:
         try:

@@ -8,8 +8,9 @@ qualifies only when no exec of it could be refused:
 - this exec has no finding at all (anything found is judged again every time);
 - it is called by its own name (``path`` is ``resolved_path``) and is no multi-call binary
   (busybox runs ``nc`` for ``/bin/nc``): names are how rules tell programs apart;
-- the model is active (in learning every exec is new knowledge) and knows it, or it is
-  explicitly allowed;
+- the model is active and knows it, or it is explicitly allowed; or the model learns and the
+  kernel records every skipped exec for it (``recorded``: the BPF process events, which read
+  the name, arguments and user at the exec itself — in learning every exec is knowledge);
 - no check that reads what varies between execs could prevent or block: custom process rules,
   parent-child, the Stratum argument of the miner check, the reverse-shell check on a shell;
 - it is no setuid file (its mode is known), since ``chmod`` does not drop an ignore mark.
@@ -37,18 +38,24 @@ _ACTS = ("prevent", "block")
 
 
 def exec_ignorable(
-    policy: EffectivePolicy, model: ModelView, event: ProcessEvent, facts: ExecFacts
+    policy: EffectivePolicy,
+    model: ModelView,
+    event: ProcessEvent,
+    facts: ExecFacts,
+    recorded: bool = False,
 ) -> bool:
-    """True when every exec of ``event``'s file would be allowed, so it may be ignored."""
+    """True when every exec of ``event``'s file would be allowed, so it may be ignored.
+    ``recorded``: the skipped execs are recorded after all (while the model learns)."""
     path = event.path
     if event.resolved_path != path or basename(path) in MULTICALL_BINARIES:
         return False
     if facts.drifted or facts.file_mode is None or is_setuid(facts.file_mode):
         return False
-    if model.state != ACTIVE:
-        return False
     procs = policy.processes
-    if not (model.knows_process(path) or procs.allowed.matches(path)):
+    if model.state != ACTIVE:
+        if not recorded:
+            return False
+    elif not (model.knows_process(path) or procs.allowed.matches(path)):
         return False
     if _varying_check_acts(policy, path):
         return False

@@ -37,6 +37,7 @@ from garrison.sensors.events import (
 )
 from garrison.sensors.fanotify_loop import FilesystemMarks, GroupThread, WatchedRoot
 from garrison.sensors.multicall import applet_path, is_multicall, is_self_exe
+from garrison.sensors.parents import ParentPaths
 from garrison.sensors.passwd import open_in_root
 from garrison.sensors.procfs import ExecRequest, NotAsleep, ProcFS, Syscall
 
@@ -46,10 +47,6 @@ ProcessSink = Callable[[ProcessEvent], None]
 # ELF interpreters (PT_INTERP) of glibc and musl: ld-linux-x86-64.so.2, ld-musl-x86_64.so.1.
 _LOADER = re.compile(r"^ld(?:-linux[-\w.]*|-musl-[-\w]+)?\.so(?:\.\d+)*$")
 _MAX_PENDING = 4096
-# A parent's executable, read from /proc, is kept this long: an exec storm's shell is read
-# once a second, not once per child. The entry goes at once when that pid execs itself.
-PARENT_TTL = 1.0
-_MAX_PARENTS = 4096
 
 
 def is_loader(path: str) -> bool:
@@ -88,8 +85,7 @@ class ExecSensor:
         # tid → (syscall, filename) of its last recorded exec: later events of the same
         # execve (interpreter, loader) are recognised by it.
         self._pending: dict[int, tuple[Syscall, str]] = {}
-        # ppid → (monotonic time read, container id, its executable or "" if outside)
-        self._parents: dict[int, tuple[float, str, str]] = {}
+        self._parents = ParentPaths()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -242,7 +238,7 @@ class ExecSensor:
         self, tid: int, root: WatchedRoot, request: ExecRequest, resolved: str, mode: int
     ) -> ProcessEvent:
         status = self.procfs.status(tid)
-        self._parents.pop(status.tgid, None)  # it runs another program from now on
+        self._parents.forget(status.tgid)  # it runs another program from now on
         path = root.container_path(self.procfs.exec_path(tid, request))
         if is_self_exe(path) and is_multicall(resolved) and request.argv:
             # busybox's shell runs an applet as /proc/self/exe: record the applet's name
@@ -265,17 +261,9 @@ class ExecSensor:
     def _parent_path(self, root: WatchedRoot, ppid: int) -> str:
         """The parent's executable; "" when the parent lives outside the container (runc,
         containerd-shim after a ``docker exec``): its path would name a host file."""
-        now = time.monotonic()
-        known = self._parents.get(ppid)
-        if known is not None and now - known[0] < PARENT_TTL and known[1] == root.container_id:
-            return known[2]
-        path = self._read_parent_path(root, ppid)
-        if len(self._parents) >= _MAX_PARENTS:
-            self._parents.clear()
-        self._parents[ppid] = (now, root.container_id, path)
-        return path
+        return self._parents.get(ppid, root.container_id, lambda: self._read_parent(root, ppid))
 
-    def _read_parent_path(self, root: WatchedRoot, ppid: int) -> str:
+    def _read_parent(self, root: WatchedRoot, ppid: int) -> str:
         try:
             if os.stat(self.procfs.path(ppid, "root")).st_dev != root.dev:
                 return ""

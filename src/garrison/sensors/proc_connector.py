@@ -96,12 +96,23 @@ class ForkEvent(ProcEventBase):
 
 
 @dataclass(frozen=True, slots=True)
+class ExecRecord:
+    """What the exec itself held, read in the kernel as it happened (the BPF source)."""
+
+    filename: str  # the name asked for, as the caller passed it
+    argv: tuple[str, ...]  # cut at 1 KiB
+    uid: int
+    on_rootfs: bool  # a file of the container's root file system (its model learns)
+
+
+@dataclass(frozen=True, slots=True)
 class ExecEvent(ProcEventBase):
     pid: int
     tgid: int
     # Known to a source that filters by container in the kernel (BPF), not to the connector.
     container_id: str = ""
     ppid: int = 0
+    record: ExecRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,8 +23,9 @@ from garrison.errors import ProcessGone, SensorError
 from garrison.sensors.cgroup import CGROUP_ROOT, container_of_pid, container_pids
 from garrison.sensors.events import ProcessEvent, SensorCounters
 from garrison.sensors.multicall import applet_path, is_multicall
+from garrison.sensors.parents import ParentPaths
 from garrison.sensors.passwd import UserNames
-from garrison.sensors.proc_connector import ExecEvent, ExitEvent, ForkEvent, ProcEvent
+from garrison.sensors.proc_connector import ExecEvent, ExecRecord, ExitEvent, ForkEvent, ProcEvent
 from garrison.sensors.procfs import ProcFS
 
 
@@ -80,6 +81,7 @@ class ProcessTracker:
         self._watched: set[str] = set()
         self._users: dict[str, UserNames] = {}
         self._roots: set[str] = set()  # containers whose users come from their MergedDir
+        self._parents = ParentPaths()
         self._lock = threading.Lock()
 
     def watch(self, container_id: str, root: str | None = None) -> None:
@@ -151,9 +153,16 @@ class ProcessTracker:
                 self._tree[event.child_tgid] = child
 
     def _on_exec(self, event: ExecEvent) -> None:
-        pid = event.tgid
+        pid, record = event.tgid, event.record
+        self._parents.forget(pid)
+        if record is not None and record.on_rootfs:
+            self._on_rootfs_record(event, record)
+            return
         node = self._locate(pid, event.container_id, event.ppid)
         if node is None:
+            return
+        if record is not None:  # off the root: never the exec sensor's; read in the kernel
+            self._on_offroot_record(node, event, record)
             return
         judged = self.claim(pid)
         if judged is not None:  # the exec sensor judged (and reported) it: no /proc read
@@ -172,8 +181,51 @@ class ProcessTracker:
         if found is None:
             self.counters.late += 1
             return
+        self._report(found)
+
+    def _on_offroot_record(
+        self, node: TrackedProcess, event: ExecEvent, record: ExecRecord
+    ) -> None:
+        recorded = self._recorded_event(node.container_id, event, record)
+        node.exe = self._exe(event.tgid) or recorded.path  # the file itself, for its children
+        if self.on_exec is not None:
+            self.on_exec(node)
+        self._report(recorded)
+
+    def _on_rootfs_record(self, event: ExecEvent, record: ExecRecord) -> None:
+        """An exec of the root file system, recorded while the model learns: the exec
+        sensor judged it (and reported it: nothing to do), or the kernel let it through
+        because the file was judged before (reported from the record)."""
+        if self.claim(event.tgid) is not None:
+            return
+        with self._lock:
+            if event.container_id not in self._watched:
+                return
+        self._report(self._recorded_event(event.container_id, event, record))
+
+    def _recorded_event(
+        self, container_id: str, event: ExecEvent, record: ExecRecord
+    ) -> ProcessEvent:
+        pid = event.tgid
+        path = record.filename
+        if not path.startswith("/"):  # relative to a cwd or a dirfd gone by now
+            path = self._exe(pid) or path
+        return ProcessEvent(
+            container_id=container_id,
+            pid=pid,
+            ppid=event.ppid,
+            path=os.path.normpath(path),
+            argv=record.argv,
+            uid=record.uid,
+            user=self._user(container_id, pid, record.uid),
+            parent_path=self._parent_path(container_id, event.ppid),
+            time=time.time(),
+            source="proc_connector",
+        )
+
+    def _report(self, event: ProcessEvent) -> None:
         self.counters.events += 1
-        self.sink(found)
+        self.sink(event)
 
     def _locate(self, pid: int, container_id: str = "", ppid: int = 0) -> TrackedProcess | None:
         """The tracked process, or a new node when the pid is in a watched container (the
@@ -208,8 +260,8 @@ class ProcessTracker:
             path=self._requested_path(node, argv),
             argv=argv,
             uid=status.uid,
-            user=self._user(node, status.uid),
-            parent_path=self._parent_path(node, status.ppid),
+            user=self._user(node.container_id, node.pid, status.uid),
+            parent_path=self._parent_path(node.container_id, status.ppid),
             time=time.time(),
             source="proc_connector",
             resolved_path=node.exe,
@@ -221,27 +273,30 @@ class ProcessTracker:
             return node.exe
         return applet_path(self._proc.path(node.pid, "root"), argv[0]) or node.exe
 
-    def _parent_path(self, node: TrackedProcess, ppid: int) -> str:
+    def _parent_path(self, container_id: str, ppid: int) -> str:
         """The parent's executable; "" when it lives outside the container (runc, the shim
         after a ``docker exec``): its path would name a host file."""
         with self._lock:
             parent = self._tree.get(ppid)
         if parent is not None and parent.exe:
             return parent.exe
-        if container_of_pid(ppid, self._proc.root) != node.container_id:
+        return self._parents.get(ppid, container_id, lambda: self._read_parent(container_id, ppid))
+
+    def _read_parent(self, container_id: str, ppid: int) -> str:
+        if container_of_pid(ppid, self._proc.root) != container_id:
             return ""
         return self._exe(ppid)
 
-    def _user(self, node: TrackedProcess, uid: int) -> str:
+    def _user(self, container_id: str, pid: int, uid: int) -> str:
         # The container's own /etc/passwd, through the root of one of its processes; a
         # cache whose process is gone names nobody, so it is dropped and made anew.
-        users = self._users.get(node.container_id)
+        users = self._users.get(container_id)
         if users is None:
-            users = UserNames(self._proc.path(node.pid, "root"))
-            self._users[node.container_id] = users
+            users = UserNames(self._proc.path(pid, "root"))
+            self._users[container_id] = users
         name = users.name(uid)
-        if name == str(uid) and node.container_id not in self._roots:
-            self._users.pop(node.container_id, None)
+        if name == str(uid) and container_id not in self._roots:
+            self._users.pop(container_id, None)
         return name
 
     def _on_exit(self, event: ExitEvent) -> None:

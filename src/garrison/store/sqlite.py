@@ -9,7 +9,9 @@ may drop the last transactions: https://www.sqlite.org/pragma.html#pragma_synchr
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -87,21 +89,16 @@ class SQLiteStore:
             reason = getattr(exc, "orig", None) or exc
             raise StoreError(f"store {self.path}: {reason}") from exc
 
-    def _create_schema(self, attempts: int = 3) -> None:
-        # Two processes opening a new store at once (a defender starting, a CLI command)
-        # can both find a table missing; the slower one's CREATE then fails: look again.
-        for attempt in range(attempts):
-            try:
-                with self._write() as conn:
-                    version = conn.exec_driver_sql("PRAGMA user_version").scalar_one()
-                    if version > schema.SCHEMA_VERSION:
-                        raise StoreError(f"store {self.path} was made by a newer Garrison")
-                    schema.metadata.create_all(conn)
-                    conn.exec_driver_sql(f"PRAGMA user_version={schema.SCHEMA_VERSION}")
-                return
-            except StoreError as exc:
-                if "already exists" not in str(exc) or attempt == attempts - 1:
-                    raise
+    def _create_schema(self) -> None:
+        # Two processes opening a new store at once (a defender starting, a CLI command) would
+        # both find tables missing, and pysqlite runs DDL outside a transaction: the slower
+        # one's CREATE fails. A lock file beside the store takes them one after the other.
+        with _file_lock(self.path.with_name(self.path.name + ".lock")), self._write() as conn:
+            version = conn.exec_driver_sql("PRAGMA user_version").scalar_one()
+            if version > schema.SCHEMA_VERSION:
+                raise StoreError(f"store {self.path} was made by a newer Garrison")
+            schema.metadata.create_all(conn)
+            conn.exec_driver_sql(f"PRAGMA user_version={schema.SCHEMA_VERSION}")
 
     # -- models ---------------------------------------------------------------------------
 
@@ -291,3 +288,19 @@ def _audit_where(query: AuditFilter) -> list[sa.ColumnElement[bool]]:
     if query.since is not None:
         where.append(table.c.time >= query.since)
     return where
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive flock(2) on ``path`` (made if missing); none when it cannot be opened
+    (a read-only data directory: nobody creates a schema there)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

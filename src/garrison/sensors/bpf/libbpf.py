@@ -53,6 +53,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "libbpf_set_print": (p, [p]),
         "ring_buffer__new": (p, [i, SampleFn, p, p]),
         "ring_buffer__poll": (i, [p, i]),
+        "ring_buffer__consume": (i, [p]),
         "ring_buffer__free": (None, [p]),
     }
     for name, (restype, argtypes) in signatures.items():
@@ -105,13 +106,16 @@ class BpfObject:
             self._obj = None
 
 
-def map_update(fd: int, key: ctypes._SimpleCData[int], value: ctypes._SimpleCData[int]) -> None:
+MapValue = ctypes.c_uint32 | ctypes.c_uint64 | ctypes.Structure
+
+
+def map_update(fd: int, key: MapValue, value: MapValue) -> None:
     result = library().bpf_map_update_elem(fd, ctypes.byref(key), ctypes.byref(value), BPF_ANY)
     if result < 0:
         raise _failed("BPF map update failed", result)
 
 
-def map_delete(fd: int, key: ctypes._SimpleCData[int]) -> None:
+def map_delete(fd: int, key: MapValue) -> None:
     """Delete a key; a key that is not there is no error."""
     library().bpf_map_delete_elem(fd, ctypes.byref(key))
 
@@ -143,9 +147,13 @@ class RingBuffer:
             raise _failed("cannot open the BPF ring buffer")
 
     def poll(self, timeout_ms: int) -> int:
-        """Wait up to ``timeout_ms`` for records and consume them; the GIL is released while
-        waiting. Returns how many were consumed (negative errno: interrupted)."""
-        return int(self._lib.ring_buffer__poll(self._rb, timeout_ms))
+        """Wait up to ``timeout_ms`` for a wake-up and consume what is queued; the GIL is
+        released while waiting. Records submitted without a wake-up are consumed when the
+        wait times out. Returns how many were consumed (negative errno: interrupted)."""
+        done = int(self._lib.ring_buffer__poll(self._rb, timeout_ms))
+        if done == 0:
+            done = int(self._lib.ring_buffer__consume(self._rb))
+        return done
 
     def close(self) -> None:
         if self._rb:

@@ -5,11 +5,17 @@
  * Tracepoints on sched_process_exec and sched_process_exit, filtered in the kernel:
  * - only tasks whose cgroup (v2) is in `watched` (a container the defender follows);
  * - an exec of a file on the container's root file system (its overlay super block, whose
- *   device is the value in `watched`) is dropped: the fanotify exec sensor judges those, or
- *   the kernel skips them because they were judged already. What remains is what only this
- *   source can see: execs of files on volumes and bind mounts;
- * - an exit is sent only for a process whose exec was sent.
+ *   device `watched` holds) is dropped unless the container's model learns (RECORD_ROOTFS):
+ *   the fanotify exec sensor judges those, or the kernel skips them because they were judged
+ *   already. While a model learns, the files judged once are skipped by fanotify and recorded
+ *   here instead: each such exec is sent with what the exec itself holds (the name asked
+ *   for, argv, uid, parent), read in the kernel at the exec, so that no short-lived process
+ *   is missed and no exec waits on the defender;
+ * - execs of files elsewhere (volumes, bind mounts: only this source sees them) are sent;
+ * - an exit is sent only for a process whose exec off the root file system was sent.
  * Events go to user space through the `events` ring buffer; `counters` counts per CPU.
+ * Records of the root file system wake the reader only once WAKE_RECORDS are queued (it also
+ * polls every 100 ms): an exec storm costs a wake per batch, not one per exec.
  *
  * No vmlinux.h: the few kernel structures read are declared here with only the fields used,
  * and libbpf relocates them against the running kernel's BTF (CO-RE).
@@ -26,7 +32,11 @@ char LICENSE[] SEC("license") = "GPL";
 struct super_block { __u32 s_dev; } PRESERVE;
 struct inode { struct super_block *i_sb; unsigned long i_ino; } PRESERVE;
 struct file { struct inode *f_inode; } PRESERVE;
-struct mm_struct { struct file *exe_file; } PRESERVE;
+struct mm_struct {
+	struct file *exe_file;
+	unsigned long arg_start;
+	unsigned long arg_end;
+} PRESERVE;
 struct task_struct {
 	struct mm_struct *mm;
 	struct task_struct *real_parent;
@@ -36,6 +46,23 @@ struct task_struct {
 } PRESERVE;
 
 enum { EVENT_EXEC = 1, EVENT_EXIT = 2 };
+enum { RECORD_ROOTFS = 1 };
+#define FILENAME_SIZE 256
+#define ARGS_SIZE 1024
+#define WAKE_RECORDS 64
+
+/* The tracepoint's own record: tracefs events/sched/sched_process_exec/format. */
+struct exec_ctx {
+	__u64 common;
+	__u32 filename_loc; /* __data_loc: offset in the low 16 bits, length in the high */
+	__s32 pid;
+	__s32 old_pid;
+};
+
+struct container {
+	__u32 rootfs_dev; /* the root file system's device (kernel encoding); 0: none */
+	__u32 flags;      /* RECORD_ROOTFS */
+};
 enum { COUNT_SENT, COUNT_LOST, COUNT_ON_ROOTFS, COUNT_SLOTS };
 
 struct event {
@@ -50,13 +77,19 @@ struct event {
 	__s32 exit_code;
 	__s32 exit_signal;
 	__u32 cpu;
+	__u32 uid;
+	__u32 args_size;
+	__u32 on_rootfs;
+	__u32 reserved;
+	char filename[FILENAME_SIZE];
+	char args[ARGS_SIZE]; /* argv, NUL-separated, cut at ARGS_SIZE */
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
-	__type(key, __u64);   /* cgroup v2 id of a watched container */
-	__type(value, __u32); /* its root file system's device (kernel encoding), 0: none */
+	__type(key, __u64); /* cgroup v2 id of a watched container */
+	__type(value, struct container);
 } watched SEC(".maps");
 
 struct {
@@ -68,7 +101,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 22);
+	__uint(max_entries, 1 << 23);
 } events SEC(".maps");
 
 struct {
@@ -95,7 +128,8 @@ static struct event *reserve(__u32 kind, __u64 cgroup)
 		count(COUNT_LOST);
 		return 0;
 	}
-	__builtin_memset(e, 0, sizeof(*e));
+	__builtin_memset(e, 0, __builtin_offsetof(struct event, filename));
+	e->filename[0] = 0;
 	e->kind = kind;
 	e->pid = (__u32)pid_tgid;
 	e->tgid = pid_tgid >> 32;
@@ -105,31 +139,61 @@ static struct event *reserve(__u32 kind, __u64 cgroup)
 	return e;
 }
 
+static void read_exec(struct event *e, struct exec_ctx *ctx, struct task_struct *task)
+{
+	unsigned long start = BPF_CORE_READ(task, mm, arg_start);
+	unsigned long end = BPF_CORE_READ(task, mm, arg_end);
+	__u64 size = end > start ? end - start : 0;
+
+	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename),
+				  (void *)ctx + (ctx->filename_loc & 0xFFFF));
+	if (size > ARGS_SIZE)
+		size = ARGS_SIZE;
+	if (size && bpf_probe_read_user(e->args, size, (void *)start) == 0)
+		e->args_size = size;
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->dev = BPF_CORE_READ(task, mm, exe_file, f_inode, i_sb, s_dev);
+	e->ino = BPF_CORE_READ(task, mm, exe_file, f_inode, i_ino);
+}
+
+/* A record of the root file system wakes the reader only when a batch is queued. */
+static __u64 wake_flags(int on_rootfs)
+{
+	if (!on_rootfs)
+		return 0;
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKE_RECORDS * sizeof(struct event))
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
 SEC("tracepoint/sched/sched_process_exec")
-int garrison_exec(void *ctx)
+int garrison_exec(struct exec_ctx *ctx)
 {
 	__u64 cgroup = bpf_get_current_cgroup_id();
-	__u32 *rootfs = bpf_map_lookup_elem(&watched, &cgroup);
+	struct container *c = bpf_map_lookup_elem(&watched, &cgroup);
 	struct task_struct *task;
 	struct event *e;
+	int on_rootfs;
 	__u32 dev;
 
-	if (!rootfs)
+	if (!c)
 		return 0;
 	task = (struct task_struct *)bpf_get_current_task();
 	dev = BPF_CORE_READ(task, mm, exe_file, f_inode, i_sb, s_dev);
-	if (*rootfs && dev == *rootfs) {
+	on_rootfs = c->rootfs_dev && dev == c->rootfs_dev;
+	if (on_rootfs && !(c->flags & RECORD_ROOTFS)) {
 		count(COUNT_ON_ROOTFS);
 		return 0;
 	}
 	e = reserve(EVENT_EXEC, cgroup);
 	if (!e)
 		return 0;
-	e->dev = dev;
-	e->ino = BPF_CORE_READ(task, mm, exe_file, f_inode, i_ino);
-	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	bpf_map_update_elem(&sent, &e->tgid, &(__u8){1}, BPF_ANY);
-	bpf_ringbuf_submit(e, 0);
+	read_exec(e, ctx, task);
+	e->on_rootfs = on_rootfs;
+	if (!on_rootfs)
+		bpf_map_update_elem(&sent, &e->tgid, &(__u8){1}, BPF_ANY);
+	bpf_ringbuf_submit(e, wake_flags(on_rootfs));
 	count(COUNT_SENT);
 	return 0;
 }

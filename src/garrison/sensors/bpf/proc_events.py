@@ -3,9 +3,12 @@
 The program (``proc_events.bpf.c``) runs at every exec and exit on the host and keeps only
 what the defender needs: processes of the containers it follows (by cgroup v2 id), and of
 those, execs of files *off* the container's root file system (volumes, bind mounts: the
-fanotify exec sensor covers the rest) and the exits of processes so reported. The proc
-connector would wake the defender for every fork, exec and exit of the host, three times per
-process; on a learned workload this source does not wake it at all.
+fanotify exec sensor covers the rest) and the exits of processes so reported; and, while a
+container's model learns (``record``), every exec of its root file system with the name
+asked for, argv and uid read in the kernel at the exec — so that the files the exec sensor
+judged once can be skipped by the kernel from then on without losing one exec for the model.
+The proc connector would wake the defender for every fork, exec and exit of the host, three
+times per process; on a learned workload this source does not wake it at all.
 
 It produces the proc connector's :class:`~garrison.sensors.proc_connector.ExecEvent` and
 :class:`~garrison.sensors.proc_connector.ExitEvent` for the same listeners (the
@@ -28,7 +31,13 @@ from garrison.sensors.bpf.build import build
 from garrison.sensors.bpf.libbpf import BpfObject, RingBuffer, map_delete, map_update, percpu_sum
 from garrison.sensors.cgroup import container_cgroup2_id
 from garrison.sensors.events import SensorCounters
-from garrison.sensors.proc_connector import ExecEvent, ExitEvent, Listener, ProcEvent
+from garrison.sensors.proc_connector import (
+    ExecEvent,
+    ExecRecord,
+    ExitEvent,
+    Listener,
+    ProcEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +45,15 @@ PROGRAM = "proc_events"
 POLL_MS = 100  # how long stop() may wait for the reader
 EVENT_EXEC, EVENT_EXIT = 1, 2
 COUNT_SENT, COUNT_LOST, COUNT_ON_ROOTFS = 0, 1, 2
-# struct event of proc_events.bpf.c
-_EVENT = struct.Struct("=IIIIQQQIiiI")
+RECORD_ROOTFS = 1
+# struct event of proc_events.bpf.c: a header, the file name asked for, argv
+_EVENT = struct.Struct("=IIIIQQQIiiIIIII256s1024s")
+
+
+class _Container(ctypes.Structure):
+    """struct container of proc_events.bpf.c: the value of the ``watched`` map."""
+
+    _fields_ = (("rootfs_dev", ctypes.c_uint32), ("flags", ctypes.c_uint32))
 
 
 def kernel_dev(st_dev: int) -> int:
@@ -62,6 +78,8 @@ class BpfProcEvents:
         self._watched_fd = self._counters_fd = -1
         self._cgroups: dict[str, int] = {}  # container id → cgroup id
         self._containers: dict[int, str] = {}  # cgroup id → container id
+        self._rootfs: dict[str, int] = {}  # container id → its root's device, 0: none
+        self._recording: set[str] = set()  # containers whose root's execs are recorded
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -122,25 +140,46 @@ class BpfProcEvents:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def watch(self, container_id: str, rootfs: str | None = None) -> None:
+    def watch(self, container_id: str, rootfs: str | None = None, record: bool = False) -> None:
         """Report this container's processes. ``rootfs`` (its MergedDir) when the fanotify
-        exec sensor covers it: execs of files there are then left to that sensor.
-        SensorError when the container has no cgroup v2 (stopped meanwhile, or a host
-        without the unified hierarchy)."""
+        exec sensor covers it: execs of files there are then left to that sensor, unless
+        ``record`` (see :meth:`record`). SensorError when the container has no cgroup v2
+        (stopped meanwhile, or a host without the unified hierarchy)."""
         cgroup = container_cgroup2_id(container_id)
         if cgroup is None:
             raise SensorError(f"no cgroup v2 for container {container_id[:12]}")
         dev = kernel_dev(os.stat(rootfs).st_dev) if rootfs else 0
         with self._lock:
-            if self._watched_fd < 0:
-                raise SensorError("the BPF process events are not started")
-            map_update(self._watched_fd, ctypes.c_uint64(cgroup), ctypes.c_uint32(dev))
             self._cgroups[container_id] = cgroup
             self._containers[cgroup] = container_id
+            self._rootfs[container_id] = dev
+            self._update(container_id, record)
+
+    def record(self, container_id: str, on: bool) -> None:
+        """Send every exec of the container's root file system too, with what it held (while
+        its model learns), or stop. A container not watched is ignored."""
+        with self._lock:
+            if container_id in self._cgroups:
+                self._update(container_id, on)
+
+    def recording(self, container_id: str) -> bool:
+        return container_id in self._recording
+
+    def _update(self, container_id: str, record: bool) -> None:
+        if self._watched_fd < 0:
+            raise SensorError("the BPF process events are not started")
+        value = _Container(self._rootfs[container_id], RECORD_ROOTFS if record else 0)
+        map_update(self._watched_fd, ctypes.c_uint64(self._cgroups[container_id]), value)
+        if record:
+            self._recording.add(container_id)
+        else:
+            self._recording.discard(container_id)
 
     def unwatch(self, container_id: str) -> None:
         with self._lock:
             cgroup = self._cgroups.pop(container_id, None)
+            self._rootfs.pop(container_id, None)
+            self._recording.discard(container_id)
             if cgroup is not None:
                 self._containers.pop(cgroup, None)
             if cgroup is not None and self._watched_fd >= 0:
@@ -177,10 +216,24 @@ class BpfProcEvents:
 def parse_event(data: bytes, containers: Mapping[int, str] | None = None) -> ProcEvent:
     """One ring buffer record → the proc connector's event of the same meaning; an exec
     names its container (``containers``: cgroup id → container id) and its parent."""
-    kind, pid, tgid, ppid, cgroup, time_ns, _ino, _dev, code, signal, cpu = _EVENT.unpack_from(data)
+    (kind, pid, tgid, ppid, cgroup, time_ns, _ino, _dev, code, signal, cpu, uid, args_size,
+     on_rootfs, _reserved, filename, args) = _EVENT.unpack_from(data)  # fmt: skip
     if kind == EVENT_EXEC:
         container_id = (containers or {}).get(cgroup, "")
-        return ExecEvent(cpu, 0, time_ns, pid, tgid, container_id, ppid)
+        record = ExecRecord(
+            os.fsdecode(filename.split(b"\0", 1)[0]),
+            _argv(args[:args_size]),
+            uid,
+            bool(on_rootfs),
+        )
+        return ExecEvent(cpu, 0, time_ns, pid, tgid, container_id, ppid, record)
     if kind == EVENT_EXIT:
         return ExitEvent(cpu, 0, time_ns, pid, tgid, code, signal, ppid, ppid)
     raise ValueError(f"unknown event kind {kind}")
+
+
+def _argv(raw: bytes) -> tuple[str, ...]:
+    """NUL-separated arguments; the last one may be cut (argv longer than the record)."""
+    if not raw:
+        return ()
+    return tuple(os.fsdecode(a) for a in raw.rstrip(b"\0").split(b"\0"))
