@@ -34,7 +34,7 @@ from tests.sensors.test_proc_connector_engine import (
     wait_for,
 )
 
-RECORD = struct.Struct("=IIIIQQQIiiIIIII256s1024s")
+RECORD = struct.Struct("=IIIIQQQIiiIIIII256s")
 
 
 def record(kind: int, pid: int, tgid: int, ppid: int, cgroup: int, **fields) -> bytes:
@@ -44,8 +44,8 @@ def record(kind: int, pid: int, tgid: int, ppid: int, cgroup: int, **fields) -> 
     return RECORD.pack(
         kind, pid, tgid, ppid, cgroup, values["time_ns"], values["ino"], values["dev"],
         values["code"], values["signal"], values["cpu"], values["uid"], len(values["args"]),
-        values["on_rootfs"], 0, values["filename"], values["args"],
-    )  # fmt: skip
+        values["on_rootfs"], 0, values["filename"],
+    ) + values["args"]  # fmt: skip
 
 
 # -- without the kernel -----------------------------------------------------------------------

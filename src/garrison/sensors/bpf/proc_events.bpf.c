@@ -14,8 +14,10 @@
  * - execs of files elsewhere (volumes, bind mounts: only this source sees them) are sent;
  * - an exit is sent only for a process whose exec off the root file system was sent.
  * Events go to user space through the `events` ring buffer; `counters` counts per CPU.
- * Records of the root file system wake the reader only once WAKE_RECORDS are queued (it also
- * polls every 100 ms): an exec storm costs a wake per batch, not one per exec.
+ * A record is built in a per-CPU scratch buffer and copied into the ring without the unused
+ * end of its argv buffer. Records of the root file system wake the reader only once
+ * WAKE_BYTES are queued (it also reads every 100 ms): an exec storm costs a wake per batch,
+ * not one per exec.
  *
  * No vmlinux.h: the few kernel structures read are declared here with only the fields used,
  * and libbpf relocates them against the running kernel's BTF (CO-RE).
@@ -49,7 +51,7 @@ enum { EVENT_EXEC = 1, EVENT_EXIT = 2 };
 enum { RECORD_ROOTFS = 1 };
 #define FILENAME_SIZE 256
 #define ARGS_SIZE 1024
-#define WAKE_RECORDS 64
+#define WAKE_BYTES (32 * 1024)
 
 /* The tracepoint's own record: tracefs events/sched/sched_process_exec/format. */
 struct exec_ctx {
@@ -101,8 +103,15 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 23);
+	__uint(max_entries, 1 << 21);
 } events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct event);
+} scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -119,15 +128,14 @@ static void count(__u32 slot)
 		*value += 1;
 }
 
-static struct event *reserve(__u32 kind, __u64 cgroup)
+static struct event *start(__u32 kind, __u64 cgroup)
 {
-	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	__u32 zero = 0;
+	struct event *e = bpf_map_lookup_elem(&scratch, &zero);
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
-	if (!e) {
-		count(COUNT_LOST);
+	if (!e)
 		return 0;
-	}
 	__builtin_memset(e, 0, __builtin_offsetof(struct event, filename));
 	e->filename[0] = 0;
 	e->kind = kind;
@@ -137,6 +145,19 @@ static struct event *reserve(__u32 kind, __u64 cgroup)
 	e->time_ns = bpf_ktime_get_ns();
 	e->cpu = bpf_get_smp_processor_id();
 	return e;
+}
+
+/* Into the ring, without the unused end of the argv buffer. */
+static void send(struct event *e, __u64 flags)
+{
+	__u64 size = __builtin_offsetof(struct event, args) + e->args_size;
+
+	if (size > sizeof(*e))
+		size = sizeof(*e);
+	if (bpf_ringbuf_output(&events, e, size, flags))
+		count(COUNT_LOST);
+	else
+		count(COUNT_SENT);
 }
 
 static void read_exec(struct event *e, struct exec_ctx *ctx, struct task_struct *task)
@@ -162,7 +183,7 @@ static __u64 wake_flags(int on_rootfs)
 {
 	if (!on_rootfs)
 		return 0;
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKE_RECORDS * sizeof(struct event))
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKE_BYTES)
 		return BPF_RB_FORCE_WAKEUP;
 	return BPF_RB_NO_WAKEUP;
 }
@@ -186,15 +207,14 @@ int garrison_exec(struct exec_ctx *ctx)
 		count(COUNT_ON_ROOTFS);
 		return 0;
 	}
-	e = reserve(EVENT_EXEC, cgroup);
+	e = start(EVENT_EXEC, cgroup);
 	if (!e)
 		return 0;
 	read_exec(e, ctx, task);
 	e->on_rootfs = on_rootfs;
 	if (!on_rootfs)
 		bpf_map_update_elem(&sent, &e->tgid, &(__u8){1}, BPF_ANY);
-	bpf_ringbuf_submit(e, wake_flags(on_rootfs));
-	count(COUNT_SENT);
+	send(e, wake_flags(on_rootfs));
 	return 0;
 }
 
@@ -212,14 +232,13 @@ int garrison_exit(void *ctx)
 	if (!bpf_map_lookup_elem(&sent, &tgid))
 		return 0;
 	bpf_map_delete_elem(&sent, &tgid);
-	e = reserve(EVENT_EXIT, cgroup);
+	e = start(EVENT_EXIT, cgroup);
 	if (!e)
 		return 0;
 	task = (struct task_struct *)bpf_get_current_task();
 	e->exit_code = BPF_CORE_READ(task, exit_code);
 	e->exit_signal = BPF_CORE_READ(task, exit_signal);
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	bpf_ringbuf_submit(e, 0);
-	count(COUNT_SENT);
+	send(e, 0);
 	return 0;
 }

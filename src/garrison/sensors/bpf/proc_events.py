@@ -46,8 +46,9 @@ POLL_MS = 100  # how long stop() may wait for the reader
 EVENT_EXEC, EVENT_EXIT = 1, 2
 COUNT_SENT, COUNT_LOST, COUNT_ON_ROOTFS = 0, 1, 2
 RECORD_ROOTFS = 1
-# struct event of proc_events.bpf.c: a header, the file name asked for, argv
-_EVENT = struct.Struct("=IIIIQQQIiiIIIII256s1024s")
+# struct event of proc_events.bpf.c: a header and the file name asked for, then argv (the
+# record stops at its end: args_size bytes)
+_EVENT = struct.Struct("=IIIIQQQIiiIIIII256s")
 
 
 class _Container(ctypes.Structure):
@@ -217,12 +218,13 @@ def parse_event(data: bytes, containers: Mapping[int, str] | None = None) -> Pro
     """One ring buffer record → the proc connector's event of the same meaning; an exec
     names its container (``containers``: cgroup id → container id) and its parent."""
     (kind, pid, tgid, ppid, cgroup, time_ns, _ino, _dev, code, signal, cpu, uid, args_size,
-     on_rootfs, _reserved, filename, args) = _EVENT.unpack_from(data)  # fmt: skip
+     on_rootfs, _reserved, filename) = _EVENT.unpack_from(data)  # fmt: skip
+    args = data[_EVENT.size : _EVENT.size + args_size]
     if kind == EVENT_EXEC:
         container_id = (containers or {}).get(cgroup, "")
         record = ExecRecord(
             os.fsdecode(filename.split(b"\0", 1)[0]),
-            _argv(args[:args_size]),
+            _argv(args),
             uid,
             bool(on_rootfs),
         )
