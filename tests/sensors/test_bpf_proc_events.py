@@ -19,11 +19,13 @@ from garrison.sensors.bpf.build import build
 from garrison.sensors.bpf.proc_events import (
     EVENT_EXEC,
     EVENT_EXIT,
+    EVENT_TCP,
     BpfProcEvents,
     kernel_dev,
     parse_event,
 )
 from garrison.sensors.cgroup import cgroup2_mounts, container_cgroup2_id
+from garrison.sensors.events import NetEvent
 from garrison.sensors.proc_connector import ExecEvent, ExecRecord, ExitEvent, ProcEvent
 from garrison.sensors.process_tracker import ProcessTracker
 from tests.sensors.test_proc_connector_engine import (
@@ -63,6 +65,21 @@ def test_records_become_the_proc_connectors_events() -> None:
     exit_ = parse_event(record(EVENT_EXIT, 10, 10, 1, 77, code=7 << 8, signal=17))
     assert isinstance(exit_, ExitEvent)
     assert (exit_.code, exit_.signal, exit_.parent_tgid, exit_.is_thread) == (7, 0, 1, False)
+
+
+def test_tcp_records_become_network_events() -> None:
+    def tcp(family: int, state: int, ports: tuple[int, int], saddr: bytes, daddr: bytes):
+        info = struct.pack("=HHHH16s16s", family, *ports, state, saddr, daddr)
+        return record(EVENT_TCP, 9, 9, 1, 77, filename=info)
+
+    listen = parse_event(tcp(2, 10, (8080, 0), bytes(4), bytes(4)), {77: "abc"})
+    assert isinstance(listen, NetEvent)
+    assert (listen.container_id, listen.kind, listen.protocol) == ("abc", "listen", "tcp")
+    assert (listen.local_ip, listen.local_port, listen.pid) == ("0.0.0.0", 8080, 9)
+    mapped = bytes(10) + b"\xff\xff" + bytes([127, 0, 0, 1])
+    connect = parse_event(tcp(10, 2, (0, 443), bytes(16), mapped), {77: "abc"})
+    assert isinstance(connect, NetEvent)
+    assert (connect.kind, connect.remote_ip, connect.remote_port) == ("connect", "127.0.0.1", 443)
 
 
 def test_an_unknown_or_short_record_is_refused() -> None:
@@ -224,6 +241,37 @@ def test_a_shell_that_execs_a_mounted_tool_in_its_place_is_still_reported(
         release(pid)
         assert wait_for(lambda: [e.path for e in list(rec.events)] == ["/opt/tools/tool"])
     assert rec.events[0].pid == pid
+
+
+# A listener, then 20 connections each closed at once: gone long before any poll.
+SHORT_CONNECTIONS = """
+import socket
+server = socket.create_server(("127.0.0.1", 9100))
+for _ in range(20):
+    socket.create_connection(("127.0.0.1", 9100)).close()
+    server.accept()[0].close()
+"""
+
+
+@engine
+def test_tcp_listens_and_connects_are_seen_as_they_happen(bpf_tracked, run_container):
+    _tracker, source, _rec = bpf_tracked
+    assert source.tcp_events
+    got: list[NetEvent] = []
+    source.add_tcp_listener(got.append)
+    container, pid = gated(run_container, f"python3 -c '{SHORT_CONNECTIONS}'")
+    source.watch(container.id, merged_dir(container))
+    release(pid)
+    assert wait_for(lambda: len([e for e in list(got) if e.kind == "connect"]) >= 20)
+    listens = [e for e in got if e.kind == "listen"]
+    connects = [e for e in got if e.kind == "connect"]
+    assert [(e.local_ip, e.local_port) for e in listens] == [("127.0.0.1", 9100)]
+    assert len(connects) == 20  # one per connect(): the sensor reports each remote end once
+    assert {(e.remote_ip, e.remote_port, e.container_id) for e in connects} == {
+        ("127.0.0.1", 9100, container.id)
+    }
+    (python,) = {e.pid for e in got}  # the shell's child, python3
+    assert python != pid
 
 
 @engine

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -143,3 +144,34 @@ def test_on_the_host_network_only_the_containers_own_sockets_are_reported(run_co
         assert host_listener.getsockname()[1] not in {e.local_port for e in seen}
     pids = container_pids(container.id)
     assert all(e.pid in pids for e in seen)
+
+
+def test_with_tcp_events_the_tcp_tables_are_read_once_and_events_reported_once(run_container):
+    """Reading /proc/PID/net/tcp walks the host's whole TCP table: with the TCP events of the
+    BPF source, a container's TCP tables are read at its first poll only."""
+    container = python_container(run_container, TCP_PAIR)
+    sent: list[NetEvent] = []
+    sensor = NetworkSensor(sent.append)
+    sensor.watch(info(container))
+    sensor.tcp_events(container.id)
+    reads: list[bool] = []
+    real_read = sensor._read_sockets
+
+    def counting(pid: int, tcp: bool = True):
+        reads.append(tcp)
+        return real_read(pid, tcp)
+
+    sensor._read_sockets = counting  # type: ignore[method-assign]
+    first = sensor.poll_once()
+    assert {(e.kind, e.remote_port or e.local_port) for e in first} == {
+        ("listen", 9000),
+        ("connect", 9000),
+    }
+    sensor.poll_once()
+    assert reads == [True, False]
+    me = os.getpid()
+    event = NetEvent(container.id, "connect", "tcp", "0.0.0.0", 0, "127.0.0.1", 7000, pid=me)
+    sensor.on_tcp(event)
+    sensor.on_tcp(event)
+    (reported,) = [e for e in sent if e.remote_port == 7000]
+    assert reported.process_path == os.readlink(f"/proc/{me}/exe")

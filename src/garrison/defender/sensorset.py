@@ -69,6 +69,7 @@ class SensorSet:
         """BPF first (unless told otherwise); the proc connector when BPF cannot load."""
         if self.process_events != "proc_connector":
             bpf = BpfProcEvents(self.processes)
+            bpf.add_tcp_listener(self.network.on_tcp)
             try:
                 self.connector = bpf.start()
             except SensorError as exc:
@@ -107,6 +108,8 @@ class SensorSet:
             self.processes.watch(info.id, info.merged_dir)
             if isinstance(self.connector, BpfProcEvents) and self.connector.running:
                 self.connector.watch(info.id, covered[0] if covered else None, learning)
+                if self.connector.tcp_events:
+                    self.network.tcp_events(info.id)
 
         watchers: tuple[tuple[str, Callable[[ContainerInfo], None]], ...] = (
             ("exec", execs),

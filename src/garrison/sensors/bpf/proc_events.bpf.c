@@ -12,7 +12,10 @@
  *   for, argv, uid, parent), read in the kernel at the exec, so that no short-lived process
  *   is missed and no exec waits on the defender;
  * - execs of files elsewhere (volumes, bind mounts: only this source sees them) are sent;
- * - an exit is sent only for a process whose exec off the root file system was sent.
+ * - an exit is sent only for a process whose exec off the root file system was sent;
+ * - a TCP socket of a watched container that starts listening or connecting (the socket
+ *   state tracepoint, in the context of the listen() or connect() that does it) is sent with
+ *   its addresses: the network sensor then needs no TCP table walk (see network.py).
  * Events go to user space through the `events` ring buffer; `counters` counts per CPU.
  * A record is built in a per-CPU scratch buffer and copied into the ring without the unused
  * end of its argv buffer. Records of the root file system wake the reader only once
@@ -47,7 +50,8 @@ struct task_struct {
 	int tgid;
 } PRESERVE;
 
-enum { EVENT_EXEC = 1, EVENT_EXIT = 2 };
+enum { EVENT_EXEC = 1, EVENT_EXIT = 2, EVENT_TCP = 3 };
+enum { GARRISON_TCP_SYN_SENT = 2, GARRISON_TCP_LISTEN = 10, GARRISON_IPPROTO_TCP = 6 };
 enum { RECORD_ROOTFS = 1 };
 #define FILENAME_SIZE 256
 #define ARGS_SIZE 1024
@@ -59,6 +63,32 @@ struct exec_ctx {
 	__u32 filename_loc; /* __data_loc: offset in the low 16 bits, length in the high */
 	__s32 pid;
 	__s32 old_pid;
+};
+
+/* tracefs events/sock/inet_sock_set_state/format */
+struct sock_ctx {
+	__u64 common;
+	const void *skaddr;
+	__s32 oldstate;
+	__s32 newstate;
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	__u16 protocol;
+	__u8 saddr[4];
+	__u8 daddr[4];
+	__u8 saddr_v6[16];
+	__u8 daddr_v6[16];
+};
+
+/* What an EVENT_TCP record carries in its filename buffer. */
+struct tcp_record {
+	__u16 family;
+	__u16 sport;
+	__u16 dport;
+	__u16 state;
+	__u8 saddr[16]; /* the first 4 bytes for AF_INET */
+	__u8 daddr[16];
 };
 
 struct container {
@@ -239,6 +269,39 @@ int garrison_exit(void *ctx)
 	e->exit_code = BPF_CORE_READ(task, exit_code);
 	e->exit_signal = BPF_CORE_READ(task, exit_signal);
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	send(e, 0);
+	return 0;
+}
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int garrison_tcp(struct sock_ctx *ctx)
+{
+	__u64 cgroup;
+	struct tcp_record *t;
+	struct event *e;
+
+	if (ctx->protocol != GARRISON_IPPROTO_TCP)
+		return 0;
+	if (ctx->newstate != GARRISON_TCP_LISTEN && ctx->newstate != GARRISON_TCP_SYN_SENT)
+		return 0;
+	cgroup = bpf_get_current_cgroup_id();
+	if (!bpf_map_lookup_elem(&watched, &cgroup))
+		return 0;
+	e = start(EVENT_TCP, cgroup);
+	if (!e)
+		return 0;
+	t = (struct tcp_record *)e->filename;
+	t->family = ctx->family;
+	t->sport = ctx->sport;
+	t->dport = ctx->dport;
+	t->state = ctx->newstate;
+	if (ctx->family == 2) { /* AF_INET */
+		__builtin_memcpy(t->saddr, ctx->saddr, 4);
+		__builtin_memcpy(t->daddr, ctx->daddr, 4);
+	} else {
+		__builtin_memcpy(t->saddr, ctx->saddr_v6, 16);
+		__builtin_memcpy(t->daddr, ctx->daddr_v6, 16);
+	}
 	send(e, 0);
 	return 0;
 }

@@ -19,18 +19,21 @@ known from the cgroup, not from the process tree.
 from __future__ import annotations
 
 import ctypes
+import ipaddress
 import logging
 import os
 import struct
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from garrison.errors import SensorError
 from garrison.sensors.bpf.build import build
 from garrison.sensors.bpf.libbpf import BpfObject, RingBuffer, map_delete, map_update, percpu_sum
 from garrison.sensors.cgroup import container_cgroup2_id
-from garrison.sensors.events import SensorCounters
+from garrison.sensors.events import NetEvent, SensorCounters
 from garrison.sensors.proc_connector import (
     ExecEvent,
     ExecRecord,
@@ -43,12 +46,22 @@ log = logging.getLogger(__name__)
 
 PROGRAM = "proc_events"
 POLL_MS = 100  # how long stop() may wait for the reader
-EVENT_EXEC, EVENT_EXIT = 1, 2
+EVENT_EXEC, EVENT_EXIT, EVENT_TCP = 1, 2, 3
+TCP_SYN_SENT, TCP_LISTEN = 2, 10
+AF_INET = 2
 COUNT_SENT, COUNT_LOST, COUNT_ON_ROOTFS = 0, 1, 2
 RECORD_ROOTFS = 1
 # struct event of proc_events.bpf.c: a header and the file name asked for, then argv (the
 # record stops at its end: args_size bytes)
 _EVENT = struct.Struct("=IIIIQQQIiiIIIII256s")
+# struct tcp_record, in the filename buffer of an EVENT_TCP record
+_TCP = struct.Struct("=HHHH16s16s")
+
+
+# A TCP socket of a watched container started listening or connecting: a NetEvent whose
+# process_path is left to the listener (the connect's local port is 0: chosen just after).
+TcpListener = Callable[[NetEvent], None]
+_E = TypeVar("_E", ProcEvent, NetEvent)
 
 
 class _Container(ctypes.Structure):
@@ -73,6 +86,8 @@ class BpfProcEvents:
     def __init__(self, listener: Listener | None = None, *, cache_dir: Path | None = None) -> None:
         self.cache_dir = cache_dir
         self._listeners: list[Listener] = [listener] if listener else []
+        self._tcp_listeners: list[TcpListener] = []
+        self.tcp_events = False  # the socket state program is attached
         self._counters = SensorCounters()
         self._obj: BpfObject | None = None
         self._ring: RingBuffer | None = None
@@ -87,6 +102,10 @@ class BpfProcEvents:
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def add_tcp_listener(self, listener: TcpListener) -> None:
+        """TCP listens and connects of watched containers (when ``tcp_events``)."""
+        self._tcp_listeners.append(listener)
 
     @property
     def running(self) -> bool:
@@ -109,6 +128,7 @@ class BpfProcEvents:
         try:
             for program in ("garrison_exec", "garrison_exit"):
                 obj.attach(program)
+            self.tcp_events = _attach_optional(obj, "garrison_tcp")
             self._watched_fd = obj.map_fd("watched")
             self._counters_fd = obj.map_fd("counters")
             self._ring = RingBuffer(obj.map_fd("events"), self._sample)
@@ -202,21 +222,36 @@ class BpfProcEvents:
             self._counters.errors += 1
             log.warning("BPF process events: bad record: %s", exc)
             return
-        self._counters.events += 1
-        self._deliver(event)
+        if isinstance(event, NetEvent):
+            self._counters.extra["tcp"] = self._counters.extra.get("tcp", 0) + 1
+            for tcp_listener in self._tcp_listeners:
+                self._call(tcp_listener, event)
+        else:
+            self._counters.events += 1
+            for listener in self._listeners:
+                self._call(listener, event)
 
-    def _deliver(self, event: ProcEvent) -> None:
-        for listener in self._listeners:
-            try:
-                listener(event)
-            except Exception:
-                self._counters.errors += 1
-                log.exception("BPF process events: listener failed on %s", event)
+    def _call(self, listener: Callable[[_E], None], event: _E) -> None:
+        try:
+            listener(event)
+        except Exception:
+            self._counters.errors += 1
+            log.exception("BPF process events: listener failed on %s", event)
 
 
-def parse_event(data: bytes, containers: Mapping[int, str] | None = None) -> ProcEvent:
-    """One ring buffer record → the proc connector's event of the same meaning; an exec
-    names its container (``containers``: cgroup id → container id) and its parent."""
+def _attach_optional(obj: BpfObject, program: str) -> bool:
+    try:
+        obj.attach(program)
+    except SensorError as exc:
+        log.warning("BPF %s not attached (%s): TCP sockets are polled", program, exc)
+        return False
+    return True
+
+
+def parse_event(data: bytes, containers: Mapping[int, str] | None = None) -> ProcEvent | NetEvent:
+    """One ring buffer record → the proc connector's event of the same meaning (or a TCP
+    event); an exec names its container (``containers``: cgroup id → container id) and its
+    parent."""
     (kind, pid, tgid, ppid, cgroup, time_ns, _ino, _dev, code, signal, cpu, uid, args_size,
      on_rootfs, _reserved, filename) = _EVENT.unpack_from(data)  # fmt: skip
     args = data[_EVENT.size : _EVENT.size + args_size]
@@ -231,7 +266,27 @@ def parse_event(data: bytes, containers: Mapping[int, str] | None = None) -> Pro
         return ExecEvent(cpu, 0, time_ns, pid, tgid, container_id, ppid, record)
     if kind == EVENT_EXIT:
         return ExitEvent(cpu, 0, time_ns, pid, tgid, code, signal, ppid, ppid)
+    if kind == EVENT_TCP:
+        return _tcp_event((containers or {}).get(cgroup, ""), tgid, filename)
     raise ValueError(f"unknown event kind {kind}")
+
+
+def _tcp_event(container_id: str, pid: int, raw: bytes) -> NetEvent:
+    family, sport, dport, state, saddr, daddr = _TCP.unpack_from(raw)
+    size = 4 if family == AF_INET else 16
+    local, remote = _ip(saddr[:size]), _ip(daddr[:size])
+    now = time.time()
+    if state == TCP_LISTEN:
+        return NetEvent(container_id, "listen", "tcp", local, sport, pid=pid, time=now)
+    return NetEvent(container_id, "connect", "tcp", local, sport, remote, dport, pid, time=now)
+
+
+def _ip(raw: bytes) -> str:
+    """An address in network order; IPv4-mapped IPv6 comes back as IPv4."""
+    ip = ipaddress.ip_address(raw)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
 
 
 def _argv(raw: bytes) -> tuple[str, ...]:
