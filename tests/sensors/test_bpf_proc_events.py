@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,7 +61,7 @@ def test_records_become_the_proc_connectors_events() -> None:
     exec_ = parse_event(raw, {77: "abc"})
     assert isinstance(exec_, ExecEvent)
     assert (exec_.pid, exec_.tgid, exec_.ppid, exec_.container_id) == (11, 10, 1, "abc")
-    assert exec_.record == ExecRecord("/bin/nc", ("nc", "-l"), 33, on_rootfs=True)
+    assert exec_.record == ExecRecord("/bin/nc", ("nc", "-l"), 33, on_rootfs=True, mode=0)
     assert parse_event(raw).container_id == ""  # type: ignore[union-attr]
     exit_ = parse_event(record(EVENT_EXIT, 10, 10, 1, 77, code=7 << 8, signal=17))
     assert isinstance(exit_, ExitEvent)
@@ -220,6 +221,27 @@ def test_while_learning_every_exec_of_the_root_is_recorded_at_the_exec(
     assert {e.source for e in trues} == {"proc_connector"}
     assert tracker.counters.late == 0
     assert [e.path for e in rec.events if e.path != "/bin/true"] == []  # sleep: claimed
+
+
+@engine
+def test_a_setuid_file_of_the_root_is_reported_even_when_the_model_is_active(
+    bpf_tracked, run_container
+):
+    """A file the kernel skips stays skipped after ``chmod u+s``: its execs come from here."""
+    tracker, source, rec = bpf_tracked
+    container, pid = gated(run_container, "/tmp/plain-id; /tmp/suid-id")
+    prepare = (
+        "cp /usr/bin/id /tmp/plain-id && cp /usr/bin/id /tmp/suid-id && chmod u+s /tmp/suid-id"
+    )
+    assert container.exec_run(["sh", "-c", prepare]).exit_code == 0
+    tracker.watch(container.id, merged_dir(container))
+    source.watch(container.id, merged_dir(container))  # not recording: an active model
+    release(pid)
+    assert wait_for(lambda: [e.path for e in list(rec.events)] == ["/tmp/suid-id"])
+    (event,) = rec.events
+    assert event.file_mode is not None
+    assert event.file_mode & stat.S_ISUID
+    assert source.counters.extra["on_rootfs"] >= 2  # plain-id, then sleep
 
 
 @engine

@@ -13,7 +13,9 @@ qualifies only when no exec of it could be refused:
   the name, arguments and user at the exec itself — in learning every exec is knowledge);
 - no check that reads what varies between execs could prevent or block: custom process rules,
   parent-child, the Stratum argument of the miner check, the reverse-shell check on a shell;
-- it is no setuid file (its mode is known), since ``chmod`` does not drop an ignore mark.
+- it is no setuid file (its mode is known), since ``chmod`` does not drop an ignore mark
+  (with the BPF process events, an exec of a skipped file made setuid later is still sent by
+  the kernel and checked after the fact).
 
 The defender does not look at a skipped exec again (its proc connector does not read it). The
 answer holds for one rule set and one model state: the defender clears its ignore marks when

@@ -102,7 +102,8 @@ class ExecRecord:
     filename: str  # the name asked for, as the caller passed it
     argv: tuple[str, ...]  # cut at 1 KiB
     uid: int
-    on_rootfs: bool  # a file of the container's root file system (its model learns)
+    on_rootfs: bool  # a file of the container's root file system
+    mode: int | None = None  # st_mode of the file executed (setuid checks)
 
 
 @dataclass(frozen=True, slots=True)

@@ -221,6 +221,7 @@ class ProcessTracker:
             parent_path=self._parent_path(container_id, event.ppid),
             time=time.time(),
             source="proc_connector",
+            file_mode=record.mode,
         )
 
     def _report(self, event: ProcessEvent) -> None:

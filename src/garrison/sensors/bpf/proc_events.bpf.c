@@ -11,6 +11,8 @@
  *   here instead: each such exec is sent with what the exec itself holds (the name asked
  *   for, argv, uid, parent), read in the kernel at the exec, so that no short-lived process
  *   is missed and no exec waits on the defender;
+ * - an exec of a setuid or setgid file of the root file system is sent even then: the kernel
+ *   may skip a file judged before, and a chmod does not make fanotify judge it again;
  * - execs of files elsewhere (volumes, bind mounts: only this source sees them) are sent;
  * - an exit is sent only for a process whose exec off the root file system was sent;
  * - a TCP socket of a watched container that starts listening or connecting (the socket
@@ -35,7 +37,11 @@ char LICENSE[] SEC("license") = "GPL";
 #define PRESERVE __attribute__((preserve_access_index))
 
 struct super_block { __u32 s_dev; } PRESERVE;
-struct inode { struct super_block *i_sb; unsigned long i_ino; } PRESERVE;
+struct inode {
+	unsigned short i_mode;
+	struct super_block *i_sb;
+	unsigned long i_ino;
+} PRESERVE;
 struct file { struct inode *f_inode; } PRESERVE;
 struct mm_struct {
 	struct file *exe_file;
@@ -112,7 +118,7 @@ struct event {
 	__u32 uid;
 	__u32 args_size;
 	__u32 on_rootfs;
-	__u32 reserved;
+	__u32 mode; /* of the file executed */
 	char filename[FILENAME_SIZE];
 	char args[ARGS_SIZE]; /* argv, NUL-separated, cut at ARGS_SIZE */
 };
@@ -206,6 +212,7 @@ static void read_exec(struct event *e, struct exec_ctx *ctx, struct task_struct 
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e->dev = BPF_CORE_READ(task, mm, exe_file, f_inode, i_sb, s_dev);
 	e->ino = BPF_CORE_READ(task, mm, exe_file, f_inode, i_ino);
+	e->mode = BPF_CORE_READ(task, mm, exe_file, f_inode, i_mode);
 }
 
 /* A record of the root file system wakes the reader only when a batch is queued. */
@@ -225,7 +232,7 @@ int garrison_exec(struct exec_ctx *ctx)
 	struct container *c = bpf_map_lookup_elem(&watched, &cgroup);
 	struct task_struct *task;
 	struct event *e;
-	int on_rootfs;
+	int on_rootfs, setid;
 	__u32 dev;
 
 	if (!c)
@@ -233,7 +240,8 @@ int garrison_exec(struct exec_ctx *ctx)
 	task = (struct task_struct *)bpf_get_current_task();
 	dev = BPF_CORE_READ(task, mm, exe_file, f_inode, i_sb, s_dev);
 	on_rootfs = c->rootfs_dev && dev == c->rootfs_dev;
-	if (on_rootfs && !(c->flags & RECORD_ROOTFS)) {
+	setid = BPF_CORE_READ(task, mm, exe_file, f_inode, i_mode) & (04000 | 02000);
+	if (on_rootfs && !(c->flags & RECORD_ROOTFS) && !setid) {
 		count(COUNT_ON_ROOTFS);
 		return 0;
 	}

@@ -253,7 +253,7 @@ def parse_event(data: bytes, containers: Mapping[int, str] | None = None) -> Pro
     event); an exec names its container (``containers``: cgroup id → container id) and its
     parent."""
     (kind, pid, tgid, ppid, cgroup, time_ns, _ino, _dev, code, signal, cpu, uid, args_size,
-     on_rootfs, _reserved, filename) = _EVENT.unpack_from(data)  # fmt: skip
+     on_rootfs, mode, filename) = _EVENT.unpack_from(data)  # fmt: skip
     args = data[_EVENT.size : _EVENT.size + args_size]
     if kind == EVENT_EXEC:
         container_id = (containers or {}).get(cgroup, "")
@@ -262,6 +262,7 @@ def parse_event(data: bytes, containers: Mapping[int, str] | None = None) -> Pro
             _argv(args),
             uid,
             bool(on_rootfs),
+            mode,
         )
         return ExecEvent(cpu, 0, time_ns, pid, tgid, container_id, ppid, record)
     if kind == EVENT_EXIT:
