@@ -112,6 +112,13 @@ def test_a_program_that_does_not_compile_is_a_sensor_error(tmp_path: Path) -> No
         build("broken", tmp_path / "cache", sources=tmp_path)
 
 
+def test_a_cache_that_cannot_be_written_is_a_sensor_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SensorError, match="cannot write the BPF object"):
+        build("proc_events", blocker / "cache")
+
+
 def test_a_compiled_program_is_cached(tmp_path: Path) -> None:
     first = build("proc_events", tmp_path)
     mtime = first.stat().st_mtime_ns

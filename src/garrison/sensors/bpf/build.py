@@ -36,10 +36,13 @@ def build(name: str, cache_dir: Path | None = None, sources: Path = SOURCES) -> 
     target = (cache_dir or DEFAULT_CACHE) / "bpf" / f"{name}-{digest}.o"
     if target.exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".{os.getpid()}.tmp")
-    _run([clang, *_flags(), "-c", str(source), "-o", str(partial)])
-    partial.replace(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _run([clang, *_flags(), "-c", str(source), "-o", str(partial)])
+        partial.replace(target)
+    except OSError as exc:
+        raise SensorError(f"cannot write the BPF object to {target.parent}: {exc}") from exc
     return target
 
 

@@ -29,7 +29,10 @@ def library() -> ctypes.CDLL:
             lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
         except OSError as exc:
             raise SensorError(f"libbpf is not installed (Debian package libbpf1): {exc}") from exc
-        _declare(lib)
+        try:
+            _declare(lib)
+        except AttributeError as exc:  # a libbpf older than 1.0
+            raise SensorError(f"libbpf too old (1.0 or newer is needed): {exc}") from exc
         if not os.environ.get("GARRISON_BPF_DEBUG"):
             lib.libbpf_set_print(None)
         _lib = lib
