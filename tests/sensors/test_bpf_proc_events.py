@@ -231,6 +231,23 @@ def test_while_learning_every_exec_of_the_root_is_recorded_at_the_exec(
 
 
 @engine
+def test_a_parent_is_named_by_its_last_recorded_exec_not_by_a_later_read(
+    bpf_tracked, run_container
+):
+    """Records are read in batches, a moment after the execs: the shell that started a child
+    may have exec'd another program since. Its recorded exec names it, in order."""
+    tracker, source, rec = bpf_tracked
+    script = "/bin/true first; exec /bin/bash -c '/bin/true second; sleep 1'"
+    container, pid = gated(run_container, script)
+    tracker.watch(container.id, merged_dir(container))
+    source.watch(container.id, merged_dir(container), record=True)
+    release(pid)
+    assert wait_for(lambda: any(e.argv[-1:] == ("second",) for e in list(rec.events)))
+    parents = {e.argv[-1]: e.parent_path for e in rec.events if e.path == "/bin/true"}
+    assert parents == {"first": "/usr/bin/dash", "second": "/bin/bash"}
+
+
+@engine
 def test_a_setuid_file_of_the_root_is_reported_even_when_the_model_is_active(
     bpf_tracked, run_container
 ):

@@ -24,15 +24,25 @@ class ParentPaths:
     def get(self, ppid: int, container_id: str, read: Callable[[], str]) -> str:
         """The parent's executable: from memory when read less than ``ttl`` ago for the same
         container, else ``read()`` (which must not raise) and remembered."""
-        now = time.monotonic()
-        known = self._known.get(ppid)
-        if known is not None and now - known[0] < self.ttl and known[1] == container_id:
-            return known[2]
+        known = self.peek(ppid, container_id)
+        if known is not None:
+            return known
         path = read()
+        self.put(ppid, container_id, path)
+        return path
+
+    def peek(self, pid: int, container_id: str) -> str | None:
+        """The executable remembered for ``pid`` less than ``ttl`` ago, else None."""
+        known = self._known.get(pid)
+        if known is None or time.monotonic() - known[0] >= self.ttl or known[1] != container_id:
+            return None
+        return known[2]
+
+    def put(self, pid: int, container_id: str, path: str) -> None:
+        """``pid`` is known to run ``path`` from now on (its exec was just seen)."""
         if len(self._known) >= self.limit:
             self._known.clear()
-        self._known[ppid] = (now, container_id, path)
-        return path
+        self._known[pid] = (time.monotonic(), container_id, path)
 
     def forget(self, pid: int) -> None:
         """``pid`` executed another program: its entry is stale."""

@@ -154,8 +154,9 @@ class ProcessTracker:
 
     def _on_exec(self, event: ExecEvent) -> None:
         pid, record = event.tgid, event.record
-        self._parents.forget(pid)
-        if record is not None and record.on_rootfs:
+        if record is None:
+            self._parents.forget(pid)  # it runs another program, read when needed
+        elif record.on_rootfs:
             self._on_rootfs_record(event, record)
             return
         node = self._locate(pid, event.container_id, event.ppid)
@@ -188,6 +189,7 @@ class ProcessTracker:
     ) -> None:
         recorded = self._recorded_event(node.container_id, event, record)
         node.exe = self._exe(event.tgid) or recorded.path  # the file itself, for its children
+        self._parents.put(event.tgid, node.container_id, node.exe)
         if self.on_exec is not None:
             self.on_exec(node)
         self._report(recorded)
@@ -196,12 +198,18 @@ class ProcessTracker:
         """An exec of the root file system, recorded while the model learns: the exec
         sensor judged it (and reported it: nothing to do), or the kernel let it through
         because the file was judged before (reported from the record)."""
-        if self.claim(event.tgid) is not None:
+        # Records come in the order of the execs: what each pid runs is known from them, not
+        # from /proc read later (a parent may have exec'd again by the time a batch is read).
+        judged = self.claim(event.tgid)
+        if judged is not None:
+            self._parents.put(event.tgid, event.container_id, judged)
             return
         with self._lock:
             if event.container_id not in self._watched:
                 return
-        self._report(self._recorded_event(event.container_id, event, record))
+        recorded = self._recorded_event(event.container_id, event, record)
+        self._parents.put(event.tgid, event.container_id, recorded.path)
+        self._report(recorded)
 
     def _recorded_event(
         self, container_id: str, event: ExecEvent, record: ExecRecord
@@ -277,6 +285,9 @@ class ProcessTracker:
     def _parent_path(self, container_id: str, ppid: int) -> str:
         """The parent's executable; "" when it lives outside the container (runc, the shim
         after a ``docker exec``): its path would name a host file."""
+        recent = self._parents.peek(ppid, container_id)  # its last exec, just recorded
+        if recent is not None:
+            return recent
         with self._lock:
             parent = self._tree.get(ppid)
         if parent is not None and parent.exe:
