@@ -26,9 +26,7 @@ from garrison.policy import (
     exec_ignorable,
     verdict_of,
 )
-from garrison.policy.compiled import EffectivePolicy
-from garrison.policy.detections import is_shell
-from garrison.policy.inputs import ACTIVE
+from garrison.policy.detections import reads_shell_stdio
 from garrison.sensors.events import FileEvent, ProcessEvent, Verdict
 
 SEEN_SECONDS = 5.0
@@ -46,13 +44,6 @@ class Judged:
     @property
     def container_id(self) -> str:
         return self.event.container_id
-
-
-def _reads_the_live_process(policy: EffectivePolicy, event: ProcessEvent) -> bool:
-    """Does judging this exec read the process itself (a shell's standard input and output,
-    for the reverse-shell check)? Then it is judged before the answer: a short shell let go
-    first may be gone, its descriptors with it, before the judge looks."""
-    return policy.processes.detections.reverse_shell != "disable" and is_shell(event.path)
 
 
 class Judge:
@@ -80,8 +71,10 @@ class Judge:
         verdict; otherwise it lets the exec go on and the verdict follows at once."""
         self._remember(event)
         policy = self.policies.for_container(event.container_id)
+        # A shell let go first may be gone, its descriptors with it, before the judge looks.
         refusable = policy is not None and (
-            policy.processes.refuses or _reads_the_live_process(policy, event)
+            policy.processes.refuses
+            or reads_shell_stdio(policy.processes.detections.reverse_shell, event.path)
         )
         if not refusable:
             if len(self._answered) >= SEEN_MAX:
@@ -108,8 +101,7 @@ class Judge:
                 self._unremember(event.pid)
             self.report(Judged(event, tuple(decisions), refused))
             return verdict
-        recorded = model.state != ACTIVE and self.records_skipped(event.container_id)
-        if exec_ignorable(policy, model, event, facts, recorded):
+        if exec_ignorable(policy, model, event, facts, self.records_skipped(event.container_id)):
             self._always.setdefault(event.container_id, set()).add(event.path)
             return Verdict.ALLOW_ALWAYS
         return Verdict.ALLOW

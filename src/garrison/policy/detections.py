@@ -69,6 +69,13 @@ def is_shell(path: str) -> bool:
     return basename(path) in SHELLS
 
 
+def reads_shell_stdio(reverse_shell: str, path: str) -> bool:
+    """Does judging an exec of ``path`` read the process's own descriptors (the reverse-shell
+    check, ``reverse_shell`` being its effect)? Only in the permission path, while the
+    process waits: such an exec is judged before the answer and never skipped by the kernel."""
+    return reverse_shell != "disable" and is_shell(path)
+
+
 def is_reverse_shell(path: str, stdio_socket: bool) -> bool:
     """A shell whose standard input or output is a socket: someone drives it over the network."""
     return stdio_socket and is_shell(path)

@@ -29,7 +29,7 @@ event of its own (the proc connector still sees the loader started with that arg
 from __future__ import annotations
 
 from garrison.policy.compiled import EffectivePolicy
-from garrison.policy.detections import is_setuid, is_shell
+from garrison.policy.detections import is_setuid, reads_shell_stdio
 from garrison.policy.evaluate import evaluate_process
 from garrison.policy.inputs import ACTIVE, ExecFacts, ModelView
 from garrison.policy.matchers import basename
@@ -78,4 +78,4 @@ def _varying_check_acts(policy: EffectivePolicy, path: str) -> bool:
         return True
     # A shell's descriptors are read in the permission path only: an ignored shell would
     # never be found driven by a socket, even for an alert.
-    return det.reverse_shell != "disable" and is_shell(path)
+    return reads_shell_stdio(det.reverse_shell, path)

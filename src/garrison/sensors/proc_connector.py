@@ -31,8 +31,9 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from garrison.errors import InvalidInput, SensorError
 from garrison.sensors.events import SensorCounters
@@ -148,6 +149,18 @@ class OtherEvent(ProcEventBase):
 
 ProcEvent = ForkEvent | ExecEvent | ExitEvent
 Listener = Callable[[ProcEvent], None]
+_E = TypeVar("_E")
+
+
+def deliver(listeners: Iterable[Callable[[_E], None]], event: _E, counters: SensorCounters) -> None:
+    """Hand an event to each listener; one that raises is logged and counted in ``errors``,
+    and the others still get the event."""
+    for listener in listeners:
+        try:
+            listener(event)
+        except Exception:
+            counters.errors += 1
+            log.exception("listener failed on %s", event)
 
 
 def parse_datagram(data: bytes) -> list[ProcEvent | OtherEvent]:
@@ -338,12 +351,7 @@ class ProcConnector:
                 self._deliver(event)
 
     def _deliver(self, event: ProcEvent) -> None:
-        for listener in self._listeners:
-            try:
-                listener(event)
-            except Exception:
-                self.counters.errors += 1
-                log.exception("proc connector listener failed on %s", event)
+        deliver(self._listeners, event, self.counters)
 
 
 def open_socket(rcvbuf: int = DEFAULT_RCVBUF) -> socket.socket:

@@ -196,10 +196,12 @@ static void send(struct event *e, __u64 flags)
 		count(COUNT_SENT);
 }
 
-static void read_exec(struct event *e, struct exec_ctx *ctx, struct task_struct *task)
+static void read_exec(struct event *e, struct exec_ctx *ctx, struct task_struct *task,
+		      struct inode *exe)
 {
-	unsigned long start = BPF_CORE_READ(task, mm, arg_start);
-	unsigned long end = BPF_CORE_READ(task, mm, arg_end);
+	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	unsigned long start = BPF_CORE_READ(mm, arg_start);
+	unsigned long end = BPF_CORE_READ(mm, arg_end);
 	__u64 size = end > start ? end - start : 0;
 
 	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename),
@@ -210,9 +212,7 @@ static void read_exec(struct event *e, struct exec_ctx *ctx, struct task_struct 
 		e->args_size = size;
 	e->uid = (__u32)bpf_get_current_uid_gid();
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	e->dev = BPF_CORE_READ(task, mm, exe_file, f_inode, i_sb, s_dev);
-	e->ino = BPF_CORE_READ(task, mm, exe_file, f_inode, i_ino);
-	e->mode = BPF_CORE_READ(task, mm, exe_file, f_inode, i_mode);
+	e->ino = BPF_CORE_READ(exe, i_ino);
 }
 
 /* A record of the root file system wakes the reader only when a batch is queued. */
@@ -231,24 +231,28 @@ int garrison_exec(struct exec_ctx *ctx)
 	__u64 cgroup = bpf_get_current_cgroup_id();
 	struct container *c = bpf_map_lookup_elem(&watched, &cgroup);
 	struct task_struct *task;
+	struct inode *exe;
 	struct event *e;
-	int on_rootfs, setid;
-	__u32 dev;
+	int on_rootfs;
+	__u32 dev, mode;
 
 	if (!c)
 		return 0;
 	task = (struct task_struct *)bpf_get_current_task();
-	dev = BPF_CORE_READ(task, mm, exe_file, f_inode, i_sb, s_dev);
+	exe = BPF_CORE_READ(task, mm, exe_file, f_inode);
+	dev = BPF_CORE_READ(exe, i_sb, s_dev);
+	mode = BPF_CORE_READ(exe, i_mode);
 	on_rootfs = c->rootfs_dev && dev == c->rootfs_dev;
-	setid = BPF_CORE_READ(task, mm, exe_file, f_inode, i_mode) & (04000 | 02000);
-	if (on_rootfs && !(c->flags & RECORD_ROOTFS) && !setid) {
+	if (on_rootfs && !(c->flags & RECORD_ROOTFS) && !(mode & (04000 | 02000))) {
 		count(COUNT_ON_ROOTFS);
 		return 0;
 	}
 	e = start(EVENT_EXEC, cgroup);
 	if (!e)
 		return 0;
-	read_exec(e, ctx, task);
+	read_exec(e, ctx, task, exe);
+	e->dev = dev;
+	e->mode = mode;
 	e->on_rootfs = on_rootfs;
 	if (!on_rootfs)
 		bpf_map_update_elem(&sent, &e->tgid, &(__u8){1}, BPF_ANY);

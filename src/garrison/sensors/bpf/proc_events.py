@@ -27,7 +27,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
 
 from garrison.errors import SensorError
 from garrison.sensors.bpf.build import build
@@ -40,6 +39,7 @@ from garrison.sensors.proc_connector import (
     ExitEvent,
     Listener,
     ProcEvent,
+    deliver,
 )
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,6 @@ _TCP = struct.Struct("=HHHH16s16s")
 # A TCP socket of a watched container started listening or connecting: a NetEvent whose
 # process_path is left to the listener (the connect's local port is 0: chosen just after).
 TcpListener = Callable[[NetEvent], None]
-_E = TypeVar("_E", ProcEvent, NetEvent)
 
 
 class _Container(ctypes.Structure):
@@ -201,9 +200,10 @@ class BpfProcEvents:
             cgroup = self._cgroups.pop(container_id, None)
             self._rootfs.pop(container_id, None)
             self._recording.discard(container_id)
-            if cgroup is not None:
-                self._containers.pop(cgroup, None)
-            if cgroup is not None and self._watched_fd >= 0:
+            if cgroup is None:
+                return
+            self._containers.pop(cgroup, None)
+            if self._watched_fd >= 0:
                 map_delete(self._watched_fd, ctypes.c_uint64(cgroup))
 
     def _run(self) -> None:
@@ -224,19 +224,10 @@ class BpfProcEvents:
             return
         if isinstance(event, NetEvent):
             self._counters.extra["tcp"] = self._counters.extra.get("tcp", 0) + 1
-            for tcp_listener in self._tcp_listeners:
-                self._call(tcp_listener, event)
+            deliver(self._tcp_listeners, event, self._counters)
         else:
             self._counters.events += 1
-            for listener in self._listeners:
-                self._call(listener, event)
-
-    def _call(self, listener: Callable[[_E], None], event: _E) -> None:
-        try:
-            listener(event)
-        except Exception:
-            self._counters.errors += 1
-            log.exception("BPF process events: listener failed on %s", event)
+            deliver(self._listeners, event, self._counters)
 
 
 def _attach_optional(obj: BpfObject, program: str) -> bool:
