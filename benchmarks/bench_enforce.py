@@ -22,13 +22,16 @@ in force with ``garrison rules apply -f FILE``, as a user does.
 
 Modes: ``none`` (no defender); ``rules`` (the defender, rule ``processes.denied: {effect:
 prevent, paths: [nc]}``, no file rule); ``file`` (the same plus ``filesystem.denied: {effect:
-prevent, paths: [/etc]}``, which guards the container's opens with open-permission marks; a probe
-write to /etc checks it). Storms 2 and 3 run in one container whose image model learned all
-three storms and was then made active (``learn-stop``), as in production after learning. Each
-round runs, per mode (order rotated), the three storms with no defender, then a fresh defender
-in that mode, a small warm-up (its kernel ignore marks are new) and the three storms again: a
-ratio compares neighbours, as the load of a shared machine drifts within seconds. Ratios are
-medians of those paired ratios. Nothing is asserted: a table, and JSON with --json-out.
+prevent, paths: [/etc]}``, which the defender enforces by making /etc read-only in the
+container; a probe write to /etc checks it, and that it was audited); ``guard`` (the same rules,
+the defender run with ``--write-prevention fanotify``: the container's opens are guarded with
+open-permission marks, as every file prevent rule was before read-only mounts). Storms 2 and 3
+run in one container whose image model learned all three storms and was then made active
+(``learn-stop``), as in production after learning. Each round runs, per mode (order rotated),
+the three storms with no defender, then a fresh defender in that mode, a small warm-up (its
+kernel ignore marks are new) and the three storms again: a ratio compares neighbours, as the
+load of a shared machine drifts within seconds. Ratios are medians of those paired ratios.
+Nothing is asserted: a table, and JSON with --json-out.
 """
 
 from __future__ import annotations
@@ -70,7 +73,11 @@ PROCESS_RULES = (
     + ("    processes:\n      denied: {effect: prevent, paths: [nc]}\n")
 )
 FILE_RULES = PROCESS_RULES + "    filesystem:\n      denied: {effect: prevent, paths: [/etc]}\n"
-RULES = {"block": BLOCK_RULES, "rules": PROCESS_RULES, "file": FILE_RULES}
+RULES = {"block": BLOCK_RULES, "rules": PROCESS_RULES, "file": FILE_RULES, "guard": FILE_RULES}
+MODES = ("rules", "file", "guard")
+DEFENDER_ARGS = {"guard": ("--write-prevention", "fanotify")}
+# The files sensor's counter that says the probe's write was refused, and how, per mode.
+REFUSED_BY = {"file": "write_refused", "guard": "write_denied"}
 STORMS = ("cat", "python", "exec")
 GOALS = {("cat", "file"): 1.20, ("python", "file"): 1.20, ("exec", "rules"): 1.03}
 BLOCK_GOAL_P99 = 0.100
@@ -107,15 +114,15 @@ class Lab:
 class Defender:
     """``garrison run`` on ``data_dir``; its status read from the store, its log tailed."""
 
-    def __init__(self, lab: Lab, data_dir: Path, period: str) -> None:
-        self.lab, self.data_dir, self.period = lab, data_dir, period
+    def __init__(self, lab: Lab, data_dir: Path, period: str, args: tuple[str, ...] = ()) -> None:
+        self.lab, self.data_dir, self.period, self.args = lab, data_dir, period, args
         self.log = data_dir / "defender.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Defender:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "garrison", "run", "--docker-host", self.lab.docker_host]
-        argv += ["--data-dir", str(self.data_dir), "--learning-period", self.period]
+        argv += ["--data-dir", str(self.data_dir), "--learning-period", self.period, *self.args]
         env = {k: v for k, v in os.environ.items() if not k.startswith("GARRISON_")}
         env["GARRISON_STATUS_INTERVAL"] = "0.3"
         with self.log.open("ab") as log:
@@ -396,18 +403,26 @@ def paired_mode(lab: Lab, container: Any, data: Path, mode: str) -> dict[str, An
     """The storms with nothing running (the baseline), then under a defender in ``mode``: the
     load of a shared machine drifts within seconds, so each ratio compares neighbours."""
     baseline = measured_storms(lab, container, None)["seconds"]
-    with Defender(lab, data, "1h") as defender:
+    with Defender(lab, data, "1h", DEFENDER_ARGS.get(mode, ())) as defender:
         defender.apply(mode)
         defender.wait(lambda s: s.get("containers", 0) >= 1, "watch the container")
+        if mode in REFUSED_BY:  # the guard comes first, the read-only mount a moment later
+            defender.wait(lambda s: mode != "file" or _files(s).get("mounts"), "mount /etc")
         written = probe_written(container)
         if written != (mode == "rules"):
             raise BenchError(f"mode {mode}: the probe write to /etc was {written=}")
+        if mode in REFUSED_BY:
+            defender.wait(lambda s: _files(s).get(REFUSED_BY[mode]), f"count {REFUSED_BY[mode]}")
         all_storms(lab, container, 0.05)  # the kernel's ignore marks are new: set them
         time.sleep(0.7)  # a status report after the warm-up
         before = defender.status()
         got = measured_storms(lab, container, defender.pid)
         got |= counters(before, defender)
     return {"baseline": baseline, **got}
+
+
+def _files(status: dict[str, Any]) -> dict[str, Any]:
+    return dict(status.get("sensors", {}).get("files", {}).get("extra", {}))
 
 
 def measured_storms(lab: Lab, container: Any, pid: int | None) -> dict[str, Any]:
@@ -447,7 +462,7 @@ def measure_storms(lab: Lab) -> dict[str, Any]:
         all_storms(lab, container, 0.1)  # warm the page cache
         learn(lab, container, data)
         for rnd in range(lab.args.rounds):
-            modes = ("rules", "file") if rnd % 2 == 0 else ("file", "rules")
+            modes = MODES[rnd % len(MODES) :] + MODES[: rnd % len(MODES)]
             rows.append({mode: paired_mode(lab, container, data, mode) for mode in modes})
             print(f"round {rnd + 1}: " + "  ".join(round_line(m, r) for m, r in rows[-1].items()))
     finally:
@@ -469,7 +484,7 @@ def summarize_storms(rows: list[dict[str, Any]], sizes: dict[str, int]) -> dict[
         bare = [r[m]["baseline"][kind] for r in rows for m in r]
         out[kind] = {"n": sizes[kind], "none": {"medianSeconds": statistics.median(bare)}}
         out[kind]["none"] |= {"seconds": bare, "ratio": 1.0, "ratios": [], "goal": None}
-        for mode in ("rules", "file"):
+        for mode in MODES:
             got = [r[mode] for r in rows]
             ratios = [g["seconds"][kind] / g["baseline"][kind] for g in got]
             out[kind][mode] = {
@@ -501,11 +516,13 @@ def report_storms(doc: dict[str, Any]) -> None:
     print(f"\n2./3. storms in {doc['image']}, {doc['rounds']} interleaved rounds, medians")
     print(f"{'storm':31} {'mode':5} {'seconds':>7} {'ratio':>6}  {'goal':12} {'cpu s':>5}  rounds")
     for kind, per in doc["storms"].items():
-        for mode in ("none", "rules", "file"):
+        for mode in ("none", *MODES):
             print(storm_line(kind, per, mode))
     print("ratio: against no defender, median of per-round ratios; cpu s: the defender's CPU")
     print("seconds during the storm; rules: prevent nc; file: prevent nc + prevent writes to /etc")
-    for mode in ("rules", "file"):
+    print("(a read-only mount); guard: the same by open-permission events (--write-prevention")
+    print("fanotify)")
+    for mode in MODES:
         m = doc["storms"]["exec"][mode]
         counts = {k: statistics.median(m[k]) for k in ("verdicts", "audits", "openIgnored")}
         print(

@@ -54,6 +54,9 @@ class Settings(BaseModel):
     # Where the process tree and off-rootfs execs come from: BPF tracepoints filtered in the
     # kernel, the proc connector, or the first of those that works (docs/defender.md).
     process_events: Literal["auto", "bpf", "proc_connector"] = "auto"
+    # How file prevent rules refuse writes: read-only mounts where the rule is plain paths
+    # (and BPF reports what they refuse), else open-permission events; or always the latter.
+    write_prevention: Literal["auto", "fanotify"] = "auto"
 
     @field_validator(
         "learning_period",

@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,13 @@ from tests.support import wait_for
 class DefenderProcess:
     """``garrison run`` in a child process, stopped by its pid."""
 
-    def __init__(self, engine: PrivateEngine, data_dir: Path, learning: str) -> None:
+    def __init__(
+        self, engine: PrivateEngine, data_dir: Path, learning: str, args: Sequence[str] = ()
+    ) -> None:
         self.engine = engine
         self.data_dir = data_dir
         self.learning = learning
+        self.args = tuple(args)
         self.log = data_dir / "defender.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -36,6 +39,7 @@ class DefenderProcess:
             "--data-dir", str(self.data_dir),
             "--learning-period", self.learning,
             "--network-interval", "0.2s",
+            *self.args,
         ]  # fmt: skip
         env = {**os.environ, "GARRISON_LOG_LEVEL": "INFO", "GARRISON_STATUS_INTERVAL": "0.2"}
         with self.log.open("ab") as log:
@@ -77,8 +81,10 @@ def start_defender(
 ) -> Iterator[Callable[..., DefenderProcess]]:
     started: list[DefenderProcess] = []
 
-    def start(learning: str = "4s", data_dir: Path | None = None) -> DefenderProcess:
-        proc = DefenderProcess(engine, data_dir or tmp_path / "data", learning).start()
+    def start(
+        learning: str = "4s", data_dir: Path | None = None, args: Sequence[str] = ()
+    ) -> DefenderProcess:
+        proc = DefenderProcess(engine, data_dir or tmp_path / "data", learning, args).start()
         started.append(proc)
         return proc
 

@@ -101,7 +101,9 @@ def test_denied_nc_fails_with_eperm_the_container_runs_on_and_one_prevent_audit(
 def test_write_under_denied_etc_fails_with_eperm_while_tmp_is_writable(
     start_defender: Start, run_container
 ) -> None:
-    defender = start_defender(learning="1h")
+    """With ``--write-prevention fanotify``: the open-permission guard, for every rule (the
+    default makes plain paths read-only instead: test_enforcement_readonly.py)."""
+    defender = start_defender(learning="1h", args=["--write-prevention", "fanotify"])
     put_rules(defender, DENY_ETC)
     deb = run_container(DEBIAN, ["sleep", "3600"], name="enf-prevent-write")
     watched(defender)

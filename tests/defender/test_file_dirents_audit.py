@@ -1,6 +1,8 @@
 """What prevent cannot stop is still audited: with /etc denied (prevent), a write is refused at
 open, while a rename into /etc and an unlink under it — no fanotify permission event exists for
-them — happen, and each is audited as a denied file that could not be refused."""
+them — happen, and each is audited as a denied file that could not be refused. This is the
+open-permission guard (``--write-prevention fanotify``); the default, read-only mounts, refuses
+those too (test_enforcement_readonly.py)."""
 
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ def about(defender: DefenderProcess, container_id: str, text: str) -> list[Audit
 def test_a_rename_and_a_delete_under_a_denied_dir_are_audited_as_not_refused(
     start_defender: Start, run_container
 ) -> None:
-    defender = start_defender(learning="1h")
+    defender = start_defender(learning="1h", args=["--write-prevention", "fanotify"])
     put_rules(defender, DENY_ETC)
     deb = run_container(DEBIAN, ["sleep", "3600"], name="dirents-mv")
     watched(defender)

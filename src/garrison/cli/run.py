@@ -84,6 +84,15 @@ def run(
             "proc_connector.",
         ),
     ] = None,
+    write_prevention: Annotated[
+        str | None,
+        typer.Option(
+            "--write-prevention",
+            help="How file prevent rules refuse writes: auto (default: read-only mounts for "
+            "plain paths, else open-permission events), fanotify (always open-permission "
+            "events, EPERM).",
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option("--config", "-c", envvar="GARRISON_CONFIG", help="YAML settings file."),
@@ -107,6 +116,7 @@ def run(
         "learning_period": learning_period,
         "network_interval": network_interval,
         "process_events": process_events,
+        "write_prevention": write_prevention,
         "engine_dir": engine_dir,
     }
     settings = load_settings(config, overrides)

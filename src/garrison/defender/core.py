@@ -73,7 +73,11 @@ class Defender(ListenerBase):
         self.policies = Policies(settings.hostname)
         self.judge = Judge(self.book, self.policies, self.inbox.put_urgent)
         self.sensors = SensorSet(
-            self.judge, self.inbox.put, settings.network_interval, settings.process_events
+            self.judge,
+            self.inbox.put,
+            settings.network_interval,
+            settings.process_events,
+            settings.write_prevention,
         )
         self.tracker = ContainerTracker(runtime, [self])
         self.enforcer = Enforcer(runtime, link)
@@ -94,7 +98,8 @@ class Defender(ListenerBase):
             return
         self.book.container_started(info)
         policy = self.policies.add(info)
-        self.sensors.watch(info, policy.needs_open_perm, self._learning(info.id))
+        readonly = policy.filesystem.readonly_paths
+        self.sensors.watch(info, policy.needs_open_perm, self._learning(info.id), readonly)
         self.handle_events(list(self.sensors.processes.snapshot(info.id)))
         log.info("watching %s (%s) under rule %r", info.name, info.image_name, policy.rule_name)
 
@@ -232,7 +237,9 @@ class Defender(ListenerBase):
             for container_id in self.tracker.containers():
                 policy = self.policies.for_container(container_id)
                 if policy is not None:
-                    self.sensors.guard_writes(container_id, policy.needs_open_perm)
+                    self.sensors.guard_writes(
+                        container_id, policy.needs_open_perm, policy.filesystem.readonly_paths
+                    )
 
     def _learning(self, container_id: str) -> bool:
         model = self.book.for_container(container_id)

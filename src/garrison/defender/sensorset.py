@@ -1,7 +1,8 @@
 """The defender's sensors, started, fed containers and stopped together.
 
 - exec (fanotify permission events): every exec in a container's root file system, judged;
-- files (fanotify notifications): files written or created;
+- files (fanotify notifications): files written or created; writes refused, by read-only
+  mounts (reported by BPF) or open-permission events;
 - processes (BPF tracepoints filtered in the kernel, or else the proc connector): execs off the
   root file system, exits, the process tree;
 - network (polling /proc/PID/net): listening sockets and outbound connections.
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 Event = ProcessEvent | FileEvent | NetEvent
 ProcessEventSource = Literal["auto", "bpf", "proc_connector"]
+WritePrevention = Literal["auto", "fanotify"]
 
 
 class SensorSet:
@@ -39,10 +41,13 @@ class SensorSet:
         sink: Callable[[Event], None],
         network_interval: float = 1.0,
         process_events: ProcessEventSource = "auto",
+        write_prevention: WritePrevention = "auto",
     ) -> None:
         self.judge = judge
         self.exec = ExecSensor(judge, sink, admit=judge.admit)
-        self.files = FileSensor(sink, judge=judge.file, may_deny=judge.may_deny)
+        self.files = FileSensor(
+            sink, judge=judge.file, may_deny=judge.may_deny, write_prevention=write_prevention
+        )
         self.processes = ProcessTracker(sink, judge.already_seen, claim=judge.claim)
         self.process_events = process_events
         self.connector: BpfProcEvents | ProcConnector = ProcConnector(self.processes)
@@ -70,8 +75,13 @@ class SensorSet:
         if self.process_events != "proc_connector":
             bpf = BpfProcEvents(self.processes)
             bpf.add_tcp_listener(self.network.on_tcp)
+            barrier = self.files.barrier
+            if barrier is not None:
+                bpf.add_refusal_listener(barrier.on_refused)
             try:
                 self.connector = bpf.start()
+                if barrier is not None:
+                    barrier.refusals = bpf.refusals
             except SensorError as exc:
                 if self.process_events == "bpf":
                     raise
@@ -88,14 +98,19 @@ class SensorSet:
                 stop()
 
     def watch(
-        self, container: ContainerInfo, guard_writes: bool = False, learning: bool = False
+        self,
+        container: ContainerInfo,
+        guard_writes: bool = False,
+        learning: bool = False,
+        readonly: frozenset[str] | None = None,
     ) -> None:
-        """Follow a running container (``guard_writes``: judge its opens for writing too;
+        """Follow a running container (``guard_writes``: refuse writes as its policy says,
+        ``readonly`` naming the paths whose read-only mounts would do it all, if so;
         ``learning``: its model learns, see :meth:`set_learning`); a container that vanished
         meanwhile is skipped."""
 
         def files(info: ContainerInfo) -> None:
-            self.files.watch(info, prevent=guard_writes)
+            self.files.watch(info, prevent=guard_writes, readonly=readonly)
 
         covered: list[str] = []  # the root file system, when the exec sensor marks it
 
@@ -136,9 +151,11 @@ class SensorSet:
         """Are the execs the kernel skips in this container recorded all the same?"""
         return isinstance(self.connector, BpfProcEvents) and self.connector.recording(container_id)
 
-    def guard_writes(self, container_id: str, guard: bool) -> None:
+    def guard_writes(
+        self, container_id: str, guard: bool, readonly: frozenset[str] | None = None
+    ) -> None:
         try:
-            self.files.set_prevent(container_id, guard)
+            self.files.set_prevent(container_id, guard, readonly)
         except (GarrisonError, OSError) as exc:
             log.warning("files: cannot guard %s: %s", container_id[:12], exc)
 

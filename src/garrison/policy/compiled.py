@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from garrison.audit.record import AuditType
 from garrison.policy.decision import Action, AttackType, Decision, RuleEffect
+from garrison.policy.detections import BINARY_DIRS
 from garrison.policy.expression import Expression, ExprInput
 from garrison.policy.matchers import IpSet, PathSet, PortSet
 from garrison.policy.schema import (
@@ -90,6 +91,31 @@ class FilesystemPolicy:
         if self.denied:
             effects.append(self.denied_effect)
         return "prevent" in effects
+
+    @property
+    def readonly_paths(self) -> frozenset[str] | None:
+        """The paths to make read-only when that alone refuses every write this policy
+        refuses at open time: explicitly denied plain paths (``/etc``: the path and all
+        below), and the binary directories when their detection prevents and no allowed path
+        makes an exception inside them. None when a refusal depends on more than a path
+        prefix — a glob or a bare name, the model (anomalies), a custom rule, the SSH keys or
+        account files (some are made by the write itself) — so the open-permission guard
+        must judge each open."""
+        det = self.detections
+        if "prevent" in (self.effect, det.ssh_keys, det.admin_accounts):
+            return None
+        if any(c.effect == "prevent" for c in self.custom):
+            return None
+        paths: set[str] = set()
+        if self.denied and self.denied_effect == "prevent":
+            if not self.denied.plain_absolute():
+                return None
+            paths |= self.denied.plain_absolute()
+        if det.binary_dirs == "prevent":
+            if self.allowed and not self.allowed.outside(BINARY_DIRS):
+                return None
+            paths |= BINARY_DIRS
+        return frozenset(paths)
 
 
 @dataclass(frozen=True, slots=True)

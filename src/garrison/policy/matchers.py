@@ -73,6 +73,25 @@ class PathSet:
             return True
         return bool(self._dirs) and any(a in self._dirs for a in ancestors(path))
 
+    def plain_absolute(self) -> frozenset[str]:
+        """The patterns, when every one is a plain absolute path (empty otherwise)."""
+        if self._glob or self._name_glob or self._names:
+            return frozenset()
+        return self._dirs
+
+    def outside(self, dirs: Iterable[str]) -> bool:
+        """Can no path under ``dirs`` (or a dir itself) match? Only plain absolute patterns
+        neither above nor below any of them say so."""
+        plain = self.plain_absolute()
+        if not plain:
+            return not self.patterns
+        dirs = frozenset(dirs)
+        return not any(
+            any(a in dirs for a in ancestors(p)) or any(a in plain for a in ancestors(d))
+            for p in plain
+            for d in dirs
+        )
+
 
 def _strip_slash(path: str) -> str:
     return path.rstrip("/") or "/"

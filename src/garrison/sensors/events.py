@@ -61,6 +61,27 @@ class FileEvent:
     time: float
 
 
+RefusedOp = Literal["open", "create", "delete", "truncate"]
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedWrite:
+    """A call the kernel refused with EROFS (or EXDEV) in a container that has read-only
+    paths: the raw record, before its path is resolved and judged."""
+
+    container_id: str
+    pid: int  # the thread that called
+    tgid: int
+    path: str  # as asked for: relative to ``dfd`` (AT_FDCWD: the working directory)
+    dfd: int
+    op: RefusedOp
+    flags: int  # open flags
+    error: int  # errno: 30 EROFS, 18 EXDEV
+    time: float
+    exe: str = ""  # the caller's executable, read in the kernel ("" unknown)
+    cwd: str | None = None  # its working directory, when the kernel could name it
+
+
 NetKind = Literal["listen", "connect"]
 
 

@@ -19,6 +19,11 @@ also guards the container in open-permission mode (``file_guard``): opens for wr
 for the judge, and a DENY makes them fail with EPERM. Nothing refuses a rename, link, unlink
 or mkdir (no fanotify permission event exists for them on this kernel): those are recorded
 after the fact, so a rule that would have prevented them audits them as not refused.
+
+When all the policy refuses is a set of plain paths (``readonly``) and the BPF programs that
+report refused writes run, those paths are made read-only in the container instead
+(``write_barrier``): the guard stays only until the mounts are in place, and reads cost
+nothing. ``write_prevention="fanotify"`` keeps the guard always.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from garrison.sensors.fanotify_loop import FilesystemMarks, GroupThread, Watched
 from garrison.sensors.file_dirents import DirentWatcher
 from garrison.sensors.file_guard import FileGuard, FileJudge, MayDeny
 from garrison.sensors.procfs import ProcFS
+from garrison.sensors.write_barrier import WriteBarrier
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +100,7 @@ class FileSensor:
         coalesce_seconds: float = DEFAULT_COALESCE_SECONDS,
         judge: FileJudge | None = None,
         may_deny: MayDeny | None = None,
+        write_prevention: str = "auto",
     ) -> None:
         self.sink = sink
         self.procfs = procfs or ProcFS()
@@ -101,6 +108,15 @@ class FileSensor:
         self._guard = (
             FileGuard(judge, self.counters, self.kind_of, self.procfs, may_deny) if judge else None
         )
+        self.barrier = (
+            WriteBarrier(judge, self.counters, self._writer_of, self.procfs)
+            if judge and write_prevention == "auto"
+            else None
+        )
+        if self.barrier is not None:
+            self.barrier.settled = self._settled
+        self._pids: dict[str, int] = {}  # container → its first process, for its namespace
+        self._read_only_wanted: dict[str, frozenset[str]] = {}
         self._coalescer = Coalescer(coalesce_seconds)
         # Its own coalescer: a file made by open(O_CREAT) and hard-linked must still be
         # reported by the write events, when its content can be checked.
@@ -125,32 +141,68 @@ class FileSensor:
         self.dirents.start()
         if self._guard is not None:
             self._guard.start()
+        if self.barrier is not None:
+            self.barrier.start()
 
     def stop(self) -> None:
+        if self.barrier is not None:
+            self.barrier.stop()
+            self.barrier.release_all(self._pids)
         if self._guard is not None:
             self._guard.stop()
         self.dirents.stop()
         self._io.stop()
 
-    def watch(self, container: ContainerInfo, prevent: bool = False) -> None:
-        """Record writes in ``container``; with ``prevent``, also judge opens for writing."""
+    def watch(
+        self,
+        container: ContainerInfo,
+        prevent: bool = False,
+        readonly: frozenset[str] | None = None,
+    ) -> None:
+        """Record writes in ``container``; with ``prevent``, also refuse writes (see
+        :meth:`set_prevent`)."""
         root = WatchedRoot.of(container)
         self._uppers[container.id] = upper_dir(root.merged_dir)
+        self._pids[container.id] = container.pid
         self._marks.add(root)
         self.dirents.watch(root)
-        self.set_prevent(container.id, prevent)
+        self.set_prevent(container.id, prevent, readonly)
 
-    def set_prevent(self, container_id: str, prevent: bool) -> None:
-        """Guard a watched container's opens for writing, or stop guarding it (at once)."""
+    def set_prevent(
+        self, container_id: str, prevent: bool, readonly: frozenset[str] | None = None
+    ) -> None:
+        """Refuse a watched container's writes as its policy says, or stop (at once).
+        ``readonly``: the paths whose read-only mounts would refuse all of it, when so."""
         root = self._marks.roots.get(container_id)
         if self._guard is None:
             if prevent:
                 raise SensorError("file prevention needs a FileSensor made with a judge")
             return
+        pid = self._pids.get(container_id, 0)
+        barrier = self.barrier
+        if prevent and readonly and barrier is not None and barrier.usable(pid):
+            self._read_only_wanted[container_id] = readonly
+        else:
+            self._read_only_wanted.pop(container_id, None)
+            readonly = frozenset()
         if prevent and root is not None:
-            self._guard.guard(root)
+            self._guard.guard(root)  # until the read-only mounts, if any, are in place
         else:
             self._guard.release(container_id)
+        if barrier is not None:
+            barrier.set(container_id, pid, readonly or frozenset())
+
+    def _settled(self, container_id: str, ok: bool) -> None:
+        """The read-only mounts asked for are in place (``ok``): the guard can go."""
+        if container_id not in self._read_only_wanted or self._guard is None:
+            return
+        if ok:
+            self._guard.release(container_id)
+        else:
+            log.warning("files: %s stays guarded by open permissions", container_id[:12])
+
+    def read_only(self, container_id: str) -> frozenset[str]:
+        return self.barrier.read_only(container_id) if self.barrier is not None else frozenset()
 
     def forget_ignores(self) -> None:
         if self._guard is not None:
@@ -164,6 +216,10 @@ class FileSensor:
         self.dirents.unwatch(container_id)
         if self._guard is not None:
             self._guard.release(container_id)
+        if self.barrier is not None:
+            self.barrier.forget(container_id)
+        self._read_only_wanted.pop(container_id, None)
+        self._pids.pop(container_id, None)
         self._uppers.pop(container_id, None)
 
     def kind_of(self, container_id: str, path: str) -> FileKind:
@@ -199,6 +255,10 @@ class FileSensor:
         pid, exe = self._writer(raw.pid, root)
         kind = self.kind_of(root.container_id, path)
         return FileEvent(root.container_id, path, kind, pid, exe, now)
+
+    def _writer_of(self, container_id: str, tid: int) -> tuple[int, str]:
+        root = self._marks.roots.get(container_id)
+        return self._writer(tid, root) if root is not None else (tid, "")
 
     def _writer(self, tid: int, root: WatchedRoot) -> tuple[int, str]:
         """The writer's pid and executable; the tid and "" once it has exited."""

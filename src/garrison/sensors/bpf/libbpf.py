@@ -84,7 +84,8 @@ class BpfObject:
             self.close()
             raise _failed("the kernel refused the BPF programs", result)
 
-    def attach(self, program: str) -> None:
+    def attach(self, program: str) -> int:
+        """Attach a program; its link, for :meth:`detach`."""
         prog = self._lib.bpf_object__find_program_by_name(self._obj, program.encode())
         if not prog:
             raise SensorError(f"no BPF program {program}")
@@ -92,6 +93,12 @@ class BpfObject:
         if not link:
             raise _failed(f"cannot attach BPF program {program}")
         self._links.append(link)
+        return int(link)
+
+    def detach(self, link: int) -> None:
+        if link in self._links:
+            self._links.remove(link)
+            self._lib.bpf_link__destroy(link)
 
     def map_fd(self, name: str) -> int:
         fd = int(self._lib.bpf_object__find_map_fd_by_name(self._obj, name.encode()))

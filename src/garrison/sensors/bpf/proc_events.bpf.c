@@ -18,6 +18,13 @@
  * - a TCP socket of a watched container that starts listening or connecting (the socket
  *   state tracepoint, in the context of the listen() or connect() that does it) is sent with
  *   its addresses: the network sensor then needs no TCP table walk (see network.py).
+ * - a write refused with EROFS (or EXDEV: a rename or link across mounts) in a container whose
+ *   flags hold REFUSALS: Garrison made some of its paths read-only (write_barrier.py) and
+ *   audits what that refuses. Each syscall that can be so refused has a pair of programs: the
+ *   entry keeps the path asked for (only in such containers, and for opens only with a write
+ *   intent) in `asked`, the exit sends it when the call failed so. They are attached only
+ *   while some container has read-only paths: a syscall tracepoint slows every syscall of
+ *   the host a little (the slow path of syscall entry and exit).
  * Events go to user space through the `events` ring buffer; `counters` counts per CPU.
  * A record is built in a per-CPU scratch buffer and copied into the ring without the unused
  * end of its argv buffer. Records of the root file system wake the reader only once
@@ -42,7 +49,21 @@ struct inode {
 	struct super_block *i_sb;
 	unsigned long i_ino;
 } PRESERVE;
-struct file { struct inode *f_inode; } PRESERVE;
+struct qstr { const unsigned char *name; } PRESERVE;
+struct dentry {
+	struct dentry *d_parent;
+	struct qstr d_name;
+	struct super_block *d_sb;
+} PRESERVE;
+struct path { struct dentry *dentry; } PRESERVE;
+struct file {
+	struct inode *f_inode;
+	struct path f_path;
+} PRESERVE;
+struct fs_struct {
+	struct path root;
+	struct path pwd;
+} PRESERVE;
 struct mm_struct {
 	struct file *exe_file;
 	unsigned long arg_start;
@@ -50,18 +71,25 @@ struct mm_struct {
 } PRESERVE;
 struct task_struct {
 	struct mm_struct *mm;
+	struct fs_struct *fs;
 	struct task_struct *real_parent;
 	int exit_code;
 	int exit_signal;
 	int tgid;
 } PRESERVE;
 
-enum { EVENT_EXEC = 1, EVENT_EXIT = 2, EVENT_TCP = 3 };
+enum { EVENT_EXEC = 1, EVENT_EXIT = 2, EVENT_TCP = 3, EVENT_REFUSED = 4 };
 enum { GARRISON_TCP_SYN_SENT = 2, GARRISON_TCP_LISTEN = 10, GARRISON_IPPROTO_TCP = 6 };
-enum { RECORD_ROOTFS = 1 };
+enum { RECORD_ROOTFS = 1, REFUSALS = 2 };
+/* What a refused call tried (an EVENT_REFUSED record's `mode`). */
+enum { OP_OPEN = 1, OP_CREATE = 2, OP_DELETE = 3, OP_TRUNCATE = 4 };
+enum { GARRISON_EROFS = 30, GARRISON_EXDEV = 18, GARRISON_AT_FDCWD = -100 };
+#define WRITE_INTENT (01 | 02 | 0100 | 01000) /* O_WRONLY O_RDWR O_CREAT O_TRUNC */
 #define FILENAME_SIZE 256
 #define ARGS_SIZE 1024
 #define WAKE_BYTES (32 * 1024)
+#define NAME_SLOT 64
+#define DEPTH 8
 
 /* The tracepoint's own record: tracefs events/sched/sched_process_exec/format. */
 struct exec_ctx {
@@ -87,6 +115,30 @@ struct sock_ctx {
 	__u8 daddr_v6[16];
 };
 
+/* tracefs events/syscalls/sys_enter_openat/format: each argument takes 8 bytes. */
+struct sys_enter_ctx {
+	__u64 common;
+	__s32 nr;
+	__u32 pad;
+	__u64 args[6];
+};
+
+/* tracefs events/syscalls/sys_exit_openat/format */
+struct sys_exit_ctx {
+	__u64 common;
+	__s32 nr;
+	__u32 pad;
+	__s64 ret;
+};
+
+/* A call of a REFUSALS container between its entry and exit. */
+struct asked_call {
+	__u64 path; /* user address of the path asked for */
+	__s32 dfd;  /* the directory a relative path starts from, or AT_FDCWD */
+	__u32 op;
+	__u32 flags; /* open flags */
+};
+
 /* What an EVENT_TCP record carries in its filename buffer. */
 struct tcp_record {
 	__u16 family;
@@ -103,6 +155,10 @@ struct container {
 };
 enum { COUNT_SENT, COUNT_LOST, COUNT_ON_ROOTFS, COUNT_SLOTS };
 
+/* EVENT_REFUSED: filename is the path asked for, exit_code the call's result (-EROFS or
+ * -EXDEV), mode its OP_*, dev the dfd, exit_signal the open flags; args holds the names of
+ * the caller's executable and then of its working directory (when on the file system of
+ * its root), leaf first, NAME_SLOT bytes each, DEPTH of each (see walk()). */
 struct event {
 	__u32 kind;
 	__u32 pid;
@@ -136,6 +192,13 @@ struct {
 	__type(key, __u32);   /* tgid whose exec was sent */
 	__type(value, __u8);
 } sent SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32); /* thread id, between a call's entry and exit */
+	__type(value, struct asked_call);
+} asked SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -317,3 +380,142 @@ int garrison_tcp(struct sock_ctx *ctx)
 	send(e, 0);
 	return 0;
 }
+
+/* -- writes refused by read-only mounts ------------------------------------------------- */
+
+static __always_inline int remember(__u64 path, __s32 dfd, __u32 op, __u32 flags)
+{
+	__u64 cgroup = bpf_get_current_cgroup_id();
+	struct container *c = bpf_map_lookup_elem(&watched, &cgroup);
+	struct asked_call call = {.path = path, .dfd = dfd, .op = op, .flags = flags};
+	__u32 tid;
+
+	if (!c || !(c->flags & REFUSALS))
+		return 0;
+	tid = (__u32)bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&asked, &tid, &call, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int remember_open(__u64 path, __s32 dfd, __u64 flags)
+{
+	if (!(flags & WRITE_INTENT))
+		return 0;
+	return remember(path, dfd, OP_OPEN, (__u32)flags);
+}
+
+/* The names from a dentry up to its file system's root, leaf first, one NAME_SLOT each,
+ * at most DEPTH (the short-lived callers of refused writes are gone by the time user space
+ * could read /proc). An empty slot ends the path; a full walk that did not reach the root
+ * leaves its last slot "..." to say the path is cut. */
+static __always_inline void walk(char *out, struct dentry *d)
+{
+#pragma unroll
+	for (int i = 0; i < DEPTH; i++) {
+		struct dentry *parent = BPF_CORE_READ(d, d_parent);
+
+		if (!d || parent == d)
+			return;
+		bpf_probe_read_kernel_str(out + i * NAME_SLOT, NAME_SLOT, BPF_CORE_READ(d, d_name.name));
+		d = parent;
+	}
+	if (d && BPF_CORE_READ(d, d_parent) != d)
+		__builtin_memcpy(out + (DEPTH - 1) * NAME_SLOT, "...", 4);
+}
+
+static __always_inline void caller_paths(struct event *e)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct dentry *pwd = BPF_CORE_READ(task, fs, pwd.dentry);
+	struct dentry *root = BPF_CORE_READ(task, fs, root.dentry);
+
+	__builtin_memset(e->args, 0, sizeof(e->args));
+	walk(e->args, BPF_CORE_READ(task, mm, exe_file, f_path.dentry));
+	if (BPF_CORE_READ(pwd, d_sb) == BPF_CORE_READ(root, d_sb))
+		walk(e->args + DEPTH * NAME_SLOT, pwd);
+	else
+		e->args[DEPTH * NAME_SLOT] = '?';
+	e->args_size = sizeof(e->args);
+}
+
+static __always_inline int refused(struct sys_exit_ctx *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct asked_call *call = bpf_map_lookup_elem(&asked, &tid);
+	struct event *e;
+
+	if (!call)
+		return 0;
+	if (ctx->ret == -GARRISON_EROFS || ctx->ret == -GARRISON_EXDEV) {
+		e = start(EVENT_REFUSED, bpf_get_current_cgroup_id());
+		if (e) {
+			bpf_probe_read_user_str(e->filename, sizeof(e->filename),
+						(void *)call->path);
+			e->exit_code = ctx->ret;
+			e->mode = call->op;
+			e->dev = call->dfd;
+			e->exit_signal = call->flags;
+			e->uid = (__u32)bpf_get_current_uid_gid();
+			caller_paths(e);
+			send(e, 0);
+		}
+	}
+	bpf_map_delete_elem(&asked, &tid);
+	return 0;
+}
+
+#define EXIT(name)                                                                     \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                     \
+	int garrison_out_##name(struct sys_exit_ctx *ctx) { return refused(ctx); }
+
+/* A call whose path is argument `arg`, relative to the dfd in argument `dfd` (or -1: the
+ * working directory). */
+#define CALL(name, dfd, arg, op)                                                       \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                    \
+	int garrison_in_##name(struct sys_enter_ctx *ctx)                              \
+	{                                                                              \
+		__s32 at = dfd < 0 ? GARRISON_AT_FDCWD : (__s32)ctx->args[dfd];        \
+		return remember(ctx->args[arg], at, op, 0);                            \
+	}                                                                              \
+	EXIT(name)
+
+SEC("tracepoint/syscalls/sys_enter_open")
+int garrison_in_open(struct sys_enter_ctx *ctx)
+{
+	return remember_open(ctx->args[0], GARRISON_AT_FDCWD, ctx->args[1]);
+}
+EXIT(open)
+
+SEC("tracepoint/syscalls/sys_enter_openat")
+int garrison_in_openat(struct sys_enter_ctx *ctx)
+{
+	return remember_open(ctx->args[1], (__s32)ctx->args[0], ctx->args[2]);
+}
+EXIT(openat)
+
+SEC("tracepoint/syscalls/sys_enter_openat2")
+int garrison_in_openat2(struct sys_enter_ctx *ctx)
+{
+	__u64 flags = 0; /* struct open_how starts with the flags */
+
+	bpf_probe_read_user(&flags, sizeof(flags), (void *)ctx->args[2]);
+	return remember_open(ctx->args[1], (__s32)ctx->args[0], flags);
+}
+EXIT(openat2)
+
+CALL(creat, -1, 0, OP_CREATE)
+CALL(mkdir, -1, 0, OP_CREATE)
+CALL(mkdirat, 0, 1, OP_CREATE)
+CALL(mknod, -1, 0, OP_CREATE)
+CALL(mknodat, 0, 1, OP_CREATE)
+CALL(symlink, -1, 1, OP_CREATE)
+CALL(symlinkat, 1, 2, OP_CREATE)
+CALL(link, -1, 1, OP_CREATE)
+CALL(linkat, 2, 3, OP_CREATE)
+CALL(rename, -1, 1, OP_CREATE)
+CALL(renameat, 2, 3, OP_CREATE)
+CALL(renameat2, 2, 3, OP_CREATE)
+CALL(unlink, -1, 0, OP_DELETE)
+CALL(unlinkat, 0, 1, OP_DELETE)
+CALL(rmdir, -1, 0, OP_DELETE)
+CALL(truncate, -1, 0, OP_TRUNCATE)

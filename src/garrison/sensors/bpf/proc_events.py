@@ -32,7 +32,7 @@ from garrison.errors import SensorError
 from garrison.sensors.bpf.build import build
 from garrison.sensors.bpf.libbpf import BpfObject, RingBuffer, map_delete, map_update, percpu_sum
 from garrison.sensors.cgroup import container_cgroup2_id
-from garrison.sensors.events import NetEvent, SensorCounters
+from garrison.sensors.events import NetEvent, RefusedOp, RefusedWrite, SensorCounters
 from garrison.sensors.proc_connector import (
     ExecEvent,
     ExecRecord,
@@ -46,11 +46,20 @@ log = logging.getLogger(__name__)
 
 PROGRAM = "proc_events"
 POLL_MS = 100  # how long stop() may wait for the reader
-EVENT_EXEC, EVENT_EXIT, EVENT_TCP = 1, 2, 3
+EVENT_EXEC, EVENT_EXIT, EVENT_TCP, EVENT_REFUSED = 1, 2, 3, 4
 TCP_SYN_SENT, TCP_LISTEN = 2, 10
 AF_INET = 2
 COUNT_SENT, COUNT_LOST, COUNT_ON_ROOTFS = 0, 1, 2
-RECORD_ROOTFS = 1
+RECORD_ROOTFS, REFUSALS = 1, 2
+NAME_SLOT, DEPTH = 64, 8  # the caller's paths in a refused write's record
+OPS: dict[int, RefusedOp] = {1: "open", 2: "create", 3: "delete", 4: "truncate"}
+# The calls a read-only mount refuses that the program follows (a pair of programs each,
+# garrison_in_NAME and garrison_out_NAME); one this kernel lacks is left out.
+REFUSAL_CALLS = (
+    "open", "openat", "openat2", "creat", "mkdir", "mkdirat", "mknod", "mknodat", "symlink",
+    "symlinkat", "link", "linkat", "rename", "renameat", "renameat2", "unlink", "unlinkat",
+    "rmdir", "truncate",
+)  # fmt: skip
 # struct event of proc_events.bpf.c: a header and the file name asked for, then argv (the
 # record stops at its end: args_size bytes)
 _EVENT = struct.Struct("=IIIIQQQIiiIIIII256s")
@@ -61,6 +70,7 @@ _TCP = struct.Struct("=HHHH16s16s")
 # A TCP socket of a watched container started listening or connecting: a NetEvent whose
 # process_path is left to the listener (the connect's local port is 0: chosen just after).
 TcpListener = Callable[[NetEvent], None]
+RefusalListener = Callable[[RefusedWrite], None]
 
 
 class _Container(ctypes.Structure):
@@ -95,6 +105,9 @@ class BpfProcEvents:
         self._containers: dict[int, str] = {}  # cgroup id → container id
         self._rootfs: dict[str, int] = {}  # container id → its root's device, 0: none
         self._recording: set[str] = set()  # containers whose root's execs are recorded
+        self._refusing: set[str] = set()  # containers whose refused writes are sent
+        self._refusal_listeners: list[RefusalListener] = []
+        self._refusal_links: list[int] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -105,6 +118,10 @@ class BpfProcEvents:
     def add_tcp_listener(self, listener: TcpListener) -> None:
         """TCP listens and connects of watched containers (when ``tcp_events``)."""
         self._tcp_listeners.append(listener)
+
+    def add_refusal_listener(self, listener: RefusalListener) -> None:
+        """Writes refused by read-only mounts in the containers given to :meth:`refusals`."""
+        self._refusal_listeners.append(listener)
 
     @property
     def running(self) -> bool:
@@ -185,10 +202,46 @@ class BpfProcEvents:
     def recording(self, container_id: str) -> bool:
         return container_id in self._recording
 
+    def refusals(self, container_id: str, on: bool) -> None:
+        """Send the writes the kernel refuses with EROFS in this container (it has read-only
+        paths), or stop. The programs are attached while any container needs them. A
+        container not watched yet is sent from its :meth:`watch` on; SensorError when the
+        programs cannot attach."""
+        with self._lock:
+            if on:
+                self._attach_refusals()
+                self._refusing.add(container_id)
+            else:
+                self._refusing.discard(container_id)
+            if container_id in self._cgroups:
+                self._update(container_id, container_id in self._recording)
+            if not self._refusing:
+                self._detach_refusals()
+
+    def _attach_refusals(self) -> None:
+        if self._refusal_links or self._obj is None:
+            return
+        for call in REFUSAL_CALLS:
+            try:
+                self._refusal_links += _attach_pair(self._obj, call)
+            except SensorError as exc:
+                log.debug("BPF: %s not followed: %s", call, exc)
+        if not self._refusal_links:
+            raise SensorError("no syscall tracepoint could be attached for refused writes")
+
+    def _detach_refusals(self) -> None:
+        for link in self._refusal_links:
+            if self._obj is not None:
+                self._obj.detach(link)
+        self._refusal_links = []
+
     def _update(self, container_id: str, record: bool) -> None:
         if self._watched_fd < 0:
             raise SensorError("the BPF process events are not started")
-        value = _Container(self._rootfs[container_id], RECORD_ROOTFS if record else 0)
+        flags = (RECORD_ROOTFS if record else 0) | (
+            REFUSALS if container_id in self._refusing else 0
+        )
+        value = _Container(self._rootfs[container_id], flags)
         map_update(self._watched_fd, ctypes.c_uint64(self._cgroups[container_id]), value)
         if record:
             self._recording.add(container_id)
@@ -200,6 +253,9 @@ class BpfProcEvents:
             cgroup = self._cgroups.pop(container_id, None)
             self._rootfs.pop(container_id, None)
             self._recording.discard(container_id)
+            self._refusing.discard(container_id)
+            if not self._refusing:
+                self._detach_refusals()
             if cgroup is None:
                 return
             self._containers.pop(cgroup, None)
@@ -225,9 +281,22 @@ class BpfProcEvents:
         if isinstance(event, NetEvent):
             self._counters.extra["tcp"] = self._counters.extra.get("tcp", 0) + 1
             deliver(self._tcp_listeners, event, self._counters)
+        elif isinstance(event, RefusedWrite):
+            self._counters.extra["refused"] = self._counters.extra.get("refused", 0) + 1
+            deliver(self._refusal_listeners, event, self._counters)
         else:
             self._counters.events += 1
             deliver(self._listeners, event, self._counters)
+
+
+def _attach_pair(obj: BpfObject, call: str) -> list[int]:
+    """The entry and exit programs of one call, both or neither."""
+    entry = obj.attach(f"garrison_in_{call}")
+    try:
+        return [entry, obj.attach(f"garrison_out_{call}")]
+    except SensorError:
+        obj.detach(entry)
+        raise
 
 
 def _attach_optional(obj: BpfObject, program: str) -> bool:
@@ -239,7 +308,9 @@ def _attach_optional(obj: BpfObject, program: str) -> bool:
     return True
 
 
-def parse_event(data: bytes, containers: Mapping[int, str] | None = None) -> ProcEvent | NetEvent:
+def parse_event(
+    data: bytes, containers: Mapping[int, str] | None = None
+) -> ProcEvent | NetEvent | RefusedWrite:
     """One ring buffer record → the proc connector's event of the same meaning (or a TCP
     event); an exec names its container (``containers``: cgroup id → container id) and its
     parent."""
@@ -260,7 +331,26 @@ def parse_event(data: bytes, containers: Mapping[int, str] | None = None) -> Pro
         return ExitEvent(cpu, 0, time_ns, pid, tgid, code, signal, ppid, ppid)
     if kind == EVENT_TCP:
         return _tcp_event((containers or {}).get(cgroup, ""), tgid, filename)
+    if kind == EVENT_REFUSED:
+        path = os.fsdecode(filename.split(b"\0", 1)[0])
+        dfd = ctypes.c_int32(_dev).value
+        container_id = (containers or {}).get(cgroup, "")
+        op = OPS.get(mode, "open")
+        exe, cwd = _walked(args[: NAME_SLOT * DEPTH]), _walked(args[NAME_SLOT * DEPTH :])
+        return RefusedWrite(
+            container_id, pid, tgid, path, dfd, op, signal, -code, time.time(), exe or "", cwd
+        )
     raise ValueError(f"unknown event kind {kind}")
+
+
+def _walked(raw: bytes) -> str | None:
+    """A path the program walked up from a dentry: names leaf first, NAME_SLOT bytes each;
+    None when it is cut ("...") or not on the root's file system ("?")."""
+    names = [raw[i : i + NAME_SLOT].split(b"\0", 1)[0] for i in range(0, len(raw), NAME_SLOT)]
+    names = [n for n in names if n]
+    if names[:1] == [b"?"] or b"..." in names or len(raw) < NAME_SLOT:
+        return None
+    return "/" + "/".join(os.fsdecode(n) for n in reversed(names))
 
 
 def _tcp_event(container_id: str, pid: int, raw: bytes) -> NetEvent:
