@@ -118,3 +118,16 @@ def test_a_refused_write_record_is_parsed_with_the_callers_paths() -> None:
     assert (event.container_id, event.pid, event.tgid, event.path) == ("c7", 41, 40, "rel")
     assert (event.dfd, event.op, event.flags, event.error) == (AT_FDCWD, "open", 0o1101, 30)
     assert (event.exe, event.cwd) == ("/usr/bin/dash", "/etc")
+
+
+def test_paths_in_place_are_known_until_a_new_request_or_the_container_goes() -> None:
+    wb, rec = barrier({"mounted": {"/etc": "/etc"}})
+    wb.set("c1", PID, frozenset({"/etc"}))
+    assert rec.done.wait(5)
+    assert wb.in_place("c1") == frozenset({"/etc"})
+    wb.set("c1", PID, frozenset({"/etc", "/srv"}))  # the helper reports /srv missing
+    assert wb.in_place("c1") is None
+    wb.stop()
+    assert wb.in_place("c1") is None
+    wb.forget("c1")
+    assert wb.read_only("c1") == frozenset()

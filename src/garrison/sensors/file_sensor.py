@@ -182,6 +182,8 @@ class FileSensor:
         barrier = self.barrier
         if prevent and readonly and barrier is not None and barrier.usable(pid):
             self._read_only_wanted[container_id] = readonly
+            if barrier.in_place(container_id) == readonly:
+                return  # new rules, same read-only paths: nothing to redo
         else:
             self._read_only_wanted.pop(container_id, None)
             readonly = frozenset()

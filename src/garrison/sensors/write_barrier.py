@@ -116,6 +116,7 @@ class WriteBarrier:
         # container → the helper's list of the mounts it made there, removed with the
         # container (the namespace's inode number, which names it, may serve again)
         self._state_files: dict[str, str] = {}
+        self._in_place: dict[str, frozenset[str]] = {}  # container → paths all read-only
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -153,7 +154,12 @@ class WriteBarrier:
         with self._lock:
             generation = self._generation.get(container_id, 0) + 1
             self._generation[container_id] = generation
+            self._in_place.pop(container_id, None)
         self._queue.put(_Request(container_id, pid, paths, generation))
+
+    def in_place(self, container_id: str) -> frozenset[str] | None:
+        """The paths last asked for, when every one of them is read-only now."""
+        return self._in_place.get(container_id)
 
     def read_only(self, container_id: str) -> frozenset[str]:
         return self._applied.get(container_id, frozenset())
@@ -162,6 +168,7 @@ class WriteBarrier:
         """The container is gone (its mount namespace and mounts with it)."""
         with self._lock:
             self._generation.pop(container_id, None)
+            self._in_place.pop(container_id, None)
             self._publish(container_id, frozenset())
             state = self._state_files.pop(container_id, None)
         if state:
@@ -192,7 +199,11 @@ class WriteBarrier:
                 self.counters.errors += 1
                 log.exception("files: read-only mounts of %s", request.container_id[:12])
                 ok = False
-            if self.settled is not None and self._current(request):
+            with self._lock:
+                current = self._current(request)
+                if current and ok and request.paths:
+                    self._in_place[request.container_id] = request.paths
+            if self.settled is not None and current:
                 self.settled(request.container_id, ok)
 
     def _current(self, request: _Request) -> bool:
