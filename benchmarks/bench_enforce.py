@@ -271,6 +271,7 @@ def block_trial(lab: Lab, defender: Defender, events: ContainerEvents, i: int) -
         t0 = float(output.split()[0].replace(",", "."))
         cid = str(container.id)
         died = events.wait(cid, "die", 5.0)
+        events.wait(cid, "update", 1.0)  # the policy is changed after the kill: maybe later
         container.reload()
         state = container.attrs["State"]
         exited = None if state["Running"] else rfc3339_seconds(state["FinishedAt"])

@@ -8,6 +8,7 @@ import logging
 import os
 import select
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,6 +22,8 @@ from garrison.sensors.fanotify import (
     RawEvent,
 )
 from garrison.sensors.passwd import UserNames, check_root
+
+TICK_SECONDS = 0.25
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +89,16 @@ class RootTable:
 class ReaderThread:
     """A daemon thread feeding each batch read from ``group`` to ``handle``, until stop()."""
 
-    def __init__(self, name: str, group: FanotifyGroup, handle: Callable[[RawEvent], None]) -> None:
+    def __init__(
+        self,
+        name: str,
+        group: FanotifyGroup,
+        handle: Callable[[RawEvent], None],
+        tick: Callable[[], None] | None = None,
+    ) -> None:
         self.group = group
         self.handle = handle
+        self.tick = tick  # called about every TICK_SECONDS, events or not
         self._stopping = False
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -113,10 +123,17 @@ class ReaderThread:
         poller = select.poll()
         poller.register(self.group.fd, select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
+        timeout = None if self.tick is None else int(TICK_SECONDS * 1000)
+        next_tick = time.monotonic() + TICK_SECONDS
         while not self._stopping:
-            ready = {fd for fd, _ in poller.poll()}
+            ready = {fd for fd, _ in poller.poll(timeout)}
             if self._wake_r in ready:
                 return
+            if self.tick is not None and time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + TICK_SECONDS
+                self._tick()
+            if self.group.fd not in ready:
+                continue
             try:
                 batch = self.group.read()
             except SensorError:
@@ -127,6 +144,12 @@ class ReaderThread:
                 return
             for raw in batch:
                 self._handle_one(raw)
+
+    def _tick(self) -> None:
+        try:
+            self.tick()  # type: ignore[misc]
+        except Exception:
+            log.exception("%s: periodic work failed", self._thread.name)
 
     def _handle_one(self, raw: RawEvent) -> None:
         # The thread must outlive any fault: a dead reader with an open group would leave
@@ -141,10 +164,17 @@ class GroupThread:
     """A fanotify group and the thread reading it: what every fanotify sensor starts and
     stops. ``group`` is None while stopped."""
 
-    def __init__(self, name: str, flags: int, handle: Callable[[RawEvent], None]) -> None:
+    def __init__(
+        self,
+        name: str,
+        flags: int,
+        handle: Callable[[RawEvent], None],
+        tick: Callable[[], None] | None = None,
+    ) -> None:
         self.name = name
         self.flags = flags
         self.handle = handle
+        self.tick = tick
         self.group: FanotifyGroup | None = None
         self._reader: ReaderThread | None = None
 
@@ -154,7 +184,7 @@ class GroupThread:
             return
         self.group = FanotifyGroup(self.flags)
         mark_all()
-        self._reader = ReaderThread(self.name, self.group, self.handle)
+        self._reader = ReaderThread(self.name, self.group, self.handle, self.tick)
         self._reader.start()
 
     def stop(self) -> None:

@@ -4,6 +4,13 @@ A notification group (FAN_CLASS_NOTIF) with a filesystem mark for FAN_CLOSE_WRIT
 on each container's overlay: the writer never waits for Garrison. The event fd's link names
 the file as the container sees it. Repeats of one path by one process are coalesced.
 
+The kernel coalesces too: once a file's event is read, an ignore mark on its inode (one that
+survives writes) keeps its later writes from raising events until all such marks are flushed,
+every KERNEL_COALESCE_SECONDS. A file written in a loop (a log, a counter) so costs an event a
+second, not two per write. What that gives up: within that second, a second process writing
+the same file is not reported (its path was, with the first writer), and a content written
+by then is not checked for ELF at its close (an exec of it is still judged: see drift).
+
 ``kind`` is "create" for a file that is not part of the image (its upper-layer copy has no
 ``trusted.overlay.origin``: overlayfs sets that xattr when it copies an image file up before
 its first write — Documentation/filesystems/overlayfs.rst) and "write" for an image file
@@ -50,6 +57,8 @@ FileSink = Callable[[FileEvent], None]
 WRITE_MASK = fan.FAN_CLOSE_WRITE | fan.FAN_MODIFY
 ORIGIN_XATTR = "trusted.overlay.origin"
 DEFAULT_COALESCE_SECONDS = 30.0
+KERNEL_COALESCE_SECONDS = 1.0
+MAX_IGNORED = 16_384  # inode ignore marks set between flushes: more, and flush at once
 _MAX_RECENT = 8192
 
 
@@ -101,6 +110,7 @@ class FileSensor:
         judge: FileJudge | None = None,
         may_deny: MayDeny | None = None,
         write_prevention: str = "auto",
+        kernel_coalesce: float = KERNEL_COALESCE_SECONDS,
     ) -> None:
         self.sink = sink
         self.procfs = procfs or ProcFS()
@@ -125,10 +135,14 @@ class FileSensor:
             self._emit_dirent, self._writer, dirent_coalescer.is_new, self.counters
         )
         self._uppers: dict[str, str | None] = {}
+        self.kernel_coalesce = kernel_coalesce
+        self._ignored = 0  # ignore marks set since the last flush
+        self._first_ignored = 0.0
         self._io = GroupThread(
             "garrison-file-sensor",
             fan.FAN_CLASS_NOTIF | fan.FAN_NONBLOCK | fan.FAN_REPORT_TID | fan.FAN_UNLIMITED_MARKS,
             self._handle,
+            self._flush_ignores,
         )
         self._marks = FilesystemMarks(self._io, WRITE_MASK)
 
@@ -240,10 +254,39 @@ class FileSensor:
             self.counters.errors += 1
             log.exception("file event of pid %d", raw.pid)
             event = None
+        else:
+            self._ignore_for_now(raw.fd)
         finally:
             os.close(raw.fd)
         if event is not None:
             self._emit(event)
+
+    def _ignore_for_now(self, fd: int) -> None:
+        """No more write events of this file until the next flush (see the module's doc)."""
+        group = self._group
+        if group is None or self.kernel_coalesce <= 0:
+            return
+        if self._ignored >= MAX_IGNORED:
+            self._flush_ignores(force=True)
+        flags = fan.FAN_MARK_ADD | fan.FAN_MARK_IGNORED_MASK | fan.FAN_MARK_IGNORED_SURV_MODIFY
+        try:
+            group.mark(flags, WRITE_MASK, None, dirfd=fd)
+        except SensorError:  # the file's later writes are read and coalesced in Python
+            self._count("ignore_failed")
+            return
+        if self._ignored == 0:
+            self._first_ignored = time.monotonic()
+        self._ignored += 1
+        self._count("write_ignored")
+
+    def _flush_ignores(self, force: bool = False) -> None:
+        """Drop the ignore marks once the oldest is KERNEL_COALESCE_SECONDS old (the group
+        thread calls this every quarter second)."""
+        if self._ignored == 0 or self._group is None:
+            return
+        if force or time.monotonic() - self._first_ignored >= self.kernel_coalesce:
+            self._group.mark(fan.FAN_MARK_FLUSH, 0, None)
+            self._ignored = 0
 
     def _build(self, raw: fan.RawEvent) -> FileEvent | None:
         root = self._marks.roots.by_dev.get(os.fstat(raw.fd).st_dev)
