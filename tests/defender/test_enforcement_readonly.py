@@ -153,3 +153,21 @@ def test_a_read_only_container_is_not_audited_for_its_own_read_only_root(
     wait_audits(defender, "the audit of /etc/x", container=deb.id, effect="prevent")
     settle(defender)
     assert not [a for a in audits(defender, container=deb.id) if "/var/x" in a.msg]
+
+
+def test_the_mounts_of_a_defender_killed_outright_are_removed_by_the_next_one(
+    start_defender: Start, run_container, tmp_path
+) -> None:
+    first = start_defender(learning="1h", data_dir=tmp_path / "first")
+    put_rules(first, DENY_ETC)
+    deb = run_container(DEBIAN, ["sleep", "3600"], name="ro-leftover")
+    watched(first)
+    wait_for("/etc read-only", lambda: read_only(deb, "/etc"))
+    first.stop(signal.SIGKILL)  # no clean-up: the mount stays, and still refuses
+    assert read_only(deb, "/etc")
+
+    second = start_defender(learning="1h", data_dir=tmp_path / "second")  # no rules
+    watched(second)
+    wait_for("the leftover mount removed", lambda: not read_only(deb, "/etc"))
+    exec_ok(deb, ["sh", "-c", "echo x > /etc/x"])
+    assert read_only(deb, "/proc/sys")  # Docker's own read-only mount is left alone

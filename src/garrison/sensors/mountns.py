@@ -194,14 +194,23 @@ def reconcile(sys_: Syscalls, mounts: list[Mount], made: set[str], wanted: list[
     return report
 
 
+def state_folder() -> str:
+    return os.environ.get("GARRISON_MOUNTS_STATE", "/run/garrison/mounts")
+
+
+def state_name(pid: int) -> str:
+    """The state file of the mount namespace of ``pid`` (OSError when the pid is gone)."""
+    return f"{os.stat(f'/proc/{pid}/ns/mnt').st_ino}.json"
+
+
 class State:
     """The mount points made in one namespace, kept on the host: its folder is opened before
     entering the container's namespace, whose file system is then all that paths reach."""
 
     def __init__(self, pid: int) -> None:
-        folder = os.environ.get("GARRISON_MOUNTS_STATE", "/run/garrison/mounts")
+        folder = state_folder()
         os.makedirs(folder, mode=0o700, exist_ok=True)
-        self.name = f"{os.stat(f'/proc/{pid}/ns/mnt').st_ino}.json"
+        self.name = state_name(pid)
         self.path = os.path.join(os.path.abspath(folder), self.name)
         self.dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 

@@ -40,6 +40,7 @@ from garrison.errors import GarrisonError, SensorError
 from garrison.policy.matchers import ancestors
 from garrison.sensors.events import FileEvent, FileKind, RefusedWrite, SensorCounters
 from garrison.sensors.file_guard import FileJudge
+from garrison.sensors.mountns import state_folder, state_name
 from garrison.sensors.procfs import ProcFS
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,15 @@ def can_unmount(procfs: ProcFS, pid: int) -> bool:
         if line.startswith("CapBnd:"):
             return bool(int(line.split()[1], 16) >> CAP_SYS_ADMIN & 1)
     return True
+
+
+def leftover(pid: int) -> bool:
+    """Did a defender before this one make read-only mounts in this container? (It was killed
+    outright: one that stops removes them.)"""
+    try:
+        return os.path.exists(os.path.join(state_folder(), state_name(pid)))
+    except OSError:
+        return False
 
 
 def run_helper(pid: int, paths: frozenset[str]) -> dict[str, object]:
@@ -149,8 +159,8 @@ class WriteBarrier:
     def set(self, container_id: str, pid: int, paths: frozenset[str]) -> None:
         """Make exactly ``paths`` read-only in the container (none: remove Garrison's), soon;
         ``settled`` is called with the outcome, unless a newer request came meanwhile."""
-        if not paths and container_id not in self._generation:
-            return  # never asked for: nothing of ours to remove
+        if not paths and container_id not in self._generation and not leftover(pid):
+            return  # never asked for, nothing left by an earlier defender: nothing to remove
         with self._lock:
             generation = self._generation.get(container_id, 0) + 1
             self._generation[container_id] = generation
