@@ -74,6 +74,7 @@ def test_writes_under_denied_etc_fail_read_only_and_each_is_audited_as_prevented
         "rm /etc/debian_version",  # a delete: the guard could not refuse it
         "echo y > /tmp/y && mv /tmp/y /etc/y",  # a move in: copy then create
         "echo 127.0.0.2 evil >> /etc/hosts",  # Docker's own bind mount
+        "chown nobody /etc/issue",  # no write at all: attributes
     ):
         code, output = shell(deb, command)
         assert code != 0, (command, output)
@@ -83,7 +84,14 @@ def test_writes_under_denied_etc_fail_read_only_and_each_is_audited_as_prevented
     assert "evil" not in exec_ok(deb, ["cat", "/etc/hosts"])
     assert state(deb)["Running"]
 
-    wanted = ("/etc/x", "/etc/relative", "/etc/debian_version", "/etc/y", "/etc/hosts")
+    wanted = (
+        "/etc/x",
+        "/etc/relative",
+        "/etc/debian_version",
+        "/etc/y",
+        "/etc/hosts",
+        "/etc/issue",
+    )
     wait_for(
         "a prevent audit for each refused write",
         lambda: all(

@@ -61,7 +61,7 @@ class FileEvent:
     time: float
 
 
-RefusedOp = Literal["open", "create", "delete", "truncate"]
+RefusedOp = Literal["open", "create", "delete", "truncate", "attrs"]  # attrs: chmod, chown
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,7 +82,7 @@ enum { EVENT_EXEC = 1, EVENT_EXIT = 2, EVENT_TCP = 3, EVENT_REFUSED = 4 };
 enum { GARRISON_TCP_SYN_SENT = 2, GARRISON_TCP_LISTEN = 10, GARRISON_IPPROTO_TCP = 6 };
 enum { RECORD_ROOTFS = 1, REFUSALS = 2 };
 /* What a refused call tried (an EVENT_REFUSED record's `mode`). */
-enum { OP_OPEN = 1, OP_CREATE = 2, OP_DELETE = 3, OP_TRUNCATE = 4 };
+enum { OP_OPEN = 1, OP_CREATE = 2, OP_DELETE = 3, OP_TRUNCATE = 4, OP_ATTRS = 5 };
 enum { GARRISON_EROFS = 30, GARRISON_EXDEV = 18, GARRISON_AT_FDCWD = -100 };
 #define WRITE_INTENT (01 | 02 | 0100 | 01000) /* O_WRONLY O_RDWR O_CREAT O_TRUNC */
 #define FILENAME_SIZE 256
@@ -428,10 +428,16 @@ static __always_inline void caller_paths(struct event *e)
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct dentry *pwd = BPF_CORE_READ(task, fs, pwd.dentry);
 	struct dentry *root = BPF_CORE_READ(task, fs, root.dentry);
+	struct dentry *exe = BPF_CORE_READ(task, mm, exe_file, f_path.dentry);
+	struct super_block *sb = BPF_CORE_READ(root, d_sb);
 
+	/* A walk names a path within its file system: the container's only for its root's. */
 	__builtin_memset(e->args, 0, sizeof(e->args));
-	walk(e->args, BPF_CORE_READ(task, mm, exe_file, f_path.dentry));
-	if (BPF_CORE_READ(pwd, d_sb) == BPF_CORE_READ(root, d_sb))
+	if (BPF_CORE_READ(exe, d_sb) == sb)
+		walk(e->args, exe);
+	else
+		e->args[0] = '?';
+	if (BPF_CORE_READ(pwd, d_sb) == sb)
 		walk(e->args + DEPTH * NAME_SLOT, pwd);
 	else
 		e->args[DEPTH * NAME_SLOT] = '?';
@@ -519,3 +525,9 @@ CALL(unlink, -1, 0, OP_DELETE)
 CALL(unlinkat, 0, 1, OP_DELETE)
 CALL(rmdir, -1, 0, OP_DELETE)
 CALL(truncate, -1, 0, OP_TRUNCATE)
+CALL(chmod, -1, 0, OP_ATTRS)
+CALL(fchmodat, 0, 1, OP_ATTRS)
+CALL(fchmodat2, 0, 1, OP_ATTRS)
+CALL(chown, -1, 0, OP_ATTRS)
+CALL(lchown, -1, 0, OP_ATTRS)
+CALL(fchownat, 0, 1, OP_ATTRS)

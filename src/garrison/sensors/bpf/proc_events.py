@@ -52,13 +52,13 @@ AF_INET = 2
 COUNT_SENT, COUNT_LOST, COUNT_ON_ROOTFS = 0, 1, 2
 RECORD_ROOTFS, REFUSALS = 1, 2
 NAME_SLOT, DEPTH = 64, 8  # the caller's paths in a refused write's record
-OPS: dict[int, RefusedOp] = {1: "open", 2: "create", 3: "delete", 4: "truncate"}
+OPS: dict[int, RefusedOp] = {1: "open", 2: "create", 3: "delete", 4: "truncate", 5: "attrs"}
 # The calls a read-only mount refuses that the program follows (a pair of programs each,
 # garrison_in_NAME and garrison_out_NAME); one this kernel lacks is left out.
 REFUSAL_CALLS = (
     "open", "openat", "openat2", "creat", "mkdir", "mkdirat", "mknod", "mknodat", "symlink",
     "symlinkat", "link", "linkat", "rename", "renameat", "renameat2", "unlink", "unlinkat",
-    "rmdir", "truncate",
+    "rmdir", "truncate", "chmod", "fchmodat", "fchmodat2", "chown", "lchown", "fchownat",
 )  # fmt: skip
 # struct event of proc_events.bpf.c: a header and the file name asked for, then argv (the
 # record stops at its end: args_size bytes)
@@ -345,7 +345,7 @@ def parse_event(
 
 def _walked(raw: bytes) -> str | None:
     """A path the program walked up from a dentry: names leaf first, NAME_SLOT bytes each;
-    None when it is cut ("...") or not on the root's file system ("?")."""
+    None when it is cut ("...") or not on the root's file system ("?"): then /proc is read."""
     names = [raw[i : i + NAME_SLOT].split(b"\0", 1)[0] for i in range(0, len(raw), NAME_SLOT)]
     names = [n for n in names if n]
     if names[:1] == [b"?"] or b"..." in names or len(raw) < NAME_SLOT:
