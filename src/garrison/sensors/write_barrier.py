@@ -235,10 +235,12 @@ class WriteBarrier:
         failed = _dict(report.get("failed"))
         for path, why in failed.items():
             log.warning("files: %s of %s not made read-only: %s", path, cid[:12], why)
-        if self._current(request):
-            self._publish(cid, frozenset(done) | frozenset(done.values()))
-            if not done:
-                self._refusals(cid, False)
+        with self._lock:  # forget() publishes from another thread
+            current = self._current(request)
+            if current:
+                self._publish(cid, frozenset(done) | frozenset(done.values()))
+        if current and not done:
+            self._refusals(cid, False)
         self._count("mounts", len(_dict(report.get("mounted"))))
         return not failed and set(done) == set(request.paths)
 
