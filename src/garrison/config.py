@@ -37,6 +37,14 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
+# Where the process tree and off-rootfs execs come from: BPF tracepoints filtered in the
+# kernel, the proc connector, or the first of those that works (docs/defender.md).
+ProcessEventSource = Literal["auto", "bpf", "proc_connector"]
+# How file prevent rules refuse writes: read-only mounts where the rule is plain paths (and
+# BPF reports what they refuse), else open-permission events; or always the latter.
+WritePrevention = Literal["auto", "fanotify"]
+
+
 class Settings(BaseModel):
     """What ``garrison run`` needs. Field names are the config file's keys."""
 
@@ -51,12 +59,8 @@ class Settings(BaseModel):
     retention: float = 30 * 86400.0
     network_interval: float = 1.0
     status_interval: float = 2.0
-    # Where the process tree and off-rootfs execs come from: BPF tracepoints filtered in the
-    # kernel, the proc connector, or the first of those that works (docs/defender.md).
-    process_events: Literal["auto", "bpf", "proc_connector"] = "auto"
-    # How file prevent rules refuse writes: read-only mounts where the rule is plain paths
-    # (and BPF reports what they refuse), else open-permission events; or always the latter.
-    write_prevention: Literal["auto", "fanotify"] = "auto"
+    process_events: ProcessEventSource = "auto"
+    write_prevention: WritePrevention = "auto"
 
     @field_validator(
         "learning_period",

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from garrison.config import ProcessEventSource
 from garrison.defender.judge import Judge
 from garrison.defender.policies import Policies
-from garrison.defender.sensorset import ProcessEventSource, SensorSet
+from garrison.defender.sensorset import SensorSet
 from garrison.model.book import ModelBook
 from garrison.sensors.bpf.proc_events import BpfProcEvents
 from garrison.sensors.proc_connector import ProcConnector

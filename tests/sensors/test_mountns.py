@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from garrison.sensors.mountns import parse_mountinfo, stacked_on_itself, supported, top_mount
+from garrison.sensors.mountinfo import parse_mountinfo
+from garrison.sensors.mountns import stacked_on_itself, supported, top_mount
 
 DATA = Path(__file__).parent / "data"
 BEFORE = parse_mountinfo((DATA / "mountinfo_container.txt").read_text())
@@ -17,6 +18,8 @@ def test_the_mount_table_is_parsed_whole_with_mount_points_and_read_only_flags()
     root = top_mount(BEFORE, "/")
     assert root is not None
     assert not root.read_only
+    assert root.fstype == "overlay"
+    assert {m.fstype for m in BEFORE if m.point == "/proc"} == {"proc"}
     hosts = top_mount(BEFORE, "/etc/hosts")
     assert hosts is not None
     assert hosts.root.endswith("/hosts")

@@ -14,8 +14,9 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any, Literal
+from typing import Any
 
+from garrison.config import ProcessEventSource, WritePrevention
 from garrison.defender.judge import Judge
 from garrison.errors import GarrisonError, SensorError
 from garrison.runtime.base import ContainerInfo
@@ -30,8 +31,6 @@ from garrison.sensors.process_tracker import ProcessTracker
 log = logging.getLogger(__name__)
 
 Event = ProcessEvent | FileEvent | NetEvent
-ProcessEventSource = Literal["auto", "bpf", "proc_connector"]
-WritePrevention = Literal["auto", "fanotify"]
 
 
 class SensorSet:

@@ -108,9 +108,10 @@ class FilesystemPolicy:
             return None
         paths: set[str] = set()
         if self.denied and self.denied_effect == "prevent":
-            if not self.denied.plain_absolute():
+            plain = self.denied.plain_absolute()
+            if not plain:
                 return None
-            paths |= self.denied.plain_absolute()
+            paths |= plain
         if det.binary_dirs == "prevent":
             if self.allowed and not self.allowed.outside(BINARY_DIRS):
                 return None

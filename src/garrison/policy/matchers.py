@@ -86,11 +86,9 @@ class PathSet:
         if not plain:
             return not self.patterns
         dirs = frozenset(dirs)
-        return not any(
-            any(a in dirs for a in ancestors(p)) or any(a in plain for a in ancestors(d))
-            for p in plain
-            for d in dirs
-        )
+        below = any(a in dirs for p in plain for a in ancestors(p))  # a pattern inside a dir
+        above = any(a in plain for d in dirs for a in ancestors(d))  # a dir inside a pattern
+        return not (below or above)
 
 
 def _strip_slash(path: str) -> str:

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 
 from garrison.errors import ProcessGone, SensorError
+from garrison.sensors.mountinfo import parse_mountinfo
 from garrison.sensors.procfs import ProcFS
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -48,19 +49,13 @@ def container_cgroup2_id(container_id: str, mountinfo: str = "/proc/self/mountin
 
 
 def cgroup2_mounts(mountinfo: str = "/proc/self/mountinfo") -> list[str]:
-    """Mount points of cgroup2 file systems (proc(5): the fstype follows the " - ")."""
+    """Mount points of cgroup2 file systems."""
     try:
         with open(mountinfo, encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
+            text = f.read()
     except OSError:
         return []
-    mounts = []
-    for line in lines:
-        head, _, tail = line.partition(" - ")
-        fields = head.split()
-        if tail.split()[:1] == ["cgroup2"] and len(fields) > 4:
-            mounts.append(fields[4].replace("\\040", " "))
-    return mounts
+    return [m.point for m in parse_mountinfo(text) if m.fstype == "cgroup2"]
 
 
 def container_pids(container_id: str, cgroup_root: str = CGROUP_ROOT) -> list[int]:

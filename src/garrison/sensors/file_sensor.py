@@ -217,9 +217,6 @@ class FileSensor:
         else:
             log.warning("files: %s stays guarded by open permissions", container_id[:12])
 
-    def read_only(self, container_id: str) -> frozenset[str]:
-        return self.barrier.read_only(container_id) if self.barrier is not None else frozenset()
-
     def forget_ignores(self) -> None:
         if self._guard is not None:
             self._guard.forget_ignores()

@@ -28,6 +28,8 @@ import os
 import sys
 from dataclasses import asdict, dataclass, field
 
+from garrison.sensors.mountinfo import Mount, parse_mountinfo
+
 # x86_64 and the generic table agree on these numbers (include/uapi/asm-generic/unistd.h).
 SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_MOUNT_SETATTR = 428, 429, 442
 OPEN_TREE_CLONE, OPEN_TREE_CLOEXEC, AT_RECURSIVE = 1, 0o2000000, 0x8000
@@ -46,39 +48,6 @@ class MountAttr(ctypes.Structure):
         ("propagation", ctypes.c_uint64),
         ("userns_fd", ctypes.c_uint64),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Mount:
-    """One line of /proc/self/mountinfo (proc(5))."""
-
-    id: int
-    parent: int
-    dev: str
-    root: str
-    point: str
-    read_only: bool
-
-
-def parse_mountinfo(text: str) -> list[Mount]:
-    mounts = []
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) < 6:
-            continue
-        options = fields[5].split(",")
-        root, point = _unescape(fields[3]), _unescape(fields[4])
-        mounts.append(
-            Mount(int(fields[0]), int(fields[1]), fields[2], root, point, "ro" in options)
-        )
-    return mounts
-
-
-def _unescape(field: str) -> str:
-    """mountinfo writes space, tab, newline and backslash as octal escapes (\\040 …)."""
-    if "\\" not in field:
-        return field
-    return field.encode().decode("unicode_escape").encode("latin-1").decode(errors="replace")
 
 
 def top_mount(mounts: list[Mount], point: str) -> Mount | None:

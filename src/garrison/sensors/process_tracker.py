@@ -187,8 +187,9 @@ class ProcessTracker:
     def _on_offroot_record(
         self, node: TrackedProcess, event: ExecEvent, record: ExecRecord
     ) -> None:
-        recorded = self._recorded_event(node.container_id, event, record)
-        node.exe = self._exe(event.tgid) or recorded.path  # the file itself, for its children
+        exe = self._exe(event.tgid)  # the file itself, for its children
+        recorded = self._recorded_event(node.container_id, event, record, exe)
+        node.exe = exe or recorded.path
         self._parents.put(event.tgid, node.container_id, node.exe)
         if self.on_exec is not None:
             self.on_exec(node)
@@ -212,12 +213,13 @@ class ProcessTracker:
         self._report(recorded)
 
     def _recorded_event(
-        self, container_id: str, event: ExecEvent, record: ExecRecord
+        self, container_id: str, event: ExecEvent, record: ExecRecord, exe: str | None = None
     ) -> ProcessEvent:
+        """``exe``: the file executed, when the caller read it already."""
         pid = event.tgid
         path = record.filename
         if not path.startswith("/"):  # relative to a cwd or a dirfd gone by now
-            path = self._exe(pid) or path
+            path = (self._exe(pid) if exe is None else exe) or path
         return ProcessEvent(
             container_id=container_id,
             pid=pid,

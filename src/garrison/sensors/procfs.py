@@ -210,6 +210,14 @@ class ProcFS:
     def status(self, pid: int) -> ProcStatus:
         return parse_status(self.read(pid, "status"))
 
+    def capabilities_bounding(self, pid: int) -> int | None:
+        """``CapBnd`` of ``/proc/PID/status`` (capabilities(7)): what the process and its
+        children can ever hold; None when the kernel does not say."""
+        try:
+            return int(_status_field(self.read(pid, "status"), b"\nCapBnd:"), 16)
+        except ValueError:
+            return None
+
     def ppid(self, pid: int) -> int:
         return parse_stat_ppid(self.read(pid, "stat"))
 

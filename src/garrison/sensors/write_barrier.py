@@ -73,10 +73,8 @@ class MountError(SensorError):
 def can_unmount(procfs: ProcFS, pid: int) -> bool:
     """Does the container's first process hold CAP_SYS_ADMIN in its bounding set? Then its
     processes may unmount what Garrison mounts (privileged, or ``--cap-add SYS_ADMIN``)."""
-    for line in procfs.read(pid, "status").decode().splitlines():
-        if line.startswith("CapBnd:"):
-            return bool(int(line.split()[1], 16) >> CAP_SYS_ADMIN & 1)
-    return True
+    bounding = procfs.capabilities_bounding(pid)
+    return bounding is None or bool(bounding >> CAP_SYS_ADMIN & 1)
 
 
 def leftover(pid: int) -> bool:
