@@ -19,6 +19,7 @@ import pytest
 
 from garrison.devengine import EngineConfig, PrivateEngine, ensure_all, ensure_packages
 from garrison.devengine.images import cache_dir_from_env
+from garrison.runtime import DockerRuntime
 
 TEST_ENGINE_DIR = Path("/var/tmp/garrison-test-engine")
 
@@ -52,6 +53,16 @@ def docker_client(engine: PrivateEngine) -> Iterator[docker.DockerClient]:
 def test_images(docker_client: docker.DockerClient) -> dict[str, str]:
     """Every test image on the session engine, name → image id (built once, then cached)."""
     return ensure_all(docker_client, cache_dir_from_env())
+
+
+@pytest.fixture
+def docker_runtime(engine: PrivateEngine, test_images: dict[str, str]) -> Iterator[DockerRuntime]:
+    """Garrison's own runtime client on the session's engine."""
+    runtime = DockerRuntime(engine.base_url)
+    try:
+        yield runtime
+    finally:
+        runtime.close()
 
 
 @pytest.fixture

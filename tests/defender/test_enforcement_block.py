@@ -88,8 +88,8 @@ def test_blocked_container_keeps_stopped_across_dockerd_restart_until_unblocked(
     deb = block_after_learning(
         defender, run_container, "enf-block-docker", restart_policy={"Name": "always"}
     )
+    record = blocked_record(defender, deb)  # stored after the restart policy was changed
     assert restart_policy(deb) == "unless-stopped"
-    record = blocked_record(defender, deb)
     assert record["containerName"] == "enf-block-docker"
     assert record["restartPolicy"] == {"name": "always", "maximumRetryCount": 0}
     audit = record["audit"]

@@ -135,7 +135,7 @@ def test_deny_rule_applied_while_the_container_runs_refuses_its_next_exec(
     started, pid = state(deb)["StartedAt"], defender.proc.pid
 
     store_rules(defender, DENY_NC)
-    wait_for("nc to be refused under the new rule", lambda: refused(deb, "/usr/bin/nc -h"), 10)
+    wait_for("nc to be refused under the new rule", lambda: refused(deb, "/usr/bin/nc -h"), 30)
     assert state(deb)["StartedAt"] == started
     assert defender.proc.pid == pid
     assert defender.proc.poll() is None
@@ -158,4 +158,4 @@ def test_deny_rule_reaches_an_exec_the_kernel_was_told_to_skip(
     assert defender.status()["events"]["verdicts"] == verdicts, "the premise: an ignore mark"
 
     store_rules(defender, NC_DENIED)
-    wait_for("nc.openbsd to be refused under the new rule", lambda: refused(deb, NC_OPENBSD), 10)
+    wait_for("nc.openbsd to be refused under the new rule", lambda: refused(deb, NC_OPENBSD), 30)

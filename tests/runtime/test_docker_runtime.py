@@ -12,6 +12,7 @@ import pytest
 
 from garrison.errors import ContainerGone, RuntimeUnavailable
 from garrison.runtime import DockerRuntime, RestartPolicy, RuntimeEvent, RuntimeRefused
+from tests.support import wait_for
 
 pytestmark = pytest.mark.engine
 BUSYBOX = "garrison-test/busybox:latest"
@@ -56,9 +57,8 @@ def test_list_running_has_running_containers_only(docker_runtime, run_container)
     running = sleeper(run_container)
     exited = run_container(BUSYBOX, ["true"])
     exited.wait()
-    ids = {info.id for info in docker_runtime.list_running()}
-    assert running.id in ids
-    assert exited.id not in ids
+    wait_for("the exited one gone", lambda: exited.id not in running_ids(docker_runtime))
+    assert running.id in running_ids(docker_runtime)
 
 
 def test_kubernetes_labels_report_kubernetes(docker_runtime, run_container):
@@ -114,7 +114,8 @@ def test_events_stream_sees_a_start_and_ends_quietly_on_close(docker_runtime, ru
 
     def read() -> None:
         try:
-            seen.extend(stream)
+            for event in stream:
+                seen.append(event)
         except BaseException as exc:  # reported below: a reader must end without error
             errors.append(exc)
 
@@ -125,11 +126,21 @@ def test_events_stream_sees_a_start_and_ends_quietly_on_close(docker_runtime, ru
         container.exec_run(["/bin/true"])
         container.kill()
         container.wait()
+        # dockerd wakes waiters before it logs "die": wait for the event itself.
+        assert wait_for("the die event", lambda: "die" in actions_of(seen, container.id))
     finally:
         stream.close()
         reader.join(timeout=60)
     assert not reader.is_alive()
     assert errors == []
-    mine = [e.action for e in seen if e.container_id == container.id]
+    mine = actions_of(seen, container.id)
     assert mine[:2] == ["create", "start"]
     assert {"exec_create", "exec_start", "kill", "die"} <= set(mine)
+
+
+def actions_of(events: list[RuntimeEvent], container_id: str) -> list[str]:
+    return [e.action for e in list(events) if e.container_id == container_id]
+
+
+def running_ids(runtime: DockerRuntime) -> set[str]:
+    return {info.id for info in runtime.list_running()}

@@ -17,7 +17,7 @@ from garrison.runtime.base import ContainerInfo
 from garrison.sensors.events import ProcessEvent, Verdict
 from garrison.sensors.exec_sensor import ExecSensor, is_loader
 from garrison.sensors.procfs import NotAsleep, ProcFS, Syscall
-from tests.support import became_true, rootfs_info
+from tests.support import WAIT, became_true, rootfs_info
 
 pytestmark = pytest.mark.engine
 
@@ -27,7 +27,7 @@ Judge = Callable[[ProcessEvent], Verdict]
 
 
 def wait_for(predicate: Callable[[], bool]) -> bool:
-    return became_true(predicate, 10.0)
+    return became_true(predicate, WAIT)
 
 
 class Recorder:

@@ -13,7 +13,7 @@ from garrison.runtime.base import ContainerInfo
 from garrison.sensors.cgroup import container_pids
 from garrison.sensors.events import NetEvent
 from garrison.sensors.network import NetworkSensor
-from tests.support import became_true
+from tests.support import WAIT, became_true
 
 pytestmark = pytest.mark.engine
 
@@ -44,7 +44,7 @@ def info(container: Any) -> ContainerInfo:
 
 
 def wait_for(predicate: Callable[[], bool]) -> bool:
-    return became_true(predicate, 15.0, step=0.05)
+    return became_true(predicate, WAIT, step=0.05)
 
 
 def python_container(run_container: Callable[..., Any], script: str) -> Any:

@@ -19,7 +19,7 @@ from garrison.sensors.cgroup import container_of_pid, container_pids
 from garrison.sensors.events import ProcessEvent
 from garrison.sensors.proc_connector import ProcConnector
 from garrison.sensors.process_tracker import ProcessExit, ProcessTracker, TrackedProcess
-from tests.support import became_true
+from tests.support import WAIT, became_true
 
 pytestmark = pytest.mark.engine
 
@@ -49,7 +49,7 @@ def tracked() -> Iterator[tuple[ProcessTracker, ProcConnector, Recorder]]:
 
 
 def wait_for(predicate: Callable[[], bool]) -> bool:
-    return became_true(predicate, 15.0)
+    return became_true(predicate, WAIT)
 
 
 def gated(run_container: Callable[..., Any], script: str, **kwargs: Any) -> tuple[Any, int]:
@@ -58,7 +58,10 @@ def gated(run_container: Callable[..., Any], script: str, **kwargs: Any) -> tupl
     container = run_container(DEBIAN, ["sh", "-c", command], **kwargs)
     container.reload()
     pid = container.attrs["State"]["Pid"]
-    assert wait_for(lambda: os.path.exists(f"/proc/{pid}/root/tmp/go"))
+    # The fifo is there, and mkfifo gone: the shell waits alone.
+    assert wait_for(
+        lambda: os.path.exists(f"/proc/{pid}/root/tmp/go") and container_pids(container.id) == [pid]
+    )
     return container, pid
 
 
@@ -118,7 +121,7 @@ def test_a_binary_on_a_bind_mount_is_named_as_the_container_sees_it(
     tmp_path.chmod(0o755)  # the container's user "nobody" must reach the tool
     container, pid = gated(
         run_container,
-        "/opt/tools/tool 0.1",
+        "/opt/tools/tool 2",  # alive while the connector reads /proc for it
         volumes={str(tmp_path): {"bind": "/opt/tools", "mode": "ro"}},
         user="nobody",
     )
@@ -126,7 +129,7 @@ def test_a_binary_on_a_bind_mount_is_named_as_the_container_sees_it(
     release(pid)
     assert wait_for(lambda: any(e.path == "/opt/tools/tool" for e in list(rec.events)))
     (event,) = [e for e in rec.events if e.path == "/opt/tools/tool"]
-    assert event.argv == ("/opt/tools/tool", "0.1")
+    assert event.argv == ("/opt/tools/tool", "2")
     assert (event.uid, event.user) == (65534, "nobody")  # from the container's /etc/passwd
     assert event.container_id == container.id
 

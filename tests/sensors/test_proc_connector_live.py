@@ -14,11 +14,11 @@ from garrison.sensors.proc_connector import (
     ProcConnector,
     ProcEvent,
 )
-from tests.support import became_true
+from tests.support import WAIT, became_true
 
 
 def wait_for(predicate: Callable[[], bool]) -> bool:
-    return became_true(predicate, 10.0)
+    return became_true(predicate, WAIT)
 
 
 def test_fork_exec_and_exit_of_a_child_are_seen_with_its_exit_code():

@@ -13,6 +13,7 @@ from garrison.sensors.bpf.proc_events import _EVENT, DEPTH, EVENT_REFUSED, NAME_
 from garrison.sensors.events import FileEvent, RefusedWrite, SensorCounters, Verdict
 from garrison.sensors.procfs import ProcFS
 from garrison.sensors.write_barrier import AT_FDCWD, O_CREAT, WriteBarrier
+from tests.support import WAIT
 
 PID = os.getpid()
 
@@ -59,7 +60,7 @@ def refused(path: str, **kw: object) -> RefusedWrite:
 def test_mounted_paths_release_the_guard_and_refusals_under_them_are_judged() -> None:
     wb, rec = barrier({"mounted": {"/etc": "/etc"}, "kept": {}, "removed": [], "failed": {}})
     wb.set("c1", PID, frozenset({"/etc"}))
-    assert rec.done.wait(5)
+    assert rec.done.wait(WAIT)
     wb.stop()
     assert rec.calls == [(PID, frozenset({"/etc"}))]
     assert rec.settled == [("c1", True)]
@@ -77,6 +78,22 @@ def test_mounted_paths_release_the_guard_and_refusals_under_them_are_judged() ->
     assert wb.counters.extra["refused_elsewhere"] == 1
 
 
+def test_a_write_refused_before_the_helper_has_reported_is_judged() -> None:
+    """The mount refuses as soon as it is made, before the helper has exited and said so."""
+    wb, rec = barrier({"mounted": {"/etc": "/etc"}})
+    mounted = rec.helper
+
+    def helper(pid: int, paths: frozenset[str]) -> dict[str, object]:
+        wb.on_refused(refused("/etc/early"))  # between the mount and the report
+        return mounted(pid, paths)
+
+    wb.helper = helper
+    wb.set("c1", PID, frozenset({"/etc"}))
+    assert rec.done.wait(WAIT)
+    wb.stop()
+    assert [e.path for e in rec.judged] == ["/etc/early"]
+
+
 def test_a_relative_path_without_the_kernels_cwd_is_joined_to_the_callers_proc_cwd() -> None:
     wb, rec = barrier({"mounted": {"/": "/"}})
     wb._publish("c1", frozenset({os.getcwd()}))
@@ -91,7 +108,7 @@ def test_a_path_that_failed_keeps_the_guard() -> None:
     report = {"mounted": {"/etc": "/etc"}, "failed": {"/srv": "No such file or directory"}}
     wb, rec = barrier(report)
     wb.set("c1", PID, frozenset({"/etc", "/srv"}))
-    assert rec.done.wait(5)
+    assert rec.done.wait(WAIT)
     wb.stop()
     assert rec.settled == [("c1", False)]
     assert wb.read_only("c1") == frozenset({"/etc"})  # what did mount still refuses
@@ -123,7 +140,7 @@ def test_a_refused_write_record_is_parsed_with_the_callers_paths() -> None:
 def test_paths_in_place_are_known_until_a_new_request_or_the_container_goes() -> None:
     wb, rec = barrier({"mounted": {"/etc": "/etc"}})
     wb.set("c1", PID, frozenset({"/etc"}))
-    assert rec.done.wait(5)
+    assert rec.done.wait(WAIT)
     assert wb.in_place("c1") == frozenset({"/etc"})
     wb.set("c1", PID, frozenset({"/etc", "/srv"}))  # the helper reports /srv missing
     assert wb.in_place("c1") is None

@@ -89,7 +89,10 @@ class Enforcer:
                     stored.id, time.time(),
                 )  # fmt: skip
                 await asyncio.to_thread(self.link.add_blocked, record)
-                self.blocked.add(container.id)
+                if container.id in self._removed:  # removed while the record was written
+                    await asyncio.to_thread(self.link.remove_blocked, container.id)
+                else:
+                    self.blocked.add(container.id)
             self.blocks += 1
         finally:
             self._busy.discard(container.id)

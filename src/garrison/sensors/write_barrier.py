@@ -221,6 +221,9 @@ class WriteBarrier:
         cid = request.container_id
         if request.paths and not self._refusals(cid, True):
             return False  # a refusal nobody would audit: the guard stays instead
+        with self._lock:  # a write refused as soon as a mount is made is audited
+            if self._current(request):
+                self._publish(cid, self._applied.get(cid, frozenset()) | request.paths)
         try:
             report = self.helper(request.pid, request.paths)
         except MountError as exc:

@@ -25,7 +25,7 @@ class BlockedContainer:
     container_id: str
     name: str
     image: str
-    restart_policy: RestartPolicy  # the policy it had before Garrison set "no"
+    restart_policy: RestartPolicy  # the policy it had before Garrison changed it
     audit_id: int | None
     time: float
 

@@ -1,0 +1,64 @@
+"""The enforcer against the real engine, with the interleavings an event loop allows forced:
+a container removed while its block is being recorded leaves no record behind."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from garrison.audit.record import Audit
+from garrison.console.inprocess import InProcessLink
+from garrison.defender.enforce import Enforcer
+from garrison.runtime import DockerRuntime
+from garrison.store import BlockedContainer, MemoryStore
+
+pytestmark = pytest.mark.engine
+BUSYBOX = "garrison-test/busybox:latest"
+
+
+class RemovedWhileWriting(InProcessLink):
+    """The container's ``destroy`` event is handled while its record is being written."""
+
+    enforcer: Enforcer
+
+    def add_blocked(self, record: BlockedContainer) -> None:
+        super().add_blocked(record)
+        self.enforcer.forget(record.container_id)
+
+
+def block_audit(container_id: str) -> Audit:
+    return Audit(time.time(), "host", "processes", "unexpectedProcess", "block", "nc ran",
+                 containerId=container_id)  # fmt: skip
+
+
+def test_a_container_removed_while_its_block_is_recorded_leaves_no_record(
+    docker_runtime: DockerRuntime, run_container
+) -> None:
+    container = run_container(BUSYBOX, ["sleep", "600"], restart_policy={"Name": "always"})
+    link = RemovedWhileWriting(MemoryStore())
+    enforcer = Enforcer(docker_runtime, link)
+    link.enforcer = enforcer
+    try:
+        asyncio.run(enforcer.block(docker_runtime.inspect(container.id), block_audit(container.id)))
+    finally:
+        link.close()
+    assert link.list_blocked() == []
+    assert container.id not in enforcer.blocked
+    assert enforcer.blocks == 1
+    container.reload()
+    assert container.status == "exited"
+
+
+def test_a_blocked_container_has_its_record(docker_runtime: DockerRuntime, run_container) -> None:
+    container = run_container(BUSYBOX, ["sleep", "600"], restart_policy={"Name": "always"})
+    link = InProcessLink(MemoryStore())
+    enforcer = Enforcer(docker_runtime, link)
+    try:
+        asyncio.run(enforcer.block(docker_runtime.inspect(container.id), block_audit(container.id)))
+        (record,) = link.list_blocked()
+    finally:
+        link.close()
+    assert (record.container_id, record.restart_policy.name) == (container.id, "always")
+    assert container.id in enforcer.blocked
