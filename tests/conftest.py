@@ -7,7 +7,7 @@ to reuse a running engine there and leave it up after the session.
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,12 +16,18 @@ import docker
 import docker.errors
 import docker.models.containers
 import pytest
+from hypothesis import settings
 
 from garrison.devengine import EngineConfig, PrivateEngine, ensure_all, ensure_packages
 from garrison.devengine.images import cache_dir_from_env
 from garrison.runtime import DockerRuntime
 
 TEST_ENGINE_DIR = Path("/var/tmp/garrison-test-engine")
+
+# Property tests have no deadline: a loaded machine stalls now and then, and time is the
+# benchmarks' to measure.
+settings.register_profile("garrison", deadline=None)
+settings.load_profile("garrison")
 
 Container = docker.models.containers.Container
 RunContainer = Callable[..., Container]
@@ -32,6 +38,9 @@ def engine() -> Iterator[PrivateEngine]:
     """The session's private engine: started (or reused), stopped by pid at the end."""
     ensure_packages()
     config = EngineConfig.from_env(default_dir=TEST_ENGINE_DIR)
+    # Two tests restart the engine: their containers (sleep ignores SIGTERM) are killed after
+    # 2 s instead of dockerd's 15.
+    config = dataclasses.replace(config, extra_args=("--shutdown-timeout=2",))
     eng = PrivateEngine(config).start()
     try:
         yield eng
@@ -80,6 +89,18 @@ def run_container(
     try:
         yield run
     finally:
-        for container in started:
-            with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True)
+        remove_all(started)
+
+
+def remove_all(containers: list[Container]) -> None:
+    """Remove each container, even when removing another failed; then report the failures."""
+    failures: list[str] = []
+    for container in containers:
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # "removal already in progress": it goes anyway
+                failures.append(f"{container.name}: {exc}")
+    assert not failures, failures

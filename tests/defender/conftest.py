@@ -44,7 +44,11 @@ class DefenderProcess:
         env = {**os.environ, "GARRISON_LOG_LEVEL": "INFO", "GARRISON_STATUS_INTERVAL": "0.2"}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-        wait_for("the defender's first status", self._reported_since_start)
+        try:
+            wait_for("the defender's first status", self._reported_since_start)
+        except BaseException:
+            self.stop(signal.SIGKILL)  # never left running after a failed start
+            raise
         return self
 
     def _reported_since_start(self) -> bool:

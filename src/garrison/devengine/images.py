@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,11 +24,14 @@ import docker.errors
 
 from garrison.errors import ImageBuildError
 
+log = logging.getLogger(__name__)
+
 KEY_LABEL = "garrison.content-key"
 RECIPE_VERSION = "2"
 BUSYBOX_BINARY = Path("/usr/bin/busybox")
 ENV_CACHE = "GARRISON_IMAGE_CACHE"
 DEFAULT_CACHE = Path("/var/tmp/garrison-image-cache")
+BUILD_RETRIES = (10.0, 60.0)  # pauses before building a Debian root file system again
 
 
 def cache_dir_from_env() -> Path:
@@ -156,7 +161,15 @@ def _debian_rootfs(recipe: Recipe, out: Path) -> None:
         recipe.suite,
         str(out),
     ]
-    _run(argv, f"mmdebstrap {recipe.name}")
+    for pause in (*BUILD_RETRIES, None):
+        try:
+            _run(argv, f"mmdebstrap {recipe.name}")
+            return
+        except ImageBuildError as exc:  # e.g. a mirror in the middle of a sync
+            if pause is None:
+                raise
+            log.warning("%s; trying again in %.0f s", exc, pause)
+            time.sleep(pause)
 
 
 def _run(argv: list[str], what: str) -> str:
