@@ -33,21 +33,38 @@ def test_fork_exec_and_exit_of_a_child_are_seen_with_its_exit_code():
 
 
 def test_a_full_socket_buffer_is_counted_as_drops():
-    release = threading.Event()
+    """A gap is seen from a CPU's last event before the loss to its next one after: every CPU
+    has an event read before the reader stalls, and another after it reads again."""
+    stalling, release = threading.Event(), threading.Event()
+    cpus_seen: set[int] = set()
 
     def stall(event: ProcEvent) -> None:
-        release.wait(30)  # the reader stops reading: the kernel queue fills up
+        cpus_seen.add(event.cpu)
+        if stalling.is_set():
+            release.wait(30)  # the reader stops reading: the kernel queue fills up
+
+    def event_on_every_cpu() -> None:
+        for cpu in sorted(os.sched_getaffinity(0)):
+            subprocess.run(["taskset", "-c", str(cpu), "/bin/true"], check=True)
+
+    def every_cpu_seen() -> bool:
+        event_on_every_cpu()
+        return cpus_seen >= os.sched_getaffinity(0)
 
     connector = ProcConnector(stall, rcvbuf=4096)
     with connector:
+        assert became_true(every_cpu_seen, WAIT, step=0.2)
+        stalling.set()
         for _ in range(100):
             subprocess.run(["/bin/true"], check=True)
         release.set()
-        # Sequence numbers are per CPU: an event on every CPU after the loss shows each gap.
-        for cpu in sorted(os.sched_getaffinity(0)):
-            subprocess.run(["taskset", "-c", str(cpu), "/bin/true"], check=True)
+
+        def counted() -> bool:
+            event_on_every_cpu()  # again until read: the reader may still be draining
+            return connector.counters.drops >= 100
+
         # 300 events made, a handful fit in 4 KiB: the sequence gaps count the rest.
-        assert wait_for(lambda: connector.counters.drops >= 100)
+        assert became_true(counted, WAIT, step=0.2)
     assert connector.counters.extra["overruns"] >= 1
 
 
