@@ -43,12 +43,15 @@ def put_rules(defender: DefenderProcess, text: str) -> RuleSet:
     return rules
 
 
-def watched(defender: DefenderProcess, count: int = 1) -> None:
-    """Wait until the defender follows ``count`` running containers."""
-    wait_for(
-        f"the defender to follow {count} container(s)",
-        lambda: defender.status().get("containers", 0) >= count,
-    )
+def watched(defender: DefenderProcess, container: Container) -> Container:
+    """Wait until the defender watches ``container`` (its sensors are in place)."""
+    wait_for(f"{container.name} to be watched", lambda: container.id in watching(defender))
+    return container
+
+
+def watching(defender: DefenderProcess) -> list[str]:
+    found: list[str] = defender.status().get("watching", [])
+    return found
 
 
 def audits(defender: DefenderProcess, **query: Any) -> list[Audit]:

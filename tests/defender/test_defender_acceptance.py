@@ -233,10 +233,14 @@ def test_dockerd_restart_is_survived(start_defender: Start, engine, run_containe
     wait_for(
         "the tracker to reconnect", lambda: defender.status()["tracker"]["reconnects"] > before
     )
-    wait_for("the container to be watched again", lambda: defender.status()["containers"] >= 1)
     box.reload()
-    box.exec_run(["/bin/sh", "-c", "/bin/nc -h; true"])
-    wait_audit(defender, "an audit after the dockerd restart", container="survivor")
+
+    def audited_again() -> list[Audit]:
+        """nc once more each time: the restarted container may not be watched yet."""
+        box.exec_run(["/bin/sh", "-c", "/bin/nc -h; true"])
+        return audits(defender, container="survivor")
+
+    wait_for("an audit after the dockerd restart", audited_again)
 
 
 def test_sigkill_of_the_defender_never_hangs_an_exec_loop(

@@ -62,7 +62,7 @@ def block_after_learning(
     """A Debian container learned, then made to run nc, which its model does not know."""
     put_rules(defender, BLOCK_UNKNOWN)
     deb = run_container(DEBIAN, ["sleep", "3600"], name=name, **kwargs)
-    watched(defender)
+    watched(defender, deb)
     active_model(defender, DEBIAN)
     deb.exec_run(["/usr/bin/nc", "-h"])
     wait_stopped(deb, "blocked for running nc")

@@ -19,6 +19,7 @@ from tests.defender.enforcement_support import (
     wait_audits,
     wait_stopped,
     watched,
+    watching,
 )
 from tests.support import wait_for
 
@@ -121,9 +122,9 @@ LINGER = (0, 0, 0.02)
 def one_shot_violation(defender: DefenderProcess, run_container, name: str, linger: float):
     script = ONE_SHOT.format(linger=linger)
     victim = run_container(DEBIAN, ["sh", "-c", script], name=name, auto_remove=True)
-    watched(defender)
+    watched(defender, victim)
     victim.exec_run(["touch", "/tmp/go"])
-    wait_for(f"{name} to be gone", lambda: defender.status()["containers"] == 0)
+    wait_for(f"{name} to be gone", lambda: victim.id not in watching(defender))
     return victim
 
 
@@ -140,7 +141,7 @@ def test_container_removed_between_verdict_and_block_crashes_nothing(
     assert defender.proc.poll() is None, "the defender exited"
 
     later = run_container(DEBIAN, ["sleep", "3600"], name="enf-gone-later")
-    watched(defender)
+    watched(defender, later)
     code, output = later.exec_run(["sh", "-c", "/usr/bin/nc -h"])
     assert code == 126, output
     assert EPERM in output.decode()
@@ -158,7 +159,7 @@ def test_removed_containers_leave_no_blocked_record_nor_failure(
     defender = start_defender(learning="1h")
     put_rules(defender, BLOCK_NC)
     kept = run_container(DEBIAN, ["sleep", "3600"], name="enf-gone-by-hand")
-    watched(defender)
+    watched(defender, kept)
     kept.exec_run(["/usr/bin/nc", "-h"])
     wait_for("the blocked record", lambda: kept.id in blocked_ids(defender))
     kept.remove(force=True)  # the user removes the blocked container

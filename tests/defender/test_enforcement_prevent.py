@@ -77,7 +77,7 @@ def test_denied_nc_fails_with_eperm_the_container_runs_on_and_one_prevent_audit(
     defender = start_defender(learning="1h")
     put_rules(defender, DENY_NC)
     deb = run_container(DEBIAN, ["sleep", "3600"], name="enf-prevent-exec")
-    watched(defender)
+    watched(defender, deb)
 
     code, output = deb.exec_run(["sh", "-c", "/usr/bin/nc -h"])
     assert code == 126, output
@@ -106,7 +106,7 @@ def test_write_under_denied_etc_fails_with_eperm_while_tmp_is_writable(
     defender = start_defender(learning="1h", args=["--write-prevention", "fanotify"])
     put_rules(defender, DENY_ETC)
     deb = run_container(DEBIAN, ["sleep", "3600"], name="enf-prevent-write")
-    watched(defender)
+    watched(defender, deb)
 
     code, output = deb.exec_run(["sh", "-c", "echo x > /etc/x"])
     assert code != 0, output
@@ -130,7 +130,7 @@ def test_deny_rule_applied_while_the_container_runs_refuses_its_next_exec(
 ) -> None:
     defender = start_defender(learning="1h")
     deb = run_container(DEBIAN, ["sleep", "3600"], name="enf-hot-rule")
-    watched(defender)
+    watched(defender, deb)
     assert not refused(deb, "/usr/bin/nc -h 2>&1; true")
     started, pid = state(deb)["StartedAt"], defender.proc.pid
 
@@ -147,7 +147,7 @@ def test_deny_rule_reaches_an_exec_the_kernel_was_told_to_skip(
     defender = start_defender(learning="3s")
     put_rules(defender, NC_KNOWN)
     deb = run_container(DEBIAN, ["sleep", "3600"], name="enf-hot-ignored")
-    watched(defender)
+    watched(defender, deb)
     exec_ok(deb, ["sh", "-c", f"{NC_OPENBSD} -h 2>/dev/null; true"])
     active_model(defender, DEBIAN)
     deb.exec_run([NC_OPENBSD, "-h"])  # judged once more while active, then skipped

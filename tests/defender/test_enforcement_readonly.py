@@ -65,7 +65,7 @@ def test_writes_under_denied_etc_fail_read_only_and_each_is_audited_as_prevented
     defender = start_defender(learning="1h")
     put_rules(defender, DENY_ETC)
     deb = run_container(DEBIAN, ["sleep", "3600"], name="ro-write")
-    watched(defender)
+    watched(defender, deb)
     wait_for("/etc read-only in the container", lambda: read_only(deb, "/etc"))
 
     for command in (
@@ -114,7 +114,7 @@ def test_read_only_mounts_follow_the_rules_and_leave_with_the_defender(
 ) -> None:
     defender = start_defender(learning="1h")
     deb = run_container(DEBIAN, ["sleep", "3600"], name="ro-follow")
-    watched(defender)
+    watched(defender, deb)
     exec_ok(deb, ["sh", "-c", "echo a > /etc/a.conf"])
 
     store_rules(defender, DENY_ETC)  # applied to the running container, nothing restarted
@@ -141,7 +141,7 @@ def test_a_container_that_could_unmount_keeps_the_open_permission_guard(
     defender = start_defender(learning="1h")
     put_rules(defender, DENY_ETC)
     deb = run_container(DEBIAN, ["sleep", "3600"], name="ro-sysadmin", cap_add=["SYS_ADMIN"])
-    watched(defender)
+    watched(defender, deb)
     wait_for("the write refused", lambda: shell(deb, "echo x > /etc/x")[0] != 0)
     assert EPERM in shell(deb, "echo x > /etc/x")[1]
     assert not read_only(deb, "/etc")
@@ -154,7 +154,7 @@ def test_a_read_only_container_is_not_audited_for_its_own_read_only_root(
     defender = start_defender(learning="1h")
     put_rules(defender, DENY_ETC)
     deb = run_container(DEBIAN, ["sleep", "3600"], name="ro-root", read_only=True)
-    watched(defender)
+    watched(defender, deb)
     wait_for("/etc made read-only by Garrison", lambda: read_only(deb, "/etc"))
     assert EROFS in shell(deb, "echo x > /var/x")[1]  # Docker's --read-only, not a rule
     assert EROFS in shell(deb, "echo x > /etc/x")[1]
@@ -169,13 +169,13 @@ def test_the_mounts_of_a_defender_killed_outright_are_removed_by_the_next_one(
     first = start_defender(learning="1h", data_dir=tmp_path / "first")
     put_rules(first, DENY_ETC)
     deb = run_container(DEBIAN, ["sleep", "3600"], name="ro-leftover")
-    watched(first)
+    watched(first, deb)
     wait_for("/etc read-only", lambda: read_only(deb, "/etc"))
     first.stop(signal.SIGKILL)  # no clean-up: the mount stays, and still refuses
     assert read_only(deb, "/etc")
 
     second = start_defender(learning="1h", data_dir=tmp_path / "second")  # no rules
-    watched(second)
+    watched(second, deb)
     wait_for("the leftover mount removed", lambda: not read_only(deb, "/etc"))
     exec_ok(deb, ["sh", "-c", "echo x > /etc/x"])
     assert read_only(deb, "/proc/sys")  # Docker's own read-only mount is left alone

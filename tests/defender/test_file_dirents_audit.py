@@ -48,7 +48,7 @@ def test_a_rename_and_a_delete_under_a_denied_dir_are_audited_as_not_refused(
     defender = start_defender(learning="1h", args=["--write-prevention", "fanotify"])
     put_rules(defender, DENY_ETC)
     deb = run_container(DEBIAN, ["sleep", "3600"], name="dirents-mv")
-    watched(defender)
+    watched(defender, deb)
 
     code, output = deb.exec_run(["sh", "-c", "echo y > /etc/y"])
     assert code != 0, output

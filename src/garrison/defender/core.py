@@ -268,6 +268,7 @@ class Defender(ListenerBase):
             "dockerHost": self.settings.docker_host or "",
             "statusInterval": self.settings.status_interval,
             "containers": len(self.tracker.containers()),
+            "watching": sorted(self.tracker.containers()),
             "models": states,
             "events": {
                 "received": self.inbox.received,
