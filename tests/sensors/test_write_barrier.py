@@ -12,7 +12,7 @@ import threading
 from garrison.sensors.bpf.proc_events import _EVENT, DEPTH, EVENT_REFUSED, NAME_SLOT, parse_event
 from garrison.sensors.events import FileEvent, RefusedWrite, SensorCounters, Verdict
 from garrison.sensors.procfs import ProcFS
-from garrison.sensors.write_barrier import AT_FDCWD, O_CREAT, WriteBarrier
+from garrison.sensors.write_barrier import AT_FDCWD, O_CREAT, MountError, WriteBarrier
 from tests.support import WAIT
 
 PID = os.getpid()
@@ -92,6 +92,22 @@ def test_a_write_refused_before_the_helper_has_reported_is_judged() -> None:
     assert rec.done.wait(WAIT)
     wb.stop()
     assert [e.path for e in rec.judged] == ["/etc/early"]
+
+
+def test_a_helper_that_failed_leaves_no_path_published() -> None:
+    wb, rec = barrier({})
+
+    def helper(pid: int, paths: frozenset[str]) -> dict[str, object]:
+        raise MountError("the container's mount namespace is gone")
+
+    wb.helper = helper
+    wb.set("c1", PID, frozenset({"/etc"}))
+    assert rec.done.wait(WAIT)
+    wb.stop()
+    assert rec.settled == [("c1", False)]
+    assert wb.read_only("c1") == frozenset()
+    wb.on_refused(refused("/etc/x"))  # e.g. a --read-only container's own EROFS
+    assert rec.judged == []
 
 
 def test_a_relative_path_without_the_kernels_cwd_is_joined_to_the_callers_proc_cwd() -> None:

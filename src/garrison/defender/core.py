@@ -259,6 +259,7 @@ class Defender(ListenerBase):
         states: dict[str, int] = {}
         for model in self.book:
             states[str(model.state)] = states.get(str(model.state), 0) + 1
+        watching = sorted(self.tracker.containers())
         return {
             "hostname": self.settings.hostname,
             "pid": os.getpid(),
@@ -267,8 +268,8 @@ class Defender(ListenerBase):
             "updatedAt": time.time(),
             "dockerHost": self.settings.docker_host or "",
             "statusInterval": self.settings.status_interval,
-            "containers": len(self.tracker.containers()),
-            "watching": sorted(self.tracker.containers()),
+            "containers": len(watching),
+            "watching": watching,
             "models": states,
             "events": {
                 "received": self.inbox.received,

@@ -221,13 +221,15 @@ class WriteBarrier:
         cid = request.container_id
         if request.paths and not self._refusals(cid, True):
             return False  # a refusal nobody would audit: the guard stays instead
-        with self._lock:  # a write refused as soon as a mount is made is audited
-            if self._current(request):
-                self._publish(cid, self._applied.get(cid, frozenset()) | request.paths)
+        # Published before the helper runs: a write refused as soon as a mount is made,
+        # before the helper has said so, is audited.
+        before = self._applied.get(cid, frozenset())
+        self._publish_current(request, before | request.paths)
         try:
             report = self.helper(request.pid, request.paths)
         except MountError as exc:
             log.warning("files: %s", exc)
+            self._publish_current(request, before)  # the helper told nothing of what it did
             return False
         if isinstance(report.get("state"), str) and report["state"]:
             with self._lock:
@@ -236,14 +238,20 @@ class WriteBarrier:
         failed = _dict(report.get("failed"))
         for path, why in failed.items():
             log.warning("files: %s of %s not made read-only: %s", path, cid[:12], why)
-        with self._lock:  # forget() publishes from another thread
-            current = self._current(request)
-            if current:
-                self._publish(cid, frozenset(done) | frozenset(done.values()))
+        current = self._publish_current(request, frozenset(done) | frozenset(done.values()))
         if current and not done:
             self._refusals(cid, False)
         self._count("mounts", len(_dict(report.get("mounted"))))
         return not failed and set(done) == set(request.paths)
+
+    def _publish_current(self, request: _Request, paths: frozenset[str]) -> bool:
+        """Publish ``paths`` as the container's read-only paths, unless a newer request (or
+        forget(), from another thread) came meanwhile; whether it was published."""
+        with self._lock:
+            current = self._current(request)
+            if current:
+                self._publish(request.container_id, paths)
+        return current
 
     def _refusals(self, container_id: str, on: bool) -> bool:
         """Have the kernel send (or stop sending) the container's refused writes."""
