@@ -61,6 +61,10 @@ class Settings(BaseModel):
     status_interval: float = 2.0
     process_events: ProcessEventSource = "auto"
     write_prevention: WritePrevention = "auto"
+    # The defender runs under a watchdog process that kills and restarts it when a thread that
+    # containers wait on is silent for stall_timeout (docs/defender.md).
+    watchdog: bool = True
+    stall_timeout: float = 1.0
 
     @field_validator(
         "learning_period",
@@ -68,6 +72,7 @@ class Settings(BaseModel):
         "retention",
         "network_interval",
         "status_interval",
+        "stall_timeout",
         mode="before",
     )
     @classmethod

@@ -10,7 +10,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Literal
 
-AuditType = Literal["processes", "network", "filesystem", "vulnerability", "compliance"]
+# "defender": Garrison about itself (a stall the watchdog ended, a defender that crashed).
+AuditType = Literal["processes", "network", "filesystem", "vulnerability", "compliance", "defender"]
 Effect = Literal["alert", "prevent", "block", "allow"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import shutil
@@ -21,6 +22,10 @@ from garrison.console import Console
 from garrison.defender import Defender
 from garrison.devengine import EngineConfig, PrivateEngine, ensure_packages
 from garrison.runtime.docker import DockerRuntime
+from garrison.watchdog import Supervisor, WatchdogState
+from garrison.watchdog.heartbeat import HOLD_FOR_TESTS
+
+PR_SET_PDEATHSIG = 1
 
 
 def reachable(base_url: str) -> bool:
@@ -104,11 +109,33 @@ def run(
             help="State dir of the private engine started when no Docker engine answers.",
         ),
     ] = None,
+    watchdog: Annotated[
+        bool | None,
+        typer.Option(
+            "--watchdog/--no-watchdog",
+            help="Run the defender under a watchdog process that kills and restarts it when "
+            "it stops answering the kernel (default on; env GARRISON_WATCHDOG).",
+            show_default=False,
+        ),
+    ] = None,
+    stall_timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--stall-timeout",
+            help="How long a defender thread that containers wait on may be silent before "
+            "the watchdog ends the stall (default 1s).",
+        ),
+    ] = None,
 ) -> None:
     """Run Garrison on this host: the defender and its console store (all-in-one).
 
     Settings come from defaults, then the --config file, then GARRISON_* environment
     variables, then these options. Stop it with Ctrl-C or SIGTERM.
+
+    With the watchdog (the default) this process supervises the defender, a child process:
+    when the defender stops answering permission events for --stall-timeout it is killed (the
+    kernel then lets every waiting exec through), the stall is audited, and a new defender
+    takes over the containers.
     """
     overrides = {
         "docker_host": docker_host,
@@ -118,20 +145,51 @@ def run(
         "process_events": process_events,
         "write_prevention": write_prevention,
         "engine_dir": engine_dir,
+        "watchdog": watchdog,
+        "stall_timeout": stall_timeout,
     }
     settings = load_settings(config, overrides)
+    supervised = WatchdogState.from_env()
+    _configure_logging()
+    if supervised is not None:  # the defender, started by the watchdog below
+        _die_with(supervised.supervisor_pid)
+        _install_test_hooks()
+        asyncio.run(_serve(settings, supervised))
+        return
     host = resolve_docker_host(settings.docker_host, settings.engine_dir)
     settings = settings.model_copy(update={"docker_host": host})
-    _configure_logging()
     _print_next_steps(settings)
-    asyncio.run(_serve(settings))
+    if not settings.watchdog:
+        asyncio.run(_serve(settings, None))
+        return
+    # The defender runs this same command again, on the engine resolved here.
+    argv = [sys.executable, *sys.orig_argv[1:]]
+    env = {**os.environ, "GARRISON_DOCKER_HOST": host}
+    code = Supervisor(argv, env, settings.stall_timeout).run()
+    out.print("Garrison stopped; models and audits are stored.")
+    raise typer.Exit(code)
 
 
-async def _serve(settings: Settings) -> None:
+def _die_with(supervisor_pid: int) -> None:
+    """The defender ends with its watchdog: a defender left alone would hold containers with
+    nobody to end a stall (PR_SET_PDEATHSIG; the parent may be gone before it was set)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != supervisor_pid:
+        raise SystemExit("garrison: the watchdog that started this defender is gone")
+
+
+def _install_test_hooks() -> None:
+    """GARRISON_TEST_HOOKS=1: SIGUSR2 makes the permission readers spin (watchdog tests)."""
+    if os.environ.get("GARRISON_TEST_HOOKS") == "1":
+        signal.signal(signal.SIGUSR2, lambda _sig, _frame: HOLD_FOR_TESTS.set())
+
+
+async def _serve(settings: Settings, watchdog: WatchdogState | None) -> None:
     console = Console.open(settings.data_dir)
     link = console.link()
     runtime = DockerRuntime(settings.docker_host)
-    defender = Defender(settings, runtime, link)
+    defender = Defender(settings, runtime, link, watchdog=watchdog)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, defender.request_stop)
@@ -143,7 +201,8 @@ async def _serve(settings: Settings) -> None:
         link.close()
         runtime.close()
         console.close()
-        out.print("Garrison stopped; models and audits are stored.")
+        if watchdog is None:
+            out.print("Garrison stopped; models and audits are stored.")
 
 
 def _configure_logging() -> None:

@@ -1,43 +1,81 @@
-"""``garrison status``: the defender's last report."""
+"""``garrison status``: the defender's last report, and whether it runs.
+
+Exit status (for scripts and monitors): 0 the defender runs; 1 it does not (stopped, dead, or
+never started); 2 it is silent (its pid lives but it has not reported: stalled or cut off).
+"""
 
 from __future__ import annotations
 
-import time
+from typing import Any
 
+import typer
 from rich.table import Table
 
 from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, when
 from garrison.config import DEFAULT_DATA_DIR
 
-STALE_SECONDS = 15.0
+EXIT_CODES = {"running": 0, "silent": 2}
 
 
 def status(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False) -> None:
-    """Show the defender's health: containers, models, sensors with drop/late counters."""
+    """Show the defender's health: running or not, containers, models, sensors with
+    drop/late counters. Exits 0 when the defender runs, 1 when it does not, 2 when it is
+    silent (alive but not reporting)."""
     with open_console(data_dir) as console:
         doc = console.status()
+    state = str(doc["liveness"]["state"])
     if as_json:
         print_json(doc)
-        return
-    defender = doc.get("defender") or {}
-    if not defender:
-        out.print("No defender has reported yet (start one with `garrison run`).")
     else:
-        age = time.time() - float(defender.get("updatedAt", 0))
-        stale = max(STALE_SECONDS, 3 * float(defender.get("statusInterval", 0)))
-        state = "running" if age < stale else f"silent for {age:.0f} s"
+        _print(doc)
+    code = EXIT_CODES.get(state, 1)
+    if code:
+        raise typer.Exit(code)
+
+
+def _print(doc: dict[str, Any]) -> None:
+    defender: dict[str, Any] = doc.get("defender") or {}
+    live: dict[str, Any] = doc["liveness"]
+    if live["state"] == "none":
         out.print(
-            f"defender {state} on {defender.get('hostname')} (pid {defender.get('pid')}), "
+            "defender not running: no defender has reported yet (start one with `garrison run`)."
+        )
+    elif live["running"]:
+        out.print(
+            f"defender running on {defender.get('hostname')} ({live['why']}), "
             f"since {when(defender.get('startedAt'))}; "
             f"{defender.get('containers', 0)} containers, {defender.get('audits', 0)} audits"
         )
-        out.print(_sensor_table(defender.get("sensors") or {}))
+    else:
+        state = "silent" if live["state"] == "silent" else "not running"
+        out.print(f"defender {state} on {defender.get('hostname')}: {live['why']}")
+    if defender:
+        _print_details(defender)
     out.print(
         f"models: {doc.get('models') or {}}; blocked containers: {doc.get('blockedContainers')}"
     )
 
 
-def _sensor_table(sensors: dict[str, dict[str, object]]) -> Table:
+def _print_details(defender: dict[str, Any]) -> None:
+    sensors: dict[str, dict[str, Any]] = defender.get("sensors") or {}
+    out.print(_sensor_table(sensors))
+    reason = (sensors.get("processes") or {}).get("reason")
+    if reason:
+        out.print(f"processes on the proc connector: {reason}")
+    watchdog: dict[str, Any] = defender.get("watchdog") or {}
+    if watchdog:
+        last: dict[str, Any] = watchdog.get("last") or {}
+        line = (
+            f"watchdog pid {watchdog.get('supervisorPid')}: stall timeout "
+            f"{watchdog.get('stallTimeout')} s, {watchdog.get('restarts')} restarts "
+            f"({watchdog.get('stalls')} stalls, {watchdog.get('crashes')} crashes)"
+        )
+        if last:
+            line += f"; last {when(last.get('time'))}: pid {last.get('pid')} {last.get('detail')}"
+        out.print(line)
+
+
+def _sensor_table(sensors: dict[str, dict[str, Any]]) -> Table:
     table = Table("sensor", "running", "events", "drops", "late", "errors")
     for name, c in sensors.items():
         source = c.get("source")

@@ -14,6 +14,7 @@ from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
 from garrison.console import models, runtime_rules
 from garrison.console.inprocess import InProcessLink
+from garrison.console.liveness import liveness
 from garrison.model.clock import Clock, system_clock
 from garrison.model.commands import ModelCommand, ModelOp
 from garrison.policy import RuleSet, RuntimeRule
@@ -93,8 +94,10 @@ class Console:
         for doc in self.store.load_models():
             state = str(doc.get("state"))
             states[state] = states.get(state, 0) + 1
+        report = self.store.get_status()
         return {
-            "defender": self.store.get_status(),
+            "defender": report,
+            "liveness": liveness(report).to_json(),
             "models": states,
             "pendingModelCommands": len(self.store.pending_model_commands()),
             "blockedContainers": len(self.store.list_blocked()),

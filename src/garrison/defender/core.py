@@ -14,10 +14,12 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from garrison import __version__
+from garrison.audit.record import Audit
 from garrison.config import Settings
 from garrison.console.link import ConsoleLink, sync_models
 from garrison.defender.actions import Actions
@@ -43,6 +45,7 @@ from garrison.policy.stored import RUNTIME_KIND, rules_from_doc
 from garrison.runtime.base import ContainerInfo, ContainerRuntime
 from garrison.runtime.tracker import ContainerTracker, ListenerBase
 from garrison.sensors.events import FileEvent, ProcessEvent
+from garrison.watchdog import Incident, WatchdogState, claim, defender_board
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,9 @@ TICK_SECONDS = 1.0
 WAIT_SECONDS = 0.05
 PRUNE_SECONDS = 30.0
 GIL_SWITCH_SECONDS = 0.0005
+# The loop waits on the store now and then (a busy database): the watchdog gives it this long
+# before it counts as stalled. Execs never wait on the loop, only on the sensor threads.
+LOOP_BOUND_SECONDS = 60.0
 
 
 class Defender(ListenerBase):
@@ -60,8 +66,10 @@ class Defender(ListenerBase):
         link: ConsoleLink,
         *,
         clock: Clock = system_clock,
+        watchdog: WatchdogState | None = None,
     ) -> None:
         self.settings = settings
+        self.watchdog = watchdog
         self.link = link
         self.book = ModelBook(
             clock=clock,
@@ -86,6 +94,7 @@ class Defender(ListenerBase):
         self.handled = 0
         self.unmatched = 0  # events of containers no longer (or not yet) tracked
         self.started_at = time.time()
+        self.stopped_at: float | None = None  # a clean stop, in the last status
         self._stopping = asyncio.Event()
         self._next_status = 0.0
         self._next_prune = 0.0
@@ -141,6 +150,7 @@ class Defender(ListenerBase):
         for error in self.book.load(await asyncio.to_thread(self.link.load_models)):
             log.warning("stored model skipped: %s", error)
         await self.enforcer.load()
+        await self._report_incidents()
         self._sync_rules()
         self.sensors.start()
         await self.tracker.start(wait_for_runtime=True)
@@ -149,8 +159,16 @@ class Defender(ListenerBase):
         self._stopping.set()
 
     async def main_loop(self) -> None:
+        beat = claim("defender-loop", LOOP_BOUND_SECONDS)
+        try:
+            await self._loop(beat.beat)
+        finally:
+            beat.release()
+
+    async def _loop(self, beat: Callable[[], None]) -> None:
         next_tick = 0.0
         while not self._stopping.is_set():
+            beat()
             await self.inbox.wait(WAIT_SECONDS)
             self.handle_events(self.inbox.drain())
             now = time.monotonic()
@@ -164,8 +182,32 @@ class Defender(ListenerBase):
         self.sensors.stop()
         await self.actions.drain()
         self.handle_events(self.inbox.drain(limit=len(self.inbox) + 1))
+        self.stopped_at = time.time()
         self.tick(force_status=True)
         await asyncio.to_thread(self.link.flush, 10.0)
+
+    async def _report_incidents(self) -> None:
+        """Store the watchdog's reports of the defenders before this one (a stall it ended, a
+        crash), then tell it they are stored: until then it hands them to the next one."""
+        if self.watchdog is None or not self.watchdog.pending:
+            return
+        for incident in self.watchdog.pending:
+            await asyncio.to_thread(self.link.store_audit, self._incident_audit(incident))
+        board = defender_board()
+        if board is not None:
+            board.acknowledge(len(self.watchdog.pending))
+
+    def _incident_audit(self, incident: Incident) -> Audit:
+        attack = "defender_stalled" if incident.kind == "stall" else "defender_crashed"
+        return Audit(
+            time=incident.time,
+            hostname=self.settings.hostname,
+            type="defender",
+            attackType=attack,
+            effect="allow",
+            msg=f"defender pid {incident.pid} {incident.detail}; restarted by the watchdog",
+            pid=incident.pid,
+        )
 
     # -- work ----------------------------------------------------------------------------------
 
@@ -266,6 +308,8 @@ class Defender(ListenerBase):
             "version": __version__,
             "startedAt": self.started_at,
             "updatedAt": time.time(),
+            "state": "running" if self.stopped_at is None else "stopped",
+            "stoppedAt": self.stopped_at,
             "dockerHost": self.settings.docker_host or "",
             "statusInterval": self.settings.status_interval,
             "containers": len(watching),
@@ -288,4 +332,5 @@ class Defender(ListenerBase):
             },
             "sensors": self.sensors.counters(),
             "tracker": asdict(self.tracker.stats),
+            "watchdog": self.watchdog.status() if self.watchdog else None,
         }

@@ -50,6 +50,8 @@ class SensorSet:
         self.processes = ProcessTracker(sink, judge.already_seen, claim=judge.claim)
         self.process_events = process_events
         self.connector: BpfProcEvents | ProcConnector = ProcConnector(self.processes)
+        # Why the processes sensor runs on the proc connector, when it does (garrison status).
+        self.source_reason: str | None = None
         self.network = NetworkSensor(sink, network_interval)
         self.started: list[str] = []
         judge.records_skipped = self.records_skipped
@@ -82,13 +84,19 @@ class SensorSet:
                 if barrier is not None:
                     barrier.refusals = bpf.refusals
             except SensorError as exc:
+                self.source_reason = f"BPF unavailable: {exc}"
                 if self.process_events == "bpf":
                     raise
                 log.warning(
-                    "processes: BPF tracepoints unavailable (%s); using the proc connector", exc
+                    "processes: BPF tracepoints unavailable (%s); using the proc connector: "
+                    "the process tree costs a wake-up per fork, exec and exit of the host, "
+                    "and TCP sockets are polled",
+                    exc,
                 )
             else:
                 return
+        else:
+            self.source_reason = "chosen (process_events: proc_connector)"
         self.connector = ProcConnector(self.processes).start()
 
     def stop(self) -> None:
@@ -191,6 +199,7 @@ class SensorSet:
             "processes": {
                 **_counters(merged, "processes" in self.started),
                 "source": "bpf" if isinstance(self.connector, BpfProcEvents) else "proc_connector",
+                "reason": self.source_reason,
             },
             "network": _counters(self.network.counters, "network" in self.started),
         }

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from garrison.errors import SensorError
 from garrison.runtime.base import ContainerInfo
 from garrison.sensors.fanotify import (
+    FAN_CLASS_CONTENT,
+    FAN_CLASS_PRE_CONTENT,
     FAN_MARK_ADD,
     FAN_MARK_FILESYSTEM,
     FAN_MARK_REMOVE,
@@ -22,8 +24,10 @@ from garrison.sensors.fanotify import (
     RawEvent,
 )
 from garrison.sensors.passwd import UserNames, check_root
+from garrison.watchdog import heartbeat
 
 TICK_SECONDS = 0.25
+BEAT_SECONDS = 0.25  # a permission reader's beats, events or not (the watchdog's bound is 1 s)
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +91,10 @@ class RootTable:
 
 
 class ReaderThread:
-    """A daemon thread feeding each batch read from ``group`` to ``handle``, until stop()."""
+    """A daemon thread feeding each batch read from ``group`` to ``handle``, until stop().
+
+    The reader of a group with permission events (``answers``: processes wait on it) beats on
+    the watchdog's board after every batch and at least every BEAT_SECONDS while idle."""
 
     def __init__(
         self,
@@ -95,10 +102,13 @@ class ReaderThread:
         group: FanotifyGroup,
         handle: Callable[[RawEvent], None],
         tick: Callable[[], None] | None = None,
+        *,
+        answers: bool = False,
     ) -> None:
         self.group = group
         self.handle = handle
         self.tick = tick  # called about every TICK_SECONDS, events or not
+        self.answers = answers
         self._stopping = False
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -120,12 +130,24 @@ class ReaderThread:
         return True
 
     def _run(self) -> None:
+        beat = heartbeat.claim(self._thread.name) if self.answers else None
+        try:
+            self._loop(beat)
+        finally:
+            if beat is not None:
+                beat.release()
+
+    def _loop(self, beat: heartbeat.Beat | None) -> None:
         poller = select.poll()
         poller.register(self.group.fd, select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
         timeout = None if self.tick is None else int(TICK_SECONDS * 1000)
+        if beat is not None:
+            timeout = int(BEAT_SECONDS * 1000)
         next_tick = time.monotonic() + TICK_SECONDS
         while not self._stopping:
+            if beat is not None:
+                beat.beat()
             ready = {fd for fd, _ in poller.poll(timeout)}
             if self._wake_r in ready:
                 return
@@ -142,6 +164,8 @@ class ReaderThread:
                 log.exception("fanotify read failed; the sensor stops and releases its marks")
                 self.group.close()
                 return
+            if heartbeat.HOLD_FOR_TESTS.is_set() and beat is not None:
+                _spin()
             for raw in batch:
                 self._handle_one(raw)
 
@@ -158,6 +182,12 @@ class ReaderThread:
             self.handle(raw)
         except Exception:
             log.exception("%s: event of pid %d not handled", self._thread.name, raw.pid)
+
+
+def _spin() -> None:
+    """The test hook: hold the events, as a GIL-bound loop would, until the watchdog acts."""
+    while True:
+        pass
 
 
 class GroupThread:
@@ -184,7 +214,8 @@ class GroupThread:
             return
         self.group = FanotifyGroup(self.flags)
         mark_all()
-        self._reader = ReaderThread(self.name, self.group, self.handle, self.tick)
+        answers = bool(self.flags & (FAN_CLASS_CONTENT | FAN_CLASS_PRE_CONTENT))
+        self._reader = ReaderThread(self.name, self.group, self.handle, self.tick, answers=answers)
         self._reader.start()
 
     def stop(self) -> None:

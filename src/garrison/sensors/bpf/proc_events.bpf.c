@@ -2,7 +2,9 @@
 /*
  * Garrison's in-kernel process event source (garrison/sensors/bpf_proc.py loads it).
  *
- * Tracepoints on sched_process_exec and sched_process_exit, filtered in the kernel:
+ * BTF-typed tracepoints (tp_btf: attached through the bpf syscall alone, so a host that has not
+ * mounted tracefs, as this machine kind boots, runs them too) on sched_process_exec and
+ * sched_process_exit, filtered in the kernel:
  * - only tasks whose cgroup (v2) is in `watched` (a container the defender follows);
  * - an exec of a file on the container's root file system (its overlay super block, whose
  *   device `watched` holds) is dropped unless the container's model learns (RECORD_ROOTFS):
@@ -22,9 +24,11 @@
  *   flags hold REFUSALS: Garrison made some of its paths read-only (write_barrier.py) and
  *   audits what that refuses. Each syscall that can be so refused has a pair of programs: the
  *   entry keeps the path asked for (only in such containers, and for opens only with a write
- *   intent) in `asked`, the exit sends it when the call failed so. They are attached only
- *   while some container has read-only paths: a syscall tracepoint slows every syscall of
- *   the host a little (the slow path of syscall entry and exit).
+ *   intent) in `asked`, the exit sends it when the call failed so. The pair sits on the raw
+ *   sys_enter and sys_exit tracepoints (the per-syscall ones exist only through tracefs) and
+ *   first looks at the syscall number (x86_64's). They are attached only while some
+ *   container has read-only paths: a syscall tracepoint slows every syscall of the host a
+ *   little (the slow path of syscall entry and exit).
  * Events go to user space through the `events` ring buffer; `counters` counts per CPU.
  * A record is built in a per-CPU scratch buffer and copied into the ring without the unused
  * end of its argv buffer. Records of the root file system wake the reader only once
@@ -38,6 +42,8 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <asm/unistd.h>
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -69,6 +75,30 @@ struct mm_struct {
 	unsigned long arg_start;
 	unsigned long arg_end;
 } PRESERVE;
+struct linux_binprm { const char *filename; } PRESERVE;
+struct in6_addr { __u8 bytes[16]; };
+struct sock_common {
+	/* in anonymous unions and structures in the kernel: CO-RE finds them by name */
+	__u32 skc_daddr;
+	__u32 skc_rcv_saddr;
+	__u16 skc_dport;
+	__u16 skc_num;
+	unsigned short skc_family;
+	struct in6_addr skc_v6_daddr;
+	struct in6_addr skc_v6_rcv_saddr;
+} PRESERVE;
+struct sock {
+	struct sock_common __sk_common;
+	__u16 sk_protocol;
+} PRESERVE;
+/* A syscall's registers (x86_64) as the raw sys_enter and sys_exit tracepoints give them. */
+struct pt_regs {
+	unsigned long r10;
+	unsigned long dx;
+	unsigned long si;
+	unsigned long di;
+	unsigned long orig_ax;
+} PRESERVE;
 struct task_struct {
 	struct mm_struct *mm;
 	struct fs_struct *fs;
@@ -90,46 +120,6 @@ enum { GARRISON_EROFS = 30, GARRISON_EXDEV = 18, GARRISON_AT_FDCWD = -100 };
 #define WAKE_BYTES (32 * 1024)
 #define NAME_SLOT 64
 #define DEPTH 8
-
-/* The tracepoint's own record: tracefs events/sched/sched_process_exec/format. */
-struct exec_ctx {
-	__u64 common;
-	__u32 filename_loc; /* __data_loc: offset in the low 16 bits, length in the high */
-	__s32 pid;
-	__s32 old_pid;
-};
-
-/* tracefs events/sock/inet_sock_set_state/format */
-struct sock_ctx {
-	__u64 common;
-	const void *skaddr;
-	__s32 oldstate;
-	__s32 newstate;
-	__u16 sport;
-	__u16 dport;
-	__u16 family;
-	__u16 protocol;
-	__u8 saddr[4];
-	__u8 daddr[4];
-	__u8 saddr_v6[16];
-	__u8 daddr_v6[16];
-};
-
-/* tracefs events/syscalls/sys_enter_openat/format: each argument takes 8 bytes. */
-struct sys_enter_ctx {
-	__u64 common;
-	__s32 nr;
-	__u32 pad;
-	__u64 args[6];
-};
-
-/* tracefs events/syscalls/sys_exit_openat/format */
-struct sys_exit_ctx {
-	__u64 common;
-	__s32 nr;
-	__u32 pad;
-	__s64 ret;
-};
 
 /* A call of a REFUSALS container between its entry and exit. */
 struct asked_call {
@@ -259,7 +249,7 @@ static void send(struct event *e, __u64 flags)
 		count(COUNT_SENT);
 }
 
-static void read_exec(struct event *e, struct exec_ctx *ctx, struct task_struct *task,
+static void read_exec(struct event *e, struct linux_binprm *bprm, struct task_struct *task,
 		      struct inode *exe)
 {
 	struct mm_struct *mm = BPF_CORE_READ(task, mm);
@@ -267,8 +257,7 @@ static void read_exec(struct event *e, struct exec_ctx *ctx, struct task_struct 
 	unsigned long end = BPF_CORE_READ(mm, arg_end);
 	__u64 size = end > start ? end - start : 0;
 
-	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename),
-				  (void *)ctx + (ctx->filename_loc & 0xFFFF));
+	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
 	if (size > ARGS_SIZE)
 		size = ARGS_SIZE;
 	if (size && bpf_probe_read_user(e->args, size, (void *)start) == 0)
@@ -288,8 +277,9 @@ static __u64 wake_flags(int on_rootfs)
 	return BPF_RB_NO_WAKEUP;
 }
 
-SEC("tracepoint/sched/sched_process_exec")
-int garrison_exec(struct exec_ctx *ctx)
+/* sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) */
+SEC("tp_btf/sched_process_exec")
+int garrison_exec(__u64 *ctx)
 {
 	__u64 cgroup = bpf_get_current_cgroup_id();
 	struct container *c = bpf_map_lookup_elem(&watched, &cgroup);
@@ -313,7 +303,7 @@ int garrison_exec(struct exec_ctx *ctx)
 	e = start(EVENT_EXEC, cgroup);
 	if (!e)
 		return 0;
-	read_exec(e, ctx, task, exe);
+	read_exec(e, (struct linux_binprm *)ctx[2], task, exe);
 	e->dev = dev;
 	e->mode = mode;
 	e->on_rootfs = on_rootfs;
@@ -323,8 +313,8 @@ int garrison_exec(struct exec_ctx *ctx)
 	return 0;
 }
 
-SEC("tracepoint/sched/sched_process_exit")
-int garrison_exit(void *ctx)
+SEC("tp_btf/sched_process_exit")
+int garrison_exit(__u64 *ctx)
 {
 	__u64 cgroup = bpf_get_current_cgroup_id();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -348,16 +338,21 @@ int garrison_exit(void *ctx)
 	return 0;
 }
 
-SEC("tracepoint/sock/inet_sock_set_state")
-int garrison_tcp(struct sock_ctx *ctx)
+/* inet_sock_set_state(const struct sock *sk, const int oldstate, const int newstate); the
+ * addresses and ports as the tracepoint's own record has them (its sport is inet_sport, the
+ * same as skc_num once bound; a connect's is 0 here: chosen just after). */
+SEC("tp_btf/inet_sock_set_state")
+int garrison_tcp(__u64 *ctx)
 {
+	struct sock *sk = (struct sock *)ctx[0];
+	int newstate = (int)ctx[2];
 	__u64 cgroup;
 	struct tcp_record *t;
 	struct event *e;
 
-	if (ctx->protocol != GARRISON_IPPROTO_TCP)
+	if (newstate != GARRISON_TCP_LISTEN && newstate != GARRISON_TCP_SYN_SENT)
 		return 0;
-	if (ctx->newstate != GARRISON_TCP_LISTEN && ctx->newstate != GARRISON_TCP_SYN_SENT)
+	if (BPF_CORE_READ(sk, sk_protocol) != GARRISON_IPPROTO_TCP)
 		return 0;
 	cgroup = bpf_get_current_cgroup_id();
 	if (!bpf_map_lookup_elem(&watched, &cgroup))
@@ -366,16 +361,16 @@ int garrison_tcp(struct sock_ctx *ctx)
 	if (!e)
 		return 0;
 	t = (struct tcp_record *)e->filename;
-	t->family = ctx->family;
-	t->sport = ctx->sport;
-	t->dport = ctx->dport;
-	t->state = ctx->newstate;
-	if (ctx->family == 2) { /* AF_INET */
-		__builtin_memcpy(t->saddr, ctx->saddr, 4);
-		__builtin_memcpy(t->daddr, ctx->daddr, 4);
+	t->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	t->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	t->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	t->state = newstate;
+	if (t->family == 2) { /* AF_INET */
+		BPF_CORE_READ_INTO((__u32 *)t->saddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO((__u32 *)t->daddr, sk, __sk_common.skc_daddr);
 	} else {
-		__builtin_memcpy(t->saddr, ctx->saddr_v6, 16);
-		__builtin_memcpy(t->daddr, ctx->daddr_v6, 16);
+		BPF_CORE_READ_INTO((struct in6_addr *)t->saddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO((struct in6_addr *)t->daddr, sk, __sk_common.skc_v6_daddr);
 	}
 	send(e, 0);
 	return 0;
@@ -383,16 +378,12 @@ int garrison_tcp(struct sock_ctx *ctx)
 
 /* -- writes refused by read-only mounts ------------------------------------------------- */
 
+/* The call of a REFUSALS container's thread, kept until its exit. */
 static __always_inline int remember(__u64 path, __s32 dfd, __u32 op, __u32 flags)
 {
-	__u64 cgroup = bpf_get_current_cgroup_id();
-	struct container *c = bpf_map_lookup_elem(&watched, &cgroup);
 	struct asked_call call = {.path = path, .dfd = dfd, .op = op, .flags = flags};
-	__u32 tid;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 
-	if (!c || !(c->flags & REFUSALS))
-		return 0;
-	tid = (__u32)bpf_get_current_pid_tgid();
 	bpf_map_update_elem(&asked, &tid, &call, BPF_ANY);
 	return 0;
 }
@@ -444,20 +435,113 @@ static __always_inline void caller_paths(struct event *e)
 	e->args_size = sizeof(e->args);
 }
 
-static __always_inline int refused(struct sys_exit_ctx *ctx)
+/* The calls a read-only mount refuses that are followed. */
+#ifndef __NR_fchmodat2
+#define __NR_fchmodat2 452 /* Linux 6.6; older headers lack it */
+#endif
+static __always_inline int followed(long id)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct asked_call *call = bpf_map_lookup_elem(&asked, &tid);
+	switch (id) {
+	case __NR_open: case __NR_openat: case __NR_openat2: case __NR_creat:
+	case __NR_mkdir: case __NR_mkdirat: case __NR_mknod: case __NR_mknodat:
+	case __NR_symlink: case __NR_symlinkat: case __NR_link: case __NR_linkat:
+	case __NR_rename: case __NR_renameat: case __NR_renameat2:
+	case __NR_unlink: case __NR_unlinkat: case __NR_rmdir: case __NR_truncate:
+	case __NR_chmod: case __NR_fchmodat: case __NR_fchmodat2:
+	case __NR_chown: case __NR_lchown: case __NR_fchownat:
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline __u64 arg(struct pt_regs *regs, int n)
+{
+	switch (n) {
+	case 0: return BPF_CORE_READ(regs, di);
+	case 1: return BPF_CORE_READ(regs, si);
+	case 2: return BPF_CORE_READ(regs, dx);
+	default: return BPF_CORE_READ(regs, r10);
+	}
+}
+
+/* A call whose path is argument `path`, relative to the dfd in argument `dfd` (or -1: the
+ * working directory). */
+#define CALL(name, dfd, path, op)                                                      \
+	case __NR_##name:                                                              \
+		return remember(arg(regs, path),                                       \
+				dfd < 0 ? GARRISON_AT_FDCWD : (__s32)arg(regs, dfd), op, 0);
+
+/* sys_enter(struct pt_regs *regs, long id) */
+SEC("tp_btf/sys_enter")
+int garrison_sys_enter(__u64 *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx[0];
+	long id = (long)ctx[1];
+	__u64 cgroup, flags = 0;
+	struct container *c;
+
+	if (!followed(id))
+		return 0;
+	cgroup = bpf_get_current_cgroup_id();
+	c = bpf_map_lookup_elem(&watched, &cgroup);
+	if (!c || !(c->flags & REFUSALS))
+		return 0;
+	switch (id) {
+	case __NR_open:
+		return remember_open(arg(regs, 0), GARRISON_AT_FDCWD, arg(regs, 1));
+	case __NR_openat:
+		return remember_open(arg(regs, 1), (__s32)arg(regs, 0), arg(regs, 2));
+	case __NR_openat2: /* struct open_how starts with the flags */
+		bpf_probe_read_user(&flags, sizeof(flags), (void *)arg(regs, 2));
+		return remember_open(arg(regs, 1), (__s32)arg(regs, 0), flags);
+	CALL(creat, -1, 0, OP_CREATE)
+	CALL(mkdir, -1, 0, OP_CREATE)
+	CALL(mkdirat, 0, 1, OP_CREATE)
+	CALL(mknod, -1, 0, OP_CREATE)
+	CALL(mknodat, 0, 1, OP_CREATE)
+	CALL(symlink, -1, 1, OP_CREATE)
+	CALL(symlinkat, 1, 2, OP_CREATE)
+	CALL(link, -1, 1, OP_CREATE)
+	CALL(linkat, 2, 3, OP_CREATE)
+	CALL(rename, -1, 1, OP_CREATE)
+	CALL(renameat, 2, 3, OP_CREATE)
+	CALL(renameat2, 2, 3, OP_CREATE)
+	CALL(unlink, -1, 0, OP_DELETE)
+	CALL(unlinkat, 0, 1, OP_DELETE)
+	CALL(rmdir, -1, 0, OP_DELETE)
+	CALL(truncate, -1, 0, OP_TRUNCATE)
+	CALL(chmod, -1, 0, OP_ATTRS)
+	CALL(fchmodat, 0, 1, OP_ATTRS)
+	CALL(fchmodat2, 0, 1, OP_ATTRS)
+	CALL(chown, -1, 0, OP_ATTRS)
+	CALL(lchown, -1, 0, OP_ATTRS)
+	CALL(fchownat, 0, 1, OP_ATTRS)
+	}
+	return 0;
+}
+
+/* sys_exit(struct pt_regs *regs, long ret): a followed call of a REFUSALS container. */
+SEC("tp_btf/sys_exit")
+int garrison_sys_exit(__u64 *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx[0];
+	long ret = (long)ctx[1];
+	__u32 tid;
+	struct asked_call *call;
 	struct event *e;
 
+	if (!followed(BPF_CORE_READ(regs, orig_ax)))
+		return 0;
+	tid = (__u32)bpf_get_current_pid_tgid();
+	call = bpf_map_lookup_elem(&asked, &tid);
 	if (!call)
 		return 0;
-	if (ctx->ret == -GARRISON_EROFS || ctx->ret == -GARRISON_EXDEV) {
+	if (ret == -GARRISON_EROFS || ret == -GARRISON_EXDEV) {
 		e = start(EVENT_REFUSED, bpf_get_current_cgroup_id());
 		if (e) {
 			bpf_probe_read_user_str(e->filename, sizeof(e->filename),
 						(void *)call->path);
-			e->exit_code = ctx->ret;
+			e->exit_code = ret;
 			e->mode = call->op;
 			e->dev = call->dfd;
 			e->exit_signal = call->flags;
@@ -469,65 +553,3 @@ static __always_inline int refused(struct sys_exit_ctx *ctx)
 	bpf_map_delete_elem(&asked, &tid);
 	return 0;
 }
-
-#define EXIT(name)                                                                     \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                                     \
-	int garrison_out_##name(struct sys_exit_ctx *ctx) { return refused(ctx); }
-
-/* A call whose path is argument `arg`, relative to the dfd in argument `dfd` (or -1: the
- * working directory). */
-#define CALL(name, dfd, arg, op)                                                       \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                                    \
-	int garrison_in_##name(struct sys_enter_ctx *ctx)                              \
-	{                                                                              \
-		__s32 at = dfd < 0 ? GARRISON_AT_FDCWD : (__s32)ctx->args[dfd];        \
-		return remember(ctx->args[arg], at, op, 0);                            \
-	}                                                                              \
-	EXIT(name)
-
-SEC("tracepoint/syscalls/sys_enter_open")
-int garrison_in_open(struct sys_enter_ctx *ctx)
-{
-	return remember_open(ctx->args[0], GARRISON_AT_FDCWD, ctx->args[1]);
-}
-EXIT(open)
-
-SEC("tracepoint/syscalls/sys_enter_openat")
-int garrison_in_openat(struct sys_enter_ctx *ctx)
-{
-	return remember_open(ctx->args[1], (__s32)ctx->args[0], ctx->args[2]);
-}
-EXIT(openat)
-
-SEC("tracepoint/syscalls/sys_enter_openat2")
-int garrison_in_openat2(struct sys_enter_ctx *ctx)
-{
-	__u64 flags = 0; /* struct open_how starts with the flags */
-
-	bpf_probe_read_user(&flags, sizeof(flags), (void *)ctx->args[2]);
-	return remember_open(ctx->args[1], (__s32)ctx->args[0], flags);
-}
-EXIT(openat2)
-
-CALL(creat, -1, 0, OP_CREATE)
-CALL(mkdir, -1, 0, OP_CREATE)
-CALL(mkdirat, 0, 1, OP_CREATE)
-CALL(mknod, -1, 0, OP_CREATE)
-CALL(mknodat, 0, 1, OP_CREATE)
-CALL(symlink, -1, 1, OP_CREATE)
-CALL(symlinkat, 1, 2, OP_CREATE)
-CALL(link, -1, 1, OP_CREATE)
-CALL(linkat, 2, 3, OP_CREATE)
-CALL(rename, -1, 1, OP_CREATE)
-CALL(renameat, 2, 3, OP_CREATE)
-CALL(renameat2, 2, 3, OP_CREATE)
-CALL(unlink, -1, 0, OP_DELETE)
-CALL(unlinkat, 0, 1, OP_DELETE)
-CALL(rmdir, -1, 0, OP_DELETE)
-CALL(truncate, -1, 0, OP_TRUNCATE)
-CALL(chmod, -1, 0, OP_ATTRS)
-CALL(fchmodat, 0, 1, OP_ATTRS)
-CALL(fchmodat2, 0, 1, OP_ATTRS)
-CALL(chown, -1, 0, OP_ATTRS)
-CALL(lchown, -1, 0, OP_ATTRS)
-CALL(fchownat, 0, 1, OP_ATTRS)

@@ -1,5 +1,8 @@
 """Process events from the kernel's scheduler tracepoints, filtered in the kernel.
 
+The programs are BTF-typed tracepoints (``tp_btf``): the kernel attaches them through the bpf
+syscall alone, without tracefs, which hosts of this project's kind do not mount at boot.
+
 The program (``proc_events.bpf.c``) runs at every exec and exit on the host and keeps only
 what the defender needs: processes of the containers it follows (by cgroup v2 id), and of
 those, execs of files *off* the container's root file system (volumes, bind mounts: the
@@ -53,13 +56,8 @@ COUNT_SENT, COUNT_LOST, COUNT_ON_ROOTFS = 0, 1, 2
 RECORD_ROOTFS, REFUSALS = 1, 2
 NAME_SLOT, DEPTH = 64, 8  # the caller's paths in a refused write's record
 OPS: dict[int, RefusedOp] = {1: "open", 2: "create", 3: "delete", 4: "truncate", 5: "attrs"}
-# The calls a read-only mount refuses that the program follows (a pair of programs each,
-# garrison_in_NAME and garrison_out_NAME); one this kernel lacks is left out.
-REFUSAL_CALLS = (
-    "open", "openat", "openat2", "creat", "mkdir", "mkdirat", "mknod", "mknodat", "symlink",
-    "symlinkat", "link", "linkat", "rename", "renameat", "renameat2", "unlink", "unlinkat",
-    "rmdir", "truncate", "chmod", "fchmodat", "fchmodat2", "chown", "lchown", "fchownat",
-)  # fmt: skip
+# The pair of programs on the raw syscall tracepoints that report refused writes.
+REFUSAL_PROGRAMS = ("garrison_sys_enter", "garrison_sys_exit")
 # struct event of proc_events.bpf.c: a header and the file name asked for, then argv (the
 # record stops at its end: args_size bytes)
 _EVENT = struct.Struct("=IIIIQQQIiiIIIII256s")
@@ -221,13 +219,12 @@ class BpfProcEvents:
     def _attach_refusals(self) -> None:
         if self._refusal_links or self._obj is None:
             return
-        for call in REFUSAL_CALLS:
-            try:
-                self._refusal_links += _attach_pair(self._obj, call)
-            except SensorError as exc:
-                log.debug("BPF: %s not followed: %s", call, exc)
-        if not self._refusal_links:
-            raise SensorError("no syscall tracepoint could be attached for refused writes")
+        try:
+            for program in REFUSAL_PROGRAMS:
+                self._refusal_links.append(self._obj.attach(program))
+        except SensorError:
+            self._detach_refusals()
+            raise
 
     def _detach_refusals(self) -> None:
         for link in self._refusal_links:
@@ -287,16 +284,6 @@ class BpfProcEvents:
         else:
             self._counters.events += 1
             deliver(self._listeners, event, self._counters)
-
-
-def _attach_pair(obj: BpfObject, call: str) -> list[int]:
-    """The entry and exit programs of one call, both or neither."""
-    entry = obj.attach(f"garrison_in_{call}")
-    try:
-        return [entry, obj.attach(f"garrison_out_{call}")]
-    except SensorError:
-        obj.detach(entry)
-        raise
 
 
 def _attach_optional(obj: BpfObject, program: str) -> bool:
