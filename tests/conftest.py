@@ -8,6 +8,7 @@ to reuse a running engine there and leave it up after the session.
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,21 @@ def run_container(
         yield run
     finally:
         remove_all(started)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MB tmpfs (a data directory about to be full), unmounted at the end even when the
+    test fails."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mount)], check=True
+    )
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def remove_all(containers: list[Container]) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import docker.models.containers
@@ -49,3 +53,22 @@ def rootfs_info(container: docker.models.containers.Container) -> ContainerInfo:
     container.reload()
     data = container.attrs["GraphDriver"]["Data"]
     return ContainerInfo(container.id, container.name, "", "", merged_dir=data["MergedDir"])
+
+
+def fill(disk: Path) -> Path:
+    """Take every free byte of the file system ``disk``; the filler file, to remove."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (65536, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * size)
+    finally:
+        os.close(fd)
+    return filler
+
+
+def grow(disk: Path, size: str = "64m") -> None:
+    """Give a tmpfs (``small_disk``) room again, as an operator growing a volume would."""
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(disk)], check=True)

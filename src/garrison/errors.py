@@ -12,6 +12,7 @@ The hierarchy::
     ├── ContainerGone             a container vanished while it was being inspected
     ├── ProcessGone               a process exited while /proc was being read
     ├── SensorError               a kernel event source could not be set up
+    │   └── NotOwnFilesystem      a container's root is not a file system of its own
     ├── StoreError                the store could not read or write
     ├── NotFound                  a named object (model, rule, container…) does not exist
     ├── InvalidInput              malformed user input (rule, policy, OSV record, request…)
@@ -69,6 +70,17 @@ class ProcessGone(GarrisonError):
 
 class SensorError(GarrisonError):
     """A kernel event source could not be set up."""
+
+
+class NotOwnFilesystem(SensorError):
+    """A container's root is not a file system of its own (a vfs directory, a MergedDir not
+    mounted where the defender runs): a filesystem mark on it would cover the host's."""
+
+    def __init__(self, container_id: str, path: str | None, why: str) -> None:
+        self.container_id = container_id
+        self.path = path
+        self.why = why
+        super().__init__(f"container {container_id[:12]}: {why}")
 
 
 class StoreError(GarrisonError):

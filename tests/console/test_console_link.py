@@ -84,11 +84,11 @@ class StoreFailingOnce(MemoryStore):
         super().__init__()
         self.failures = 1
 
-    def add_audits(self, audits):
+    def add_audits(self, audits, spool_mark=None):
         if self.failures:
             self.failures -= 1
             raise StoreError("database is locked")
-        return super().add_audits(audits)
+        return super().add_audits(audits, spool_mark)
 
 
 def test_a_failed_write_is_retried_not_lost():

@@ -28,13 +28,15 @@ class DefenderProcess:
         learning: str,
         args: Sequence[str] = (),
         wrap: Sequence[str] = (),
+        *,
+        log: Path | None = None,
     ) -> None:
         self.engine = engine
         self.data_dir = data_dir
         self.learning = learning
         self.args = tuple(args)
         self.wrap = tuple(wrap)  # a command that runs garrison (its argv follows)
-        self.log = data_dir / "defender.log"
+        self.log = log or data_dir / "defender.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> DefenderProcess:
@@ -112,8 +114,9 @@ def start_defender(
         data_dir: Path | None = None,
         args: Sequence[str] = (),
         wrap: Sequence[str] = (),
+        log: Path | None = None,
     ) -> DefenderProcess:
-        proc = DefenderProcess(engine, data_dir or tmp_path / "data", learning, args, wrap)
+        proc = DefenderProcess(engine, data_dir or tmp_path / "data", learning, args, wrap, log=log)
         proc.start()
         started.append(proc)
         return proc

@@ -23,9 +23,10 @@ class RemovedWhileWriting(InProcessLink):
 
     enforcer: Enforcer
 
-    def add_blocked(self, record: BlockedContainer) -> None:
-        super().add_blocked(record)
+    def begin_block(self, record: BlockedContainer, audit: Audit) -> BlockedContainer:
+        stored = super().begin_block(record, audit)
         self.enforcer.forget(record.container_id)
+        return stored
 
 
 def block_audit(container_id: str) -> Audit:

@@ -5,6 +5,7 @@ containers. And ``garrison status`` says when no defender runs, with a non-zero 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -45,6 +46,18 @@ LOOP = (
 )
 
 
+def stuck(container: Any) -> str:
+    """What the container's processes wait on, for a failure's message."""
+    container.reload()
+    lines = []
+    for pid in container.top(ps_args="-o pid")["Processes"] or []:
+        with contextlib.suppress(OSError):
+            wchan = open(f"/proc/{pid[0]}/wchan").read()  # noqa: SIM115
+            cmd = open(f"/proc/{pid[0]}/cmdline").read().replace("\0", " ")  # noqa: SIM115
+            lines.append(f"{pid[0]} {wchan} {cmd}")
+    return "\n".join(lines)
+
+
 def exec_in_thread(container: Any, cmd: list[str]) -> Callable[[], tuple[int, float]]:
     """Start ``docker exec`` now; the returned call waits for its exit status and duration."""
     result: list[tuple[int, float]] = []
@@ -59,7 +72,7 @@ def exec_in_thread(container: Any, cmd: list[str]) -> Callable[[], tuple[int, fl
 
     def join() -> tuple[int, float]:
         thread.join(WAIT)
-        assert result, f"docker exec {cmd} still waits after {WAIT:.0f} s"
+        assert result, f"docker exec {cmd} still waits after {WAIT:.0f} s:\n{stuck(container)}"
         return result[0]
 
     return join
@@ -78,7 +91,11 @@ def assert_stall_ended(defender: DefenderProcess, container: Any, stalled_pid: i
     """The loop ends, a docker exec started during the stall returns, the stall is audited
     and a new defender watches the container."""
     join = exec_in_thread(container, ["/bin/true"])
-    code, seconds = join()
+    try:
+        code, seconds = join()
+    except AssertionError:
+        print(defender.log.read_text()[-20000:])
+        raise
     assert code == 0
     print(f"docker exec during the stall returned after {seconds:.2f} s")
     wait_for(

@@ -133,6 +133,34 @@ def test_blocked_containers_are_added_listed_and_removed(store):
     assert [r.container_id for r in store.list_blocked()] == ["c2"]
 
 
+def test_a_block_begins_with_its_audit_and_pending_record_together(store):
+    intent = BlockedContainer(
+        "c3", "web", "nginx", RestartPolicy("always"), None, 30.0, "pending", "stopping"
+    )
+    stored = store.begin_block(intent, audit(effect="block", containerId="c3"))
+    (found,) = store.list_audits(AuditFilter(limit=0))
+    assert stored.audit_id == found.id
+    assert stored.audit_id is not None
+    assert store.list_blocked() == [stored]
+    assert (stored.state, stored.reason) == ("pending", "stopping")
+    store.add_blocked(dataclasses.replace(stored, state="done", reason=""))
+    assert store.list_blocked()[0].state == "done"
+
+
+def test_a_block_whose_audit_is_refused_stores_no_record(store):
+    intent = BlockedContainer("c4", "web", "nginx", RestartPolicy("always"), None, 30.0)
+    with pytest.raises(InvalidInput):
+        store.begin_block(intent, audit(effect="block", time=math.nan))
+    assert store.list_blocked() == []
+    assert store.list_audits(AuditFilter(limit=0)) == []
+
+
+def test_a_record_stored_before_blocks_had_a_state_reads_as_done() -> None:
+    doc = BlockedContainer("c5", "w", "i", RestartPolicy("no"), 1, 1.0).to_json()
+    del doc["state"], doc["reason"]
+    assert BlockedContainer.from_json(doc).state == "done"
+
+
 def test_status_is_the_last_document_per_source(store):
     assert store.get_status() is None
     store.set_status({"sensors": {"fanotify": {"events": 1}}})

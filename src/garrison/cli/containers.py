@@ -21,16 +21,18 @@ DockerHost = Annotated[
 
 @app.command()
 def blocked(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False) -> None:
-    """List blocked containers with the audit that blocked them."""
+    """List blocked containers with the audit that blocked them. A block still under way is
+    *pending*, with what keeps it from being done (e.g. Docker refusing the kill)."""
     with open_console(data_dir) as console:
         rows = console.blocked_with_audits()
     if as_json:
         print_json([{**b.to_json(), "audit": a.to_json() if a else None} for b, a in rows])
         return
-    table = Table("container", "id", "image", "blocked at", "restart policy", "why")
+    table = Table("container", "id", "image", "blocked at", "state", "restart policy", "why")
     for record, audit in rows:
+        state = record.state if record.state == "done" else f"pending: {record.reason}"
         table.add_row(
-            record.name, record.container_id[:12], record.image, when(record.time),
+            record.name, record.container_id[:12], record.image, when(record.time), state,
             record.restart_policy.name, audit.msg if audit else "-",
         )  # fmt: skip
     out.print(table)

@@ -22,8 +22,7 @@ from garrison.console import Console
 from garrison.defender import Defender
 from garrison.devengine import EngineConfig, PrivateEngine, ensure_packages
 from garrison.runtime.docker import DockerRuntime
-from garrison.watchdog import Supervisor, WatchdogState
-from garrison.watchdog.heartbeat import HOLD_FOR_TESTS
+from garrison.watchdog import Supervisor, WatchdogState, faults
 
 PR_SET_PDEATHSIG = 1
 
@@ -153,13 +152,14 @@ def run(
     _configure_logging()
     if supervised is not None:  # the defender, started by the watchdog below
         _die_with(supervised.supervisor_pid)
-        _install_test_hooks()
+        faults.install(supervised.restarts)
         asyncio.run(_serve(settings, supervised))
         return
     host = resolve_docker_host(settings.docker_host, settings.engine_dir)
     settings = settings.model_copy(update={"docker_host": host})
     _print_next_steps(settings)
     if not settings.watchdog:
+        faults.install()
         asyncio.run(_serve(settings, None))
         return
     # The defender runs this same command again, on the engine resolved here.
@@ -177,12 +177,6 @@ def _die_with(supervisor_pid: int) -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != supervisor_pid:
         raise SystemExit("garrison: the watchdog that started this defender is gone")
-
-
-def _install_test_hooks() -> None:
-    """GARRISON_TEST_HOOKS=1: SIGUSR2 makes the permission readers spin (watchdog tests)."""
-    if os.environ.get("GARRISON_TEST_HOOKS") == "1":
-        signal.signal(signal.SIGUSR2, lambda _sig, _frame: HOLD_FOR_TESTS.set())
 
 
 async def _serve(settings: Settings, watchdog: WatchdogState | None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, when
@@ -59,9 +60,18 @@ def _print(doc: dict[str, Any]) -> None:
 def _print_details(defender: dict[str, Any]) -> None:
     sensors: dict[str, dict[str, Any]] = defender.get("sensors") or {}
     out.print(_sensor_table(sensors))
+    for line in _unwatched_lines(sensors):
+        out.print(escape(line))
     reason = (sensors.get("processes") or {}).get("reason")
     if reason:
         out.print(f"processes on the proc connector: {reason}")
+    link: dict[str, Any] = defender.get("link") or {}
+    if link.get("droppedAudits") or link.get("pendingAudits") or link.get("spoolErrors"):
+        out.print(
+            f"audits: {link.get('pendingAudits')} waiting to be stored, "
+            f"{link.get('droppedAudits')} dropped, {link.get('writeErrors')} failed writes, "
+            f"{link.get('spoolErrors')} not spooled"
+        )
     watchdog: dict[str, Any] = defender.get("watchdog") or {}
     if watchdog:
         last: dict[str, Any] = watchdog.get("last") or {}
@@ -73,6 +83,19 @@ def _print_details(defender: dict[str, Any]) -> None:
         if last:
             line += f"; last {when(last.get('time'))}: pid {last.get('pid')} {last.get('detail')}"
         out.print(line)
+
+
+def _unwatched_lines(sensors: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per container that some sensors do not watch: which ones, and why."""
+    whys: dict[str, dict[str, list[str]]] = {}  # container id → why → sensors
+    for name, c in sensors.items():
+        for cid, why in (c.get("unwatched") or {}).items():
+            whys.setdefault(cid, {}).setdefault(why, []).append(name)
+    return [
+        f"container {cid[:12]} not watched by "
+        + "; ".join(f"{', '.join(names)}: {why}" for why, names in by_why.items())
+        for cid, by_why in sorted(whys.items())
+    ]
 
 
 def _sensor_table(sensors: dict[str, dict[str, Any]]) -> Table:

@@ -15,6 +15,7 @@ from garrison.audit.record import Audit
 from garrison.console import models, runtime_rules
 from garrison.console.inprocess import InProcessLink
 from garrison.console.liveness import liveness
+from garrison.console.spool import AuditSpool
 from garrison.model.clock import Clock, system_clock
 from garrison.model.commands import ModelCommand, ModelOp
 from garrison.policy import RuleSet, RuntimeRule
@@ -24,18 +25,23 @@ from garrison.store.sqlite import SQLiteStore
 
 
 class Console:
-    def __init__(self, store: Store, *, clock: Clock = system_clock) -> None:
+    def __init__(
+        self, store: Store, *, clock: Clock = system_clock, data_dir: Path | None = None
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.data_dir = data_dir  # where the defender's audit spool lives, with the store
 
     @classmethod
     def open(cls, data_dir: Path | str, *, clock: Clock = system_clock) -> Console:
         """The console of the SQLite store in ``data_dir`` (created when missing)."""
-        return cls(SQLiteStore.in_dir(data_dir), clock=clock)
+        return cls(SQLiteStore.in_dir(data_dir), clock=clock, data_dir=Path(data_dir))
 
     def link(self, *, flush_interval: float = 0.5) -> InProcessLink:
-        """A link for a defender in this process. Close it before the console."""
-        return InProcessLink(self.store, flush_interval=flush_interval)
+        """A link for a defender in this process, with the audit spool of the data directory
+        (its audits survive the process's death). Close it before the console."""
+        spool = AuditSpool.in_dir(self.data_dir) if self.data_dir is not None else None
+        return InProcessLink(self.store, flush_interval=flush_interval, spool=spool)
 
     def close(self) -> None:
         self.store.close()

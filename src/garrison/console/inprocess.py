@@ -2,8 +2,11 @@
 
 Reports go into buffers merged in memory (an audit seen again adds to the pending one's
 count; a model saved again replaces its pending document), and a writer thread writes them
-every ``flush_interval`` seconds or when flushed. A failed write keeps the batch to retry:
-nothing is dropped unless ``max_pending`` distinct audits wait, and that is counted.
+every ``flush_interval`` seconds or when flushed. A failed write (a full disk, a locked store)
+keeps the batch to retry: no alert is dropped unless ``max_pending`` distinct audits wait (no
+prevent, block or allow unless twice as many do), and that is counted (and logged at most
+once a minute). With a ``spool`` every audit is appended
+to it first, so that a crash loses none (see :mod:`garrison.console.spool`).
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from garrison.audit.record import Audit
+from garrison.console.spool import AuditSpool
 from garrison.errors import InvalidInput, StoreError
 from garrison.model.commands import ModelCommand
 from garrison.store.base import BlockedContainer, Doc, Store
@@ -30,6 +35,7 @@ class _Batch:
     models: dict[str, Doc] = dataclasses.field(default_factory=dict)
     deletes: set[str] = dataclasses.field(default_factory=set)
     status: Doc | None = None
+    mark: int = 0  # the highest spool sequence number of the audits held
 
     def __bool__(self) -> bool:
         return bool(self.audits or self.models or self.deletes or self.status is not None)
@@ -50,6 +56,7 @@ class _Batch:
         self.models = {**older.models, **self.models}
         self.deletes = (older.deletes - set(self.models)) | self.deletes
         self.status = self.status if self.status is not None else older.status
+        self.mark = max(self.mark, older.mark)
 
 
 @dataclasses.dataclass(slots=True)
@@ -57,24 +64,54 @@ class LinkStats:
     written_audits: int = 0
     dropped_audits: int = 0
     write_errors: int = 0
+    replayed_audits: int = 0  # found in the spool at start, not stored before
+
+
+WARN_EVERY_SECONDS = 60.0
 
 
 class InProcessLink:
     def __init__(
-        self, store: Store, *, flush_interval: float = 0.5, max_pending: int = 10_000
+        self,
+        store: Store,
+        *,
+        flush_interval: float = 0.5,
+        max_pending: int = 10_000,
+        spool: AuditSpool | None = None,
     ) -> None:
         self.store = store
         self.flush_interval = flush_interval
         self.max_pending = max_pending
+        self.spool = spool
         self.stats = LinkStats()
         self._cond = threading.Condition()
         self._batch = _Batch()
         self._reported = 0  # generation of the last report
         self._written = 0  # generation the writer has stored
+        self._seq = 0  # the spool sequence number of the last audit
+        self._writing: _Batch | None = None  # the batch the writer holds, while it does
+        self._warned: dict[str, float] = {}
         self._closing = False
         self._closed = False
+        if spool is not None:
+            self._replay(spool)
         self._thread = threading.Thread(target=self._run, name="garrison-link", daemon=True)
         self._thread.start()
+
+    def _replay(self, spool: AuditSpool) -> None:
+        """Queue the spooled audits a link before this one made but did not store."""
+        mark = self.store.spool_mark()
+        entries = spool.read(after=mark)
+        for seq, audit in entries:
+            self._batch.add_audit(audit)
+            self._batch.mark = seq
+        self._seq = max([mark, *(seq for seq, _ in entries)])
+        self.stats.replayed_audits = len(entries)
+        if entries:
+            self._reported += 1
+            log.info("console link: %d spooled audit(s) not stored yet; storing them", len(entries))
+        else:
+            spool.empty()
 
     # -- buffered ---------------------------------------------------------------------------
 
@@ -82,10 +119,16 @@ class InProcessLink:
         with self._cond:
             self._check_open()
             batch = self._batch
-            if audit.key() not in batch.audits and len(batch.audits) >= self.max_pending:
+            if audit.key() not in batch.audits and self._pending() >= self._room(audit):
                 self.stats.dropped_audits += 1
+                self._warn("drop", "%d audits dropped so far: %d wait to be stored already",
+                           self.stats.dropped_audits, len(batch.audits))  # fmt: skip
                 return
+            self._seq += 1
+            if self.spool is not None:
+                self.spool.append(self._seq, audit)
             batch.add_audit(audit)
+            batch.mark = self._seq
             self._reported += 1
 
     def save_models(self, docs: Sequence[Mapping[str, Any]]) -> None:
@@ -111,6 +154,35 @@ class InProcessLink:
             self._batch.status = dict(doc)
             self._reported += 1
 
+    def counters(self) -> dict[str, int]:
+        """For the defender's status: what was stored, dropped, waits, failed."""
+        with self._cond:
+            return {
+                "writtenAudits": self.stats.written_audits,
+                "droppedAudits": self.stats.dropped_audits,
+                "pendingAudits": self._pending(),
+                "replayedAudits": self.stats.replayed_audits,
+                "writeErrors": self.stats.write_errors,
+                "spoolErrors": self.spool.errors if self.spool is not None else 0,
+            }
+
+    def _room(self, audit: Audit) -> int:
+        """How many audits may wait before this one is dropped: an alert finds the room full
+        first, so that what Garrison refused or stopped is still recorded past a flood."""
+        return self.max_pending if audit.effect == "alert" else 2 * self.max_pending
+
+    def _pending(self) -> int:
+        """Audits not stored yet: those waiting, and those the writer is writing."""
+        writing = len(self._writing.audits) if self._writing is not None else 0
+        return len(self._batch.audits) + writing
+
+    def _warn(self, kind: str, message: str, *args: object) -> None:
+        """A WARNING of this kind at most once a minute (a full disk fails every write)."""
+        now = time.monotonic()
+        if now - self._warned.get(kind, -WARN_EVERY_SECONDS) >= WARN_EVERY_SECONDS:
+            self._warned[kind] = now
+            log.warning("console link: " + message, *args)
+
     def _check_open(self) -> None:
         if self._closing:
             raise StoreError("the console link is closed")
@@ -131,6 +203,9 @@ class InProcessLink:
 
     def finish_model_commands(self, ids: Sequence[int]) -> None:
         self.store.finish_model_commands(ids)
+
+    def begin_block(self, record: BlockedContainer, audit: Audit) -> BlockedContainer:
+        return self.store.begin_block(record, audit)
 
     def add_blocked(self, record: BlockedContainer) -> None:
         self.store.add_blocked(record)
@@ -158,6 +233,8 @@ class InProcessLink:
             self._cond.notify_all()
         self._thread.join(timeout)
         self._closed = True
+        if self.spool is not None:
+            self.spool.close()
         if not flushed:
             pending = len(self._batch.audits)
             raise StoreError(f"console link closed with {pending} audit(s) not stored")
@@ -173,6 +250,7 @@ class InProcessLink:
                 if idle:
                     self._cond.wait(self.flush_interval)
                 batch, self._batch = self._batch, _Batch()
+                self._writing = batch
                 generation = self._reported
             if not self._write(batch, generation):
                 with self._cond:
@@ -184,13 +262,17 @@ class InProcessLink:
         try:
             self._store(batch)
         except Exception as exc:  # the writer must outlive any failure: retry later
-            log.warning("console link: %s; will retry", exc)
             with self._cond:
                 self.stats.write_errors += 1
+                self._warn("write", "%s; will retry (%d audits wait)", exc, len(batch.audits))
                 self._batch.merge_older(batch)
+                self._writing = None
             return False
         with self._cond:
+            self._writing = None
             self._written = max(self._written, generation)
+            if self.spool is not None and self._seq == batch.mark and not self._batch.audits:
+                self.spool.empty()  # everything spooled is stored
             self._cond.notify_all()
         return True
 
@@ -203,7 +285,12 @@ class InProcessLink:
             self.store.delete_models(sorted(batch.deletes))
             batch.deletes = set()
         if batch.audits:
-            stored = self._each(self.store.add_audits, list(batch.audits.values()), "audit")
+            mark = batch.mark or None
+
+            def add(audits: list[Audit]) -> object:
+                return self.store.add_audits(audits, spool_mark=mark)
+
+            stored = self._each(add, list(batch.audits.values()), "audit")
             batch.audits = {}
             with self._cond:
                 self.stats.written_audits += stored

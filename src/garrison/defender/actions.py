@@ -30,6 +30,7 @@ from garrison.sensors.events import FileEvent, NetEvent, ProcessEvent
 log = logging.getLogger(__name__)
 
 BLOCKED_RESTART = "blockedContainerStarted"
+DRAIN_SECONDS = 5.0
 
 
 def make_audit(
@@ -109,6 +110,11 @@ class Actions:
         self.audits += 1
         self._spawn(self.enforcer.block(container, audit))
 
+    def resume_blocks(self) -> None:
+        """Finish the blocks a defender before this one left pending (it died mid-block)."""
+        for record in self.enforcer.pending():
+            self._spawn(self.enforcer.resume(record))
+
     def forget_block(self, container_id: str) -> None:
         self._spawn(self._remove_blocked(container_id))
 
@@ -125,7 +131,14 @@ class Actions:
         if not task.cancelled() and task.exception() is not None:
             log.error("enforcement failed: %s", task.exception())
 
-    async def drain(self) -> None:
-        """Wait for blocks under way (at shutdown)."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+    async def drain(self, timeout: float = DRAIN_SECONDS) -> None:
+        """Wait for blocks under way (at shutdown); one Docker keeps refusing is left pending
+        in the store, for the next defender to finish."""
+        if not self._tasks:
+            return
+        _, late = await asyncio.wait(set(self._tasks), timeout=timeout)
+        for task in late:
+            task.cancel()
+        if late:
+            log.warning("%d block(s) left pending at shutdown", len(late))
+            await asyncio.gather(*late, return_exceptions=True)

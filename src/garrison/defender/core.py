@@ -150,6 +150,7 @@ class Defender(ListenerBase):
         for error in self.book.load(await asyncio.to_thread(self.link.load_models)):
             log.warning("stored model skipped: %s", error)
         await self.enforcer.load()
+        self.actions.resume_blocks()
         await self._report_incidents()
         self._sync_rules()
         self.sensors.start()
@@ -329,8 +330,10 @@ class Defender(ListenerBase):
                 "kills": self.enforcer.kills,
                 "failures": self.enforcer.failures,
                 "blocked": len(self.enforcer.blocked),
+                "pending": len(self.enforcer.pending()),
             },
             "sensors": self.sensors.counters(),
             "tracker": asdict(self.tracker.stats),
             "watchdog": self.watchdog.status() if self.watchdog else None,
+            "link": self.link.counters(),
         }

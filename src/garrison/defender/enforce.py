@@ -6,28 +6,40 @@ policy is then set to ``unless-stopped``, so that a dockerd restart does not sta
 and the original policy is recorded for ``garrison containers unblock`` to restore. Under an
 orchestrator (Kubernetes, Swarm labels) the policy is left alone: the orchestrator replaces
 the container with a fresh one. Docker calls block, so they run in threads, off the event loop.
+
+A block is crash-safe: its intent — the container, its original restart policy, the audit — is
+stored in one transaction, as a *pending* record, before the kill; the record turns *done*
+once the container is stopped and its policy changed. A defender that dies in between finds
+the pending record when it starts and finishes the block (``resume``). A kill or an update that
+Docker refuses, or that cannot reach Docker, is tried again with a growing backoff; until it
+succeeds the record stays pending with the reason (``garrison containers blocked``), and a
+container seen starting meanwhile is killed again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import itertools
 import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, KeysView
 
 from garrison.audit.record import Audit
 from garrison.console.link import ConsoleLink
 from garrison.errors import ContainerGone, RuntimeRefused, RuntimeUnavailable
 from garrison.runtime.base import ContainerInfo, ContainerRuntime, RestartPolicy
 from garrison.store.base import BlockedContainer
+from garrison.watchdog.faults import crash_point
 
 log = logging.getLogger(__name__)
 
 BLOCKED_POLICY = RestartPolicy("unless-stopped")
-RETRIES = (0.1, 0.3, 1.0)
+RETRIES = (0.1, 0.3, 1.0)  # within one attempt, while Docker cannot be reached
+BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # between attempts of a pending block
 REMOVED_MAX = 4096
 
 
@@ -35,27 +47,35 @@ class Enforcer:
     def __init__(self, runtime: ContainerRuntime, link: ConsoleLink) -> None:
         self.runtime = runtime
         self.link = link
-        self.blocked: set[str] = set()  # containers Garrison keeps stopped
+        self.records: dict[str, BlockedContainer] = {}  # containers Garrison keeps stopped
         self.blocks = 0
         self.kills = 0
         self.failures = 0
         self._busy: set[str] = set()
         self._removed: set[str] = set()
 
+    @property
+    def blocked(self) -> KeysView[str]:
+        """The containers Garrison keeps stopped, or is stopping (pending)."""
+        return self.records.keys()
+
+    def pending(self) -> list[BlockedContainer]:
+        return [r for r in self.records.values() if r.state == "pending"]
+
     async def load(self) -> None:
         """The blocked containers; records of containers removed meanwhile are dropped."""
         records = await asyncio.to_thread(self.link.list_blocked)
-        self.blocked = set()
+        self.records = {}
         for record in records:
             if await self._exists(record.container_id):
-                self.blocked.add(record.container_id)
+                self.records[record.container_id] = record
             else:
                 await asyncio.to_thread(self.link.remove_blocked, record.container_id)
 
     def refresh(self) -> None:
         """The blocked containers as the store has them now (``unblock`` is another
         process); a synchronous read: call it off the verdict path."""
-        self.blocked = {r.container_id for r in self.link.list_blocked()}
+        self.records = {r.container_id: r for r in self.link.list_blocked()}
 
     async def _exists(self, container_id: str) -> bool:
         try:
@@ -81,39 +101,98 @@ class Enforcer:
             return
         self._busy.add(container.id)
         try:
-            original = await self._stop(container)
-            stored = await asyncio.to_thread(self.link.store_audit, audit)
-            if original is not None and container.id not in self.blocked | self._removed:
-                record = BlockedContainer(
-                    container.id, container.name, container.image_name, original,
-                    stored.id, time.time(),
-                )  # fmt: skip
-                await asyncio.to_thread(self.link.add_blocked, record)
-                if container.id in self._removed:  # removed while the record was written
-                    await asyncio.to_thread(self.link.remove_blocked, container.id)
-                else:
-                    self.blocked.add(container.id)
+            record = await self._intend(container, audit)
+            crash_point("audit")
+            await self._enforce(record, set_policy=container.orchestrator is None)
             self.blocks += 1
         finally:
             self._busy.discard(container.id)
 
-    async def _stop(self, container: ContainerInfo) -> RestartPolicy | None:
+    async def resume(self, record: BlockedContainer) -> None:
+        """Finish a block a defender before this one left pending."""
+        if record.container_id in self._busy:
+            return
+        self._busy.add(record.container_id)
+        try:
+            try:
+                info = await asyncio.to_thread(self.runtime.inspect, record.container_id)
+            except ContainerGone:
+                await self._drop(record.container_id)
+                return
+            except RuntimeUnavailable:
+                info = None  # the attempts below wait for Docker
+            log.info("finishing the block of %s left pending", record.container_id[:12])
+            orchestrated = info is not None and info.orchestrator is not None
+            await self._enforce(record, set_policy=not orchestrated)
+        finally:
+            self._busy.discard(record.container_id)
+
+    async def _intend(self, container: ContainerInfo, audit: Audit) -> BlockedContainer:
+        """Store the audit and the pending record at once. A container blocked before keeps
+        the policy it had then; one removed meanwhile keeps no record (the kill that follows
+        finds it gone, or stops what is left of it)."""
+        known = self.records.get(container.id)
+        original = known.restart_policy if known else container.restart_policy
+        record = BlockedContainer(
+            container.id, container.name, container.image_name, original, None, time.time(),
+            state="pending", reason="stopping",
+        )  # fmt: skip
+        stored = await asyncio.to_thread(self.link.begin_block, record, audit)
+        if container.id in self._removed:  # removed while the record was written
+            await self._drop(container.id)
+        else:
+            self.records[container.id] = stored
+        return stored
+
+    async def _enforce(self, record: BlockedContainer, set_policy: bool) -> None:
+        """Kill, change the policy, record it done; again and again while Docker refuses."""
+        short = record.container_id[:12]
+        # A block is never given up while its container exists and is not unblocked.
+        for delay in itertools.chain(BACKOFF, itertools.repeat(BACKOFF[-1])):
+            try:
+                await self._stop(record.container_id, set_policy)
+            except ContainerGone:
+                log.info("container %s was gone before it could be blocked", short)
+                await self._drop(record.container_id)
+                return
+            except (RuntimeUnavailable, RuntimeRefused) as exc:
+                self.failures += 1
+                if not await self._still_pending(record, f"Docker: {exc}"):
+                    return
+                log.error("blocking %s failed (%s); again in %.0f s", short, exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            await self._set(dataclasses.replace(record, state="done", reason=""))
+            return
+
+    async def _stop(self, container_id: str, set_policy: bool) -> None:
         """SIGKILL first — through the API it counts as a stop by hand, so even ``always``
         does not restart it now — then the restart policy, which keeps a dockerd restart
-        from starting it again. Returns the policy to restore on unblock; None when the
-        container was gone already."""
-        original = container.restart_policy
-        try:
-            await self._retry(self.runtime.kill, container.id)
-            if container.orchestrator is None:
-                await self._retry(self.runtime.set_restart_policy, container.id, BLOCKED_POLICY)
-        except ContainerGone:
-            log.info("container %s was gone before it could be blocked", container.id[:12])
-            return None
-        except (RuntimeUnavailable, RuntimeRefused) as exc:
-            self.failures += 1
-            log.error("blocking %s failed: %s", container.id[:12], exc)
-        return original
+        from starting it again."""
+        await self._retry(self.runtime.kill, container_id)
+        crash_point("kill")
+        if set_policy:
+            await self._retry(self.runtime.set_restart_policy, container_id, BLOCKED_POLICY)
+            crash_point("update")
+
+    async def _still_pending(self, record: BlockedContainer, reason: str) -> bool:
+        """Record why the block is not done yet; False when it is no longer wanted (the
+        container was removed or unblocked meanwhile)."""
+        if record.container_id in self._removed or record.container_id not in self.records:
+            return False
+        if self.records[record.container_id].reason != reason:
+            await self._set(dataclasses.replace(record, state="pending", reason=reason))
+        return True
+
+    async def _set(self, record: BlockedContainer) -> None:
+        if record.container_id in self._removed or record.container_id not in self.records:
+            return  # removed, or unblocked by the user meanwhile: no record to bring back
+        await asyncio.to_thread(self.link.add_blocked, record)
+        self.records[record.container_id] = record
+
+    async def _drop(self, container_id: str) -> None:
+        self.records.pop(container_id, None)
+        await asyncio.to_thread(self.link.remove_blocked, container_id)
 
     async def _retry(self, call: Callable[..., None], *args: object) -> None:
         """Docker unreachable: try again a few times. Refused: done when the refusal means
@@ -139,6 +218,6 @@ class Enforcer:
         if len(self._removed) >= REMOVED_MAX:
             self._removed.clear()
         self._removed.add(container_id)
-        self.blocked.discard(container_id)
+        self.records.pop(container_id, None)
         with contextlib.suppress(KeyError):
             self._busy.remove(container_id)

@@ -54,6 +54,9 @@ class SensorSet:
         self.source_reason: str | None = None
         self.network = NetworkSensor(sink, network_interval)
         self.started: list[str] = []
+        # sensor → {container id: why that sensor does not watch it} (garrison status). Each
+        # change publishes new dicts: the status thread reads them without a lock.
+        self.unwatched: dict[str, dict[str, str]] = {}
         judge.records_skipped = self.records_skipped
 
     def start(self) -> None:
@@ -144,6 +147,20 @@ class SensorSet:
                 watch(container)
             except (GarrisonError, OSError) as exc:
                 log.warning("%s: cannot watch %s: %s", name, container.id[:12], exc)
+                why = str(exc).removeprefix(f"container {container.id[:12]}: ")
+                self._note_unwatched(name, container.id, why)
+            else:
+                self._note_unwatched(name, container.id, None)
+
+    def _note_unwatched(self, sensor: str, container_id: str, why: str | None) -> None:
+        """Record (``why``) or clear (None) that ``sensor`` does not watch the container."""
+        known = self.unwatched.get(sensor, {})
+        if why is None and container_id not in known:
+            return
+        known = {cid: text for cid, text in known.items() if cid != container_id}
+        if why is not None:
+            known[container_id] = why
+        self.unwatched = {**self.unwatched, sensor: known}
 
     def set_learning(self, container_id: str, learning: bool) -> None:
         """While a container's model learns, the BPF process events record every exec of its
@@ -185,15 +202,18 @@ class SensorSet:
         ):
             with contextlib.suppress(GarrisonError, OSError):
                 unwatch(container_id)
+        for sensor in list(self.unwatched):
+            self._note_unwatched(sensor, container_id, None)
 
     def _unwatch_process_events(self, container_id: str) -> None:
         if isinstance(self.connector, BpfProcEvents):
             self.connector.unwatch(container_id)
 
     def counters(self) -> dict[str, dict[str, Any]]:
-        """Per sensor: events, drops, late, errors (``garrison status``)."""
+        """Per sensor: events, drops, late, errors, and the containers it does not watch
+        (``unwatched``: id → why) (``garrison status``)."""
         merged = _merge(self.connector.counters, self.processes.counters)
-        return {
+        table: dict[str, dict[str, Any]] = {
             "exec": _counters(self.exec.counters, "exec" in self.started),
             "files": _counters(self.files.counters, "files" in self.started),
             "processes": {
@@ -203,6 +223,10 @@ class SensorSet:
             },
             "network": _counters(self.network.counters, "network" in self.started),
         }
+        unwatched = self.unwatched  # one published version for every sensor
+        for name, entry in table.items():
+            entry["unwatched"] = dict(unwatched.get(name, {}))
+        return table
 
 
 def _merge(a: SensorCounters, b: SensorCounters) -> SensorCounters:

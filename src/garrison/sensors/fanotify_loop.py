@@ -23,8 +23,9 @@ from garrison.sensors.fanotify import (
     FanotifyGroup,
     RawEvent,
 )
-from garrison.sensors.passwd import UserNames, check_root
-from garrison.watchdog import heartbeat
+from garrison.sensors.own_filesystem import own_root
+from garrison.sensors.passwd import UserNames
+from garrison.watchdog import faults, heartbeat
 
 TICK_SECONDS = 0.25
 BEAT_SECONDS = 0.25  # a permission reader's beats, events or not (the watchdog's bound is 1 s)
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class WatchedRoot:
-    """One container's root file system: an overlay with a device of its own."""
+    """One container's root file system: an overlay with a device of its own (checked)."""
 
     container_id: str
     merged_dir: str
@@ -43,11 +44,9 @@ class WatchedRoot:
 
     @classmethod
     def of(cls, container: ContainerInfo) -> WatchedRoot:
-        root = check_root(container.merged_dir)
-        try:
-            dev = os.stat(root).st_dev
-        except OSError as exc:
-            raise SensorError(f"cannot stat {root}: {exc.strerror}") from exc
+        """The container's root, once checked to be a file system of its own: every sensor
+        gives it a filesystem mark, which on anything else would cover the host's."""
+        root, dev = own_root(container.id, container.merged_dir)
         users = UserNames(root)
         users.load()
         return cls(container.id, root, dev, users)
@@ -164,7 +163,7 @@ class ReaderThread:
                 log.exception("fanotify read failed; the sensor stops and releases its marks")
                 self.group.close()
                 return
-            if heartbeat.HOLD_FOR_TESTS.is_set() and beat is not None:
+            if faults.HOLD.is_set() and beat is not None:
                 _spin()
             for raw in batch:
                 self._handle_one(raw)
@@ -209,14 +208,19 @@ class GroupThread:
         self._reader: ReaderThread | None = None
 
     def start(self, mark_all: Callable[[], None]) -> None:
-        """Make the group, let ``mark_all`` mark what is watched so far, start reading."""
+        """Make the group, start reading, let ``mark_all`` mark what is watched so far. The
+        reader runs before the first mark: no event may wait on a group nobody reads."""
         if self.group is not None:
             return
         self.group = FanotifyGroup(self.flags)
-        mark_all()
         answers = bool(self.flags & (FAN_CLASS_CONTENT | FAN_CLASS_PRE_CONTENT))
         self._reader = ReaderThread(self.name, self.group, self.handle, self.tick, answers=answers)
         self._reader.start()
+        try:
+            mark_all()
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         """Stop reading and close the group: the kernel lets every waiting event through."""

@@ -7,7 +7,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
@@ -18,9 +18,17 @@ from garrison.runtime.base import RestartPolicy
 Doc = dict[str, Any]
 
 
+BlockState = Literal["pending", "done"]
+
+
 @dataclass(frozen=True, slots=True)
 class BlockedContainer:
-    """A container Garrison stopped, and what is needed to let it run again."""
+    """A container Garrison stops, and what is needed to let it run again.
+
+    A block is recorded ``pending`` — with the audit and the original restart policy — before
+    the container is killed, and ``done`` once it is stopped and its policy changed: a
+    defender that dies in between finishes it when it starts again (``reason`` says what
+    keeps a pending block from being done, e.g. Docker refusing the kill)."""
 
     container_id: str
     name: str
@@ -28,6 +36,8 @@ class BlockedContainer:
     restart_policy: RestartPolicy  # the policy it had before Garrison changed it
     audit_id: int | None
     time: float
+    state: BlockState = "done"
+    reason: str = ""
 
     def to_json(self) -> Doc:
         return {
@@ -40,6 +50,8 @@ class BlockedContainer:
             },
             "auditId": self.audit_id,
             "time": self.time,
+            "state": self.state,
+            "reason": self.reason,
         }
 
     @classmethod
@@ -52,6 +64,8 @@ class BlockedContainer:
             restart_policy=RestartPolicy(str(policy["name"]), int(policy["maximumRetryCount"])),
             audit_id=None if doc["auditId"] is None else int(doc["auditId"]),
             time=float(doc["time"]),
+            state="pending" if doc.get("state") == "pending" else "done",
+            reason=str(doc.get("reason") or ""),
         )
 
 
@@ -71,7 +85,15 @@ class Store(Protocol):
     def get_model(self, profile_id: str) -> Doc | None: ...
 
     # Audits: one with the ``key()`` of a stored one adds its count and moves its time.
-    def add_audits(self, audits: Sequence[Audit]) -> list[Audit]: ...
+    def add_audits(self, audits: Sequence[Audit], spool_mark: int | None = None) -> list[Audit]:
+        """Store audits (one seen before adds to its count); ``spool_mark``: the highest spool
+        sequence number they hold, kept in the same transaction."""
+        ...
+
+    def spool_mark(self) -> int:
+        """The highest spool sequence number stored (0: none)."""
+        ...
+
     def list_audits(self, query: AuditFilter | None = None) -> list[Audit]: ...
 
     # Policies: one JSON document per kind ("runtime", "vulnerability", …).
@@ -80,6 +102,11 @@ class Store(Protocol):
 
     # Containers Garrison blocked (stopped) and may release.
     def add_blocked(self, record: BlockedContainer) -> None: ...
+    def begin_block(self, record: BlockedContainer, audit: Audit) -> BlockedContainer:
+        """Store the audit and the (pending) record in one transaction; the record as stored,
+        naming the audit."""
+        ...
+
     def remove_blocked(self, container_id: str) -> bool: ...
     def list_blocked(self) -> list[BlockedContainer]: ...
 

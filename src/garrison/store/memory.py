@@ -32,6 +32,7 @@ class MemoryStore:
         self._status: dict[str, str] = {}
         self._commands: dict[int, ModelCommand] = {}
         self._next_id = 1
+        self._spool_mark = 0
 
     def close(self) -> None:
         pass
@@ -55,10 +56,15 @@ class MemoryStore:
             text = self._models.get(profile_id)
         return None if text is None else json.loads(text)
 
-    def add_audits(self, audits: Sequence[Audit]) -> list[Audit]:
+    def add_audits(self, audits: Sequence[Audit], spool_mark: int | None = None) -> list[Audit]:
         checked = [check_audit(a) for a in audits]
         with self._lock:
+            if spool_mark is not None:
+                self._spool_mark = max(self._spool_mark, spool_mark)
             return [self._add_audit(a) for a in checked]
+
+    def spool_mark(self) -> int:
+        return self._spool_mark
 
     def _add_audit(self, audit: Audit) -> Audit:
         old = self._audits.get(audit.key())
@@ -95,6 +101,13 @@ class MemoryStore:
     def add_blocked(self, record: BlockedContainer) -> None:
         with self._lock:
             self._blocked[record.container_id] = record
+
+    def begin_block(self, record: BlockedContainer, audit: Audit) -> BlockedContainer:
+        checked = check_audit(audit)
+        with self._lock:
+            record = dataclasses.replace(record, audit_id=self._add_audit(checked).id)
+            self._blocked[record.container_id] = record
+        return record
 
     def remove_blocked(self, container_id: str) -> bool:
         with self._lock:

@@ -45,6 +45,15 @@ policies = Table(
     Column("updated", Float, nullable=False),
 )
 
+# The highest sequence number of the audit spool stored so far (see console/spool.py): written
+# in the transaction that stores the audits, so a replay stores each spooled audit once.
+spool_marks = Table(
+    "spool_marks",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("seq", Integer, nullable=False),
+)
+
 blocked = Table(
     "blocked_containers",
     metadata,

@@ -9,6 +9,7 @@ may drop the last transactions: https://www.sqlite.org/pragma.html#pragma_synchr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -40,6 +41,31 @@ from garrison.store.base import (
 
 DB_NAME = "garrison.db"
 BUSY_TIMEOUT_MS = 10_000
+
+
+def _insert_audits(conn: Connection, rows: list[dict[str, Any]]) -> list[Audit]:
+    """Insert checked audit rows; one seen before adds to its count."""
+    table = schema.audits
+    new = insert(table)
+    stmt = new.on_conflict_do_update(
+        index_elements=["key"],
+        set_={
+            "count": table.c.count + new.excluded.count,
+            "time": sa.func.max(table.c.time, new.excluded.time),
+        },
+    ).returning(table.c.id, table.c.count, table.c.time, table.c.doc)
+    # One statement per audit: RETURNING with executemany is not portable.
+    return [_audit_of(conn.execute(stmt, row).one()) for row in rows]
+
+
+def _blocked_upsert(record: BlockedContainer) -> sa.Insert:
+    text = dump_doc(record.to_json(), f"blocked container {record.container_id}")
+    table = schema.blocked
+    stmt = insert(table).values(container_id=record.container_id, doc=text, time=record.time)
+    return stmt.on_conflict_do_update(
+        index_elements=["container_id"],
+        set_={"doc": stmt.excluded.doc, "time": stmt.excluded.time},
+    )
 
 
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -97,8 +123,10 @@ class SQLiteStore:
             version = conn.exec_driver_sql("PRAGMA user_version").scalar_one()
             if version > schema.SCHEMA_VERSION:
                 raise StoreError(f"store {self.path} was made by a newer Garrison")
-            schema.metadata.create_all(conn)
-            conn.exec_driver_sql(f"PRAGMA user_version={schema.SCHEMA_VERSION}")
+            schema.metadata.create_all(conn)  # writes only what is missing
+            if version != schema.SCHEMA_VERSION:  # a store that exists is opened without a
+                # write, so that reading it works on a full disk (`garrison status` then)
+                conn.exec_driver_sql(f"PRAGMA user_version={schema.SCHEMA_VERSION}")
 
     # -- models ---------------------------------------------------------------------------
 
@@ -138,23 +166,28 @@ class SQLiteStore:
 
     # -- audits ---------------------------------------------------------------------------
 
-    def add_audits(self, audits: Sequence[Audit]) -> list[Audit]:
+    def add_audits(self, audits: Sequence[Audit], spool_mark: int | None = None) -> list[Audit]:
         rows = [_audit_row(check_audit(a)) for a in audits]
-        if not rows:
+        if not rows and spool_mark is None:
             return []
-        table = schema.audits
-        new = insert(table)
-        stmt = new.on_conflict_do_update(
-            index_elements=["key"],
-            set_={
-                "count": table.c.count + new.excluded.count,
-                "time": sa.func.max(table.c.time, new.excluded.time),
-            },
-        ).returning(table.c.id, table.c.count, table.c.time, table.c.doc)
         with self._write() as conn:
-            # One statement per audit: RETURNING with executemany is not portable.
-            results = [conn.execute(stmt, row).one() for row in rows]
-        return [_audit_of(r) for r in results]
+            stored = _insert_audits(conn, rows)
+            if spool_mark is not None:
+                table = schema.spool_marks
+                stmt = insert(table).values(name="audits", seq=spool_mark)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["name"], set_={"seq": sa.func.max(table.c.seq, spool_mark)}
+                )
+                conn.execute(stmt)
+        return stored
+
+    def spool_mark(self) -> int:
+        table = schema.spool_marks
+        with self._read() as conn:
+            seq = conn.execute(
+                sa.select(table.c.seq).where(table.c.name == "audits")
+            ).scalar_one_or_none()
+        return int(seq or 0)
 
     def list_audits(self, query: AuditFilter | None = None) -> list[Audit]:
         query = query or AuditFilter()
@@ -199,15 +232,17 @@ class SQLiteStore:
     # -- blocked containers ---------------------------------------------------------------
 
     def add_blocked(self, record: BlockedContainer) -> None:
-        text = dump_doc(record.to_json(), f"blocked container {record.container_id}")
-        table = schema.blocked
-        stmt = insert(table).values(container_id=record.container_id, doc=text, time=record.time)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["container_id"],
-            set_={"doc": stmt.excluded.doc, "time": stmt.excluded.time},
-        )
+        stmt = _blocked_upsert(record)
         with self._write() as conn:
             conn.execute(stmt)
+
+    def begin_block(self, record: BlockedContainer, audit: Audit) -> BlockedContainer:
+        row = _audit_row(check_audit(audit))
+        with self._write() as conn:
+            (stored,) = _insert_audits(conn, [row])
+            record = dataclasses.replace(record, audit_id=stored.id)
+            conn.execute(_blocked_upsert(record))
+        return record
 
     def remove_blocked(self, container_id: str) -> bool:
         table = schema.blocked

@@ -28,10 +28,6 @@ _SLOT = struct.Struct("=QQ32s")  # last beat (ns), bound (ns), name
 SLOTS = 64
 SIZE = _HEADER.size + SLOTS * _SLOT.size
 
-# A test hook (GARRISON_TEST_HOOKS=1 and SIGUSR2, see cli/run.py): the permission readers spin
-# instead of answering, as a defender caught in a GIL-bound loop would.
-HOLD_FOR_TESTS = threading.Event()
-
 
 @dataclass(frozen=True, slots=True)
 class Stall:
