@@ -59,7 +59,7 @@ from garrison.devengine import (
 )
 from garrison.devengine.images import cache_dir_from_env
 from garrison.errors import GarrisonError
-from support import cpu_seconds, parts_option, run_benchmark
+from support import cpu_seconds, defender_pid, parts_option, run_benchmark, started_by
 
 MARK = "garrison-bench"
 TRUE = "/usr/bin/true"
@@ -138,16 +138,18 @@ def stop_process(proc: subprocess.Popen[bytes], sig: signal.Signals, timeout: fl
         proc.wait()
 
 
-def garrison_json(*args: str) -> Any:
+def garrison_json(*args: str, ok: tuple[int, ...] = (0,)) -> Any:
     argv = [sys.executable, "-m", "garrison", *args]
     done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
-    if done.returncode != 0:
+    if done.returncode not in ok:
         raise BenchError(f"garrison {' '.join(args)}: {done.stderr.strip()[-300:]}")
     return json.loads(done.stdout)
 
 
 def defender_status(data_dir: Path) -> dict[str, Any]:
-    return garrison_json("status", "--json", "--data-dir", str(data_dir)).get("defender") or {}
+    # `garrison status` exits 1 once the defender stopped, 2 while it is silent: still a report.
+    doc = garrison_json("status", "--json", "--data-dir", str(data_dir), ok=(0, 1, 2))
+    return doc.get("defender") or {}
 
 
 def true_count(data_dir: Path) -> int:
@@ -193,7 +195,7 @@ def wait_watching(proc: subprocess.Popen[bytes], data_dir: Path, containers: int
     while True:
         status = defender_status(data_dir)
         running = (status.get("sensors") or {}).get("exec", {}).get("running")
-        if status.get("pid") == proc.pid and status.get("containers", 0) >= containers and running:
+        if started_by(status, proc.pid) and status.get("containers", 0) >= containers and running:
             return
         check_alive(proc, log, deadline)
         time.sleep(0.2)
@@ -510,9 +512,9 @@ def measure_rss(lab: Lab) -> dict[str, Any]:
         for _ in range(IDLE_CONTAINERS):
             idle.append(lab.client.containers.run(BUSYBOX.name, ["sleep", "3600"], detach=True))
         watched = len(lab.client.containers.list())
-        with defender(lab, lab.work / "idle", "1h", watched) as proc:
+        with defender(lab, lab.work / "idle", "1h", watched):
             time.sleep(5)
-            vm = proc_status(proc.pid)
+            vm = proc_status(defender_pid(defender_status(lab.work / "idle")))
         return {"containers": watched, "rssMiB": vm["VmRSS"] / 1024, "hwmMiB": vm["VmHWM"] / 1024}
     finally:
         for container in idle:

@@ -59,7 +59,7 @@ from garrison.devengine import DEBIAN, PrivateEngine, ensure_all
 from garrison.devengine.images import cache_dir_from_env
 from garrison.errors import GarrisonError
 from garrison.policy import load_rules_file
-from support import cpu_seconds, parts_option, run_benchmark
+from support import cpu_seconds, parts_option, run_benchmark, started_by
 
 SCOPE = f'    scope: [{{images: ["{DEBIAN.name}"]}}]\n'
 BLOCK_RULES = (
@@ -160,7 +160,7 @@ class Defender:
             if self.proc.poll() is not None:
                 raise BenchError(f"the defender exited: {self.log.read_text()[-500:]}")
             status = self.status()
-            if status.get("pid") == self.proc.pid and ready(status):
+            if started_by(status, self.proc.pid) and ready(status):
                 return status
             time.sleep(0.05)
         raise BenchError(f"the defender did not {what} within {READY_TIMEOUT} s (see {self.log})")

@@ -17,9 +17,24 @@ from garrison.devengine import EngineConfig, PrivateEngine, ensure_packages
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, all its threads (/proc/PID/stat, man 5 proc)."""
+    """User + system CPU time of a process, all its threads (/proc/PID/stat, man 5 proc), and
+    of its living children: ``garrison run`` is the watchdog, and the defender its child."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return own + sum(cpu_seconds(int(child)) for child in children if child.isdigit())
+
+
+def started_by(status: dict[str, Any], pid: int) -> bool:
+    """Is this status the report of the ``garrison run`` started as ``pid`` (the watchdog,
+    whose child is the defender that reports; or the defender itself, --no-watchdog)?"""
+    watchdog = status.get("watchdog") or {}
+    return pid in (status.get("pid"), watchdog.get("supervisorPid"))
+
+
+def defender_pid(status: dict[str, Any]) -> int:
+    """The defender's own pid (under the watchdog, not the pid ``garrison run`` started as)."""
+    return int(status.get("pid") or 0)
 
 
 def remove_state(state_dir: Path) -> None:

@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ from tests.defender.enforcement_support import (
     wait_audits,
     watched,
 )
-from tests.support import WAIT, wait_for
+from tests.support import WAIT, exec_ok, wait_for
 
 pytestmark = pytest.mark.engine
 
@@ -46,16 +47,47 @@ LOOP = (
 )
 
 
+def threads(pid: int) -> str:
+    """Each thread of ``pid`` with its state and what it waits on."""
+    lines = []
+    for task in sorted(Path(f"/proc/{pid}/task").glob("*")):
+        with contextlib.suppress(OSError):
+            stat = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            comm = (task / "comm").read_text().strip()
+            lines.append(f"  {pid}/{task.name} {comm} {stat} {(task / 'wchan').read_text()}")
+    return "\n".join(lines)
+
+
 def stuck(container: Any) -> str:
     """What the container's processes wait on, for a failure's message."""
     container.reload()
     lines = []
     for pid in container.top(ps_args="-o pid")["Processes"] or []:
         with contextlib.suppress(OSError):
-            wchan = open(f"/proc/{pid[0]}/wchan").read()  # noqa: SIM115
-            cmd = open(f"/proc/{pid[0]}/cmdline").read().replace("\0", " ")  # noqa: SIM115
+            wchan = Path(f"/proc/{pid[0]}/wchan").read_text()
+            cmd = Path(f"/proc/{pid[0]}/cmdline").read_text().replace("\0", " ")
             lines.append(f"{pid[0]} {wchan} {cmd}")
     return "\n".join(lines)
+
+
+def kernel_stacks(pid: int) -> str:
+    """The kernel stacks of ``pid``'s threads and of every process waiting on fanotify."""
+    tasks = list(Path(f"/proc/{pid}/task").glob("*"))
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if "fanotify" in (proc / "wchan").read_text():
+                tasks.append(proc)
+    lines = []
+    for task in tasks:
+        with contextlib.suppress(OSError):
+            lines.append(f"{task} {(task / 'comm').read_text().strip()}")
+            lines.append((task / "stack").read_text())
+    return "\n".join(lines)
+
+
+def waiting(container: Any) -> bool:
+    """Does a process of the container wait for a fanotify permission answer?"""
+    return "fanotify_handle_event" in stuck(container)
 
 
 def exec_in_thread(container: Any, cmd: list[str]) -> Callable[[], tuple[int, float]]:
@@ -169,3 +201,28 @@ def test_status_says_not_running_after_a_clean_stop_and_after_sigkill(
     gone = garrison("status", "--data-dir", data, "--json")
     assert gone.returncode == 1
     assert f"pid {pid} gone" in gone.stdout
+
+
+def test_a_stopped_defender_killed_from_outside_lets_its_waiting_execs_through(
+    start_defender: Start, run_container
+) -> None:
+    """Not the watchdog's kill: the defender's own exit must release its groups in an order
+    that cannot deadlock (the permission group before the notification groups)."""
+    deb = run_container(DEBIAN, ["sleep", "3600"], name="wd-crash")
+    # Adopts the running container; a stall timeout long enough that the kill below is ours.
+    defender = start_defender(learning="1h", args=["--stall-timeout", "20s"])
+    watched(defender, deb)
+    pid = defender.status()["pid"]
+    exec_ok(deb, ["cp", "/bin/true", "/usr/local/bin/never-run"])
+    os.kill(pid, signal.SIGSTOP)
+    join = exec_in_thread(deb, ["/usr/local/bin/never-run"])
+    wait_for("the exec to wait for the stopped defender", lambda: waiting(deb), timeout=15)
+    os.kill(pid, signal.SIGKILL)
+    try:
+        code, _ = join()
+    except AssertionError:
+        print(kernel_stacks(pid))
+        raise
+    assert code == 0
+    wait_for("a new defender watching it", lambda: readopted(defender, deb, pid))
+    assert defender.status()["watchdog"]["crashes"] == 1

@@ -12,7 +12,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import os
+import resource
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -98,6 +100,7 @@ _INFO_HEADER = struct.Struct("=BBH")
 _FID_HEADER = struct.Struct("=BBH8sIi")
 _RESPONSE = struct.Struct("=iI")  # struct fanotify_response {s32 fd; u32 response;}
 DEFAULT_READ_SIZE = 64 * 1024
+HIGH_FD_BASE = 4096  # where permission groups' fds go (at most half the fd limit)
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _fanotify_init = _libc.fanotify_init
@@ -217,6 +220,26 @@ def fsid_of(fd: int) -> bytes:
         raise SensorError(f"statvfs fd {fd}: {exc.strerror}") from exc
 
 
+def _released_first(fd: int) -> int:
+    """A permission group's fd, moved high. A process that waits for a permission answer pins
+    the marks of every group on the file, and destroying a group waits until none is pinned:
+    when a defender dies, a notification group released before the permission group would
+    wait forever for an exec that waits for the permission group (see
+    garrison/watchdog/release.py). A dying process releases its files in the reverse order of
+    their fds (do_exit queues each final fput as task work, which runs last in, first out):
+    the highest fds go first. Checked in tests/defender/test_watchdog.py."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    base = min(soft // 2, HIGH_FD_BASE)
+    if fd >= base:
+        return fd
+    try:
+        high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, base)
+    except OSError:
+        return fd  # no room up there: the order is left to chance
+    os.close(fd)
+    return high
+
+
 class FanotifyGroup:
     """One fanotify group (one fd): marks, batched reads, answers."""
 
@@ -224,6 +247,8 @@ class FanotifyGroup:
         fd = _fanotify_init(flags | FAN_CLOEXEC, event_flags | os.O_CLOEXEC)
         if fd < 0:
             raise _error("fanotify_init", ctypes.get_errno())
+        if flags & (FAN_CLASS_CONTENT | FAN_CLASS_PRE_CONTENT):
+            fd = _released_first(fd)
         self.fd = fd
 
     def mark(self, flags: int, mask: int, path: str | None, dirfd: int = AT_FDCWD) -> None:

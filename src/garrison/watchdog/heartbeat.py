@@ -68,10 +68,11 @@ class Board:
                 offset = _HEADER.size + index * _SLOT.size
                 if _SLOT.unpack_from(self._map, offset)[0] == 0:
                     encoded = name.encode()[: _SLOT.size - 16]
-                    _SLOT.pack_into(self._map, offset, 1, int(bound * 1e9), encoded)
-                    beat = Beat(self._map, offset)
-                    beat.beat()
-                    return beat
+                    # One store of the beat, bound and name: a slot seen claimed is never
+                    # seen without a beat of now.
+                    now = time.monotonic_ns()
+                    _SLOT.pack_into(self._map, offset, now, int(bound * 1e9), encoded)
+                    return Beat(self._map, offset)
         return Beat(None, 0)  # a full board: this thread goes unwatched
 
     def acknowledge(self, count: int) -> None:

@@ -32,12 +32,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from garrison.watchdog.heartbeat import ENV_FD, Board, Stall
+from garrison.watchdog.release import close_together, take_fanotify_fds
 
 log = logging.getLogger(__name__)
 
 ENV_STATE = "GARRISON_WATCHDOG_STATE"
 CHECK_SECONDS = 0.1
 GRACE_SECONDS = 30.0  # for a defender asked to stop, before it is killed
+EXIT_SECONDS = 5.0  # for a killed defender to exit, before its groups are closed anyway
 BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 STEADY_SECONDS = 60.0  # a defender that lived this long starts the backoff over
 NOTIFY_SECONDS = 1.0
@@ -177,8 +179,18 @@ class Supervisor:
         return Incident(time.time(), "crash", child.pid, how)
 
     def _kill(self, child: subprocess.Popen[bytes], stalls: list[Stall]) -> Incident | None:
+        for stall in stalls:
+            log.error(
+                "watchdog: defender pid %d: %s silent for %.1f s; killing it",
+                child.pid, stall.name, stall.silent,
+            )  # fmt: skip
+        held = take_fanotify_fds(child.pid)  # the groups outlive the defender in these
         with contextlib.suppress(ProcessLookupError):
             child.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(EXIT_SECONDS)
+        if not close_together(held):
+            log.error("watchdog: a fanotify group of pid %d is still closing", child.pid)
         child.wait()
         if not stalls:  # asked to stop, and it did not within the grace period
             log.warning("watchdog: defender pid %d killed after %.0f s", child.pid, GRACE_SECONDS)
