@@ -152,10 +152,12 @@ class Defender:
         with Console.open(self.data_dir) as console:
             return console.status().get("defender") or {}
 
-    def wait(self, ready: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+    def wait(
+        self, ready: Callable[[dict[str, Any]], bool], what: str, timeout: float = READY_TIMEOUT
+    ) -> dict[str, Any]:
         """Until the defender's own status (not an older one's) satisfies ``ready``."""
         assert self.proc is not None
-        deadline = time.monotonic() + READY_TIMEOUT
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise BenchError(f"the defender exited: {self.log.read_text()[-500:]}")
@@ -163,7 +165,7 @@ class Defender:
             if started_by(status, self.proc.pid) and ready(status):
                 return status
             time.sleep(0.05)
-        raise BenchError(f"the defender did not {what} within {READY_TIMEOUT} s (see {self.log})")
+        raise BenchError(f"the defender did not {what} within {timeout:.0f} s (see {self.log})")
 
     def apply(self, mode: str) -> None:
         """``garrison rules apply`` and wait until the running defender has them in force."""

@@ -41,16 +41,13 @@ import contextlib
 import glob
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench_enforce import BenchError, quantiles
-from garrison.console import Console
+from bench_enforce import BenchError, Defender, Lab, quantiles
 from garrison.devengine import DEBIAN, PrivateEngine, ensure_all
 from garrison.devengine.images import cache_dir_from_env
 from garrison.watchdog.supervisor import CHECK_SECONDS
@@ -61,7 +58,6 @@ COPIES = "/usr/local/bin"  # in the container's root file system (the overlay th
 HELD_SECONDS = 0.5  # an exec this slow was held (a plain one takes about 0.07 s here)
 SETTLE_SECONDS = 1.0  # after a new defender watches: its start-up work is done
 READY_TIMEOUT = 120.0  # the longest restart backoff (30 s) and a slow start on a busy machine
-STOP_TIMEOUT = 60.0
 POLL_SECONDS = 0.002
 WAITING = "fanotify_handle_event"  # the wchan of a process waiting for a permission verdict
 
@@ -87,54 +83,15 @@ class Trial:
         return self.released_after > HELD_SECONDS and self.state_at_return != "T"
 
 
-class Garrison:
-    """``garrison run`` (the watchdog supervisor) and its current defender, as the store says."""
-
-    def __init__(self, docker_host: str, data_dir: Path) -> None:
-        self.docker_host, self.data_dir = docker_host, data_dir
-        self.log = data_dir / "garrison.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Garrison:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "garrison", "run", "--docker-host", self.docker_host]
-        argv += ["--data-dir", str(self.data_dir), "--learning-period", "1h"]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GARRISON_")}
-        env["GARRISON_STATUS_INTERVAL"] = "0.3"
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env
-            )
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        """SIGTERM to the supervisor, which stops the defender; SIGKILL if it does not end."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()  # the defender dies with it (PR_SET_PDEATHSIG)
-            self.proc.wait()
-
-    def status(self) -> dict[str, Any]:
-        with Console.open(self.data_dir) as console:
-            return console.status().get("defender") or {}
-
-    def next_defender(self, container_id: str, seen: set[int]) -> dict[str, Any]:
-        """The status of a defender not in ``seen``, alive, once it watches the container."""
-        assert self.proc is not None
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BenchError(f"garrison run exited: {self.log.read_text()[-500:]}")
-            status = self.status()
-            if is_new_and_watching(status, container_id, seen, self.proc.pid):
-                return status
-            time.sleep(0.05)
-        raise BenchError(f"no new defender watched the container in {READY_TIMEOUT} s")
+def next_defender(garrison: Defender, container_id: str, seen: set[int]) -> dict[str, Any]:
+    """The status of a defender not in ``seen``, alive, once it watches the container."""
+    assert garrison.proc is not None
+    supervisor = garrison.proc.pid
+    return garrison.wait(
+        lambda status: is_new_and_watching(status, container_id, seen, supervisor),
+        "watch the container with a new defender",
+        READY_TIMEOUT,
+    )
 
 
 def is_new_and_watching(
@@ -258,9 +215,9 @@ def watch_defender(
     return killed
 
 
-def measure(garrison: Garrison, container: Any, args: argparse.Namespace) -> list[Trial]:
+def measure(garrison: Defender, container: Any, args: argparse.Namespace) -> list[Trial]:
     cid = str(container.id)
-    status = garrison.next_defender(cid, set())
+    status = next_defender(garrison, cid, set())
     seen: set[int] = set()
     done: list[Trial] = []
     for i in range(args.trials):
@@ -268,7 +225,7 @@ def measure(garrison: Garrison, container: Any, args: argparse.Namespace) -> lis
         time.sleep(SETTLE_SECONDS)
         trial = stall_trial(container, status["pid"], i, args.give_up)
         returned = time.monotonic()
-        status = garrison.next_defender(cid, seen)
+        status = next_defender(garrison, cid, seen)
         trial.restart_wait = time.monotonic() - returned
         done.append(trial)
         print(trial_line(i, trial))
@@ -326,7 +283,8 @@ def run_all(engine: PrivateEngine, work: Path, args: argparse.Namespace) -> dict
     try:
         ensure_all(client, cache_dir_from_env())
         container = client.containers.run(DEBIAN.name, ["sleep", "infinity"], detach=True)
-        with Garrison(engine.base_url, work / "data") as garrison:
+        lab = Lab(client, engine.base_url, work, args)
+        with Defender(lab, work / "data", "1h") as garrison:
             trials = measure(garrison, container, args)
             watchdog = garrison.status().get("watchdog") or {}
         return {"image": DEBIAN.name, **summarize(trials, watchdog, args.give_up)}

@@ -28,6 +28,18 @@ EPERM = "Operation not permitted"
 BLOCKED_RESTART = "blockedContainerStarted"  # garrison.defender.actions.BLOCKED_RESTART
 
 
+def deny_nc(containers: str, effect: str = "prevent") -> str:
+    """Rules text: ``nc`` refused (or the container blocked) in the containers ``containers``
+    names (a pattern), everything else as the default policy has it."""
+    return f"""
+rules:
+  - name: no netcat
+    scope: [{{containers: ["{containers}"]}}]
+    processes:
+      denied: {{effect: {effect}, paths: [nc]}}
+"""
+
+
 def store_rules(defender: DefenderProcess, text: str) -> RuleSet:
     """Store the rules as ``garrison rules apply`` does; a running defender polls them."""
     rules = load_rules(text)

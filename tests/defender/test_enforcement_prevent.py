@@ -15,6 +15,7 @@ from tests.defender.enforcement_support import (
     EPERM,
     active_model,
     audits,
+    deny_nc,
     put_rules,
     settle,
     state,
@@ -28,13 +29,7 @@ pytestmark = pytest.mark.engine
 
 Start = Callable[..., DefenderProcess]
 
-DENY_NC = """
-rules:
-  - name: no netcat
-    scope: [{containers: ["enf-*"]}]
-    processes:
-      denied: {effect: prevent, paths: [nc]}
-"""
+DENY_NC = deny_nc("enf-*")
 
 DENY_ETC = """
 rules:

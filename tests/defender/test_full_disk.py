@@ -15,6 +15,7 @@ from tests.defender.enforcement_support import (
     EPERM,
     active_model,
     audits,
+    deny_nc,
     put_rules,
     watched,
 )
@@ -24,14 +25,7 @@ pytestmark = pytest.mark.engine
 
 Start = Callable[..., DefenderProcess]
 
-DENY_NC = """
-rules:
-  - name: no netcat
-    scope: [{containers: ["full-*"]}]
-    processes:
-      effect: alert
-      denied: {effect: prevent, paths: [nc]}
-"""
+DENY_NC = deny_nc("full-*")
 
 # 4,000 names of one program, made while the model learns, then each run once the model is
 # active: 8,000 distinct audits — each exec is a process the model does not know

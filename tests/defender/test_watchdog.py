@@ -20,6 +20,7 @@ from tests.defender.conftest import DefenderProcess
 from tests.defender.enforcement_support import (
     DEBIAN,
     audits,
+    deny_nc,
     garrison,
     put_rules,
     wait_audits,
@@ -31,13 +32,7 @@ pytestmark = pytest.mark.engine
 
 Start = Callable[..., DefenderProcess]
 
-DENY_NC = """
-rules:
-  - name: no netcat
-    scope: [{containers: ["wd-*"]}]
-    processes:
-      denied: {effect: prevent, paths: [nc]}
-"""
+DENY_NC = deny_nc("wd-*")
 
 # 2000 execs, each of a file never run before: the kernel asks the defender about every one
 # (a file judged once may be skipped by the kernel from then on).
