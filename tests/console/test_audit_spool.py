@@ -85,16 +85,18 @@ def test_a_line_cut_by_a_crash_is_skipped_and_the_rest_replayed(tmp_path: Path) 
     spool.close()
     with (tmp_path / SPOOL_NAME).open("ab") as f:
         f.write(b'{"seq":3,"audit":{"time":1.0,"host')  # the write a SIGKILL cut short
+    # Appended after the torn line, a new audit reads back on its own line.
+    after_crash = AuditSpool.in_dir(tmp_path)
+    after_crash.append(4, audit(4))
+    assert [a.msg for _, a in after_crash.read(after=0)] == [audit(n).msg for n in (1, 2, 4)]
+    after_crash.close()
+    # A link started on that spool stores what the torn line did not swallow, once.
     store = SQLiteStore.in_dir(tmp_path)
     link = InProcessLink(store, flush_interval=60, spool=AuditSpool.in_dir(tmp_path))
-    link.report_audit(audit(4))
-    # Spooled after the torn line, the new audit reads back on its own line.
-    reader = AuditSpool.in_dir(tmp_path)
-    lines = reader.read(after=0)
-    reader.close()
-    assert [a.msg for _, a in lines] == [audit(n).msg for n in (1, 2, 4)]
+    assert link.stats.replayed_audits == 3
+    link.report_audit(audit(5))
     link.close()
-    assert sorted(a.msg for a in store.list_audits()) == [audit(n).msg for n in (1, 2, 4)]
+    assert sorted(a.msg for a in store.list_audits()) == [audit(n).msg for n in (1, 2, 4, 5)]
     store.close()
 
 

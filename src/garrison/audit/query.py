@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from garrison.audit.record import Audit
 from garrison.errors import InvalidInput
 from garrison.policy.collections import image_names
+from garrison.text import clip
 
 DEFAULT_LIMIT = 100
+MAX_LIMIT = 1_000_000  # 0 lists all; a bound keeps a typo from overflowing SQLite's integer
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
@@ -33,8 +35,9 @@ class AuditFilter:
     limit: int = DEFAULT_LIMIT
 
     def __post_init__(self) -> None:
-        if self.limit < 0:
-            raise InvalidInput("limit must be 0 (no limit) or more")
+        if not 0 <= self.limit <= MAX_LIMIT:
+            given = clip(str(self.limit), 30)
+            raise InvalidInput(f"limit must be 0 (no limit) to {MAX_LIMIT:,}, not {given}")
 
     def image_name_values(self) -> list[str]:
         return image_names(self.image)

@@ -18,6 +18,7 @@ from garrison.cli import (
     scan,
     vulndb,
 )
+from garrison.cli.options import shown
 from garrison.cli.run import run
 from garrison.cli.status import status
 from garrison.errors import GarrisonError
@@ -49,5 +50,5 @@ def main() -> None:
     try:
         app()
     except GarrisonError as exc:
-        err.print(f"[red]garrison:[/red] {exc}", highlight=False)
+        err.print(f"[red]garrison:[/red] {shown(exc, keep=chr(10))}", highlight=False)
         sys.exit(1)

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from garrison.audit.query import DEFAULT_LIMIT, AuditFilter, parse_since
-from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, when
+from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown, when
 from garrison.config import DEFAULT_DATA_DIR
 
 app = typer.Typer(help="Audits: anomalies and rule violations, newest first.", no_args_is_help=True)
@@ -49,12 +49,12 @@ def list_audits(
     for a in audits:
         table.add_row(
             when(a.time),
-            a.containerName,
-            a.imageName,
-            a.type,
-            a.attackType,
-            a.effect,
+            shown(a.containerName),
+            shown(a.imageName),
+            shown(a.type),
+            shown(a.attackType),
+            shown(a.effect),
             str(a.count),
-            a.msg,
+            shown(a.msg),  # what a container ran or wrote: anything at all
         )
     out.print(table)

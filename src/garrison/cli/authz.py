@@ -7,8 +7,14 @@ dockerd refuses every API call while its plugin is down.
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
+import socket
+import sys
 import threading
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -34,12 +40,21 @@ from garrison.scan.gate import (
     ServerConfig,
     StoredPolicies,
     docker_containers,
+    docker_passwd,
     probe_plugin,
     socket_of_spec,
 )
+from garrison.scan.gate.scans import DEFAULT_SCAN_TIMEOUT
+from garrison.scan.gate.server import listen, register, unregister
 from garrison.scan.scanner import Scanner
-from garrison.store import SQLiteStore
+from garrison.store import SQLiteStore, secure_data_dir
+from garrison.watchdog import Supervisor, WatchdogState, defender_board, die_with_supervisor
 
+DEFAULT_STALL_TIMEOUT = 2.0
+ON_KILL = "so that a new plugin answers dockerd's waiting calls"
+# dockerd holds or refuses every call while no plugin answers: restart at once, and keep the
+# pauses of a plugin that keeps failing short (the defender's grow to 30 s).
+PLUGIN_BACKOFF = (0.0, 0.5, 1.0, 2.0)
 app = typer.Typer(help="The Docker authorization plugin (the gate).", no_args_is_help=True)
 out = Console(soft_wrap=True, highlight=False)
 
@@ -54,6 +69,33 @@ SpecDir = Annotated[
 ]
 
 
+ENV_FD = "GARRISON_AUTHZ_FD"
+Watchdog = Annotated[
+    bool,
+    typer.Option(
+        "--watchdog/--no-watchdog",
+        help="Serve from a child process that a watchdog kills and replaces when it stops "
+        "answering; dockerd's waiting calls are then answered by the new one.",
+    ),
+]
+StallTimeout = Annotated[
+    float,
+    typer.Option(
+        "--stall-timeout", min=0.5, max=60.0, help="Silence after which the watchdog acts (s)."
+    ),
+]
+ScanTimeout = Annotated[
+    float,
+    typer.Option(
+        "--scan-timeout",
+        min=1.0,
+        max=25.0,
+        help="How long a create waits for its image's scan; then a blocking vulnerability "
+        "rule refuses it and the scan goes on in the background (s).",
+    ),
+]
+
+
 @app.command()
 def serve(
     name: Name = DEFAULT_NAME,
@@ -62,8 +104,57 @@ def serve(
     spec_dir: SpecDir = None,
     docker_host: DockerHost = DEFAULT_DOCKER_HOST,
     data_dir: DataDir = DEFAULT_DATA_DIR,
+    watchdog: Watchdog = True,
+    stall_timeout: StallTimeout = DEFAULT_STALL_TIMEOUT,
+    scan_timeout: ScanTimeout = DEFAULT_SCAN_TIMEOUT,
 ) -> None:
     """Answer dockerd's authorization requests until SIGINT or SIGTERM."""
+    config = ServerConfig(socket_path=socket_path, name=name, link_dir=link_dir, spec_dir=spec_dir)
+    supervised = WatchdogState.from_env()
+    if supervised is not None:  # the plugin itself, started by the watchdog below
+        die_with_supervisor(supervised)
+        fd = int(os.environ[ENV_FD])
+        _serve(replace(config, fd=fd), docker_host, data_dir, scan_timeout, supervised)
+        return
+    if not watchdog:
+        _serve(config, docker_host, data_dir, scan_timeout, None)
+        return
+    _supervise(config, data_dir, stall_timeout)
+
+
+def _supervise(config: ServerConfig, data_dir: Path, stall_timeout: float) -> None:
+    """Hold the listening socket and the registration; run the plugin as a watched child.
+    While a stalled child is replaced, dockerd's calls wait in the socket's backlog."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    secure_data_dir(data_dir)  # before the socket is live: the child stores there
+    listener = listen(config.socket_path)
+    try:
+        register(config)
+        out.print(f"authorization plugin {config.name} listening on {config.socket_path}; "
+                  f"start dockerd with --authorization-plugin={config.name}")  # fmt: skip
+        argv = [sys.executable, *sys.orig_argv[1:]]
+        env = {**os.environ, ENV_FD: str(listener.fileno())}
+        keep = (listener.fileno(),)
+        supervisor = Supervisor(
+            argv, env, stall_timeout, keep_fds=keep, name="plugin", on_kill=ON_KILL,
+            backoff=PLUGIN_BACKOFF,
+        )  # fmt: skip
+        code = supervisor.run()
+        out.print("stopping: dockerd refuses every call until the plugin is back")
+    finally:
+        unregister(config)
+        listener.close()
+        config.socket_path.unlink(missing_ok=True)
+    raise typer.Exit(code)
+
+
+def _serve(
+    config: ServerConfig,
+    docker_host: str,
+    data_dir: Path,
+    scan_timeout: float,
+    watched: WatchdogState | None,
+) -> None:
     store = SQLiteStore.in_dir(data_dir)
     client = docker_client(docker_host)
 
@@ -73,21 +164,47 @@ def serve(
     def is_blocked(container_id: str) -> bool:
         return any(b.container_id == container_id for b in store.list_blocked())
 
+    if watched is not None:
+        _report_incidents(watched, audit)
     gate = Gate(
         Scanner.for_docker(client, open_vulndb(data_dir)),
         StoredPolicies(store),
         on_audit=audit,
         is_blocked=is_blocked,
         containers=docker_containers(client),
+        passwd=docker_passwd(client),
+        scan_timeout=scan_timeout,
     )
-    config = ServerConfig(socket_path=socket_path, name=name, link_dir=link_dir, spec_dir=spec_dir)
     with GateServer(gate, config):
-        out.print(f"authorization plugin {name} listening on {socket_path}; "
-                  f"start dockerd with --authorization-plugin={name}")  # fmt: skip
+        if watched is None:
+            out.print(f"authorization plugin {config.name} listening on {config.socket_path}; "
+                      f"start dockerd with --authorization-plugin={config.name}")  # fmt: skip
         _wait_for_signal()
-        out.print("stopping: dockerd refuses every call until the plugin is back")
+        if watched is None:
+            out.print("stopping: dockerd refuses every call until the plugin is back")
     client.close()
     store.close()
+
+
+def _report_incidents(watched: WatchdogState, audit: Callable[[Audit], None]) -> None:
+    """Store the watchdog's reports of the plugins before this one, then say so."""
+    for incident in watched.pending:
+        kind = "stalled" if incident.kind == "stall" else "crashed"
+        audit(
+            Audit(
+                time=incident.time,
+                hostname=socket.gethostname(),
+                type="defender",
+                attackType=f"plugin_{kind}",
+                effect="alert",
+                msg=f"authorization plugin pid {incident.pid} {incident.detail}; restarted by "
+                "the watchdog",
+                pid=incident.pid,
+            )
+        )
+    board = defender_board()
+    if board is not None and watched.pending:
+        board.acknowledge(len(watched.pending))
 
 
 def _wait_for_signal() -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, when
+from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown, when
 from garrison.config import DEFAULT_DATA_DIR
 from garrison.runtime.docker import DockerRuntime
 
@@ -32,8 +32,8 @@ def blocked(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False) -> No
     for record, audit in rows:
         state = record.state if record.state == "done" else f"pending: {record.reason}"
         table.add_row(
-            record.name, record.container_id[:12], record.image, when(record.time), state,
-            record.restart_policy.name, audit.msg if audit else "-",
+            shown(record.name), record.container_id[:12], shown(record.image), when(record.time),
+            shown(state), shown(record.restart_policy.name), shown(audit.msg) if audit else "-",
         )  # fmt: skip
     out.print(table)
 
@@ -54,4 +54,5 @@ def unblock(
             record = console.unblock(runtime, container)
     finally:
         runtime.close()
-    out.print(f"{record.name} unblocked; restart policy {record.restart_policy.name!r} restored.")
+    policy = shown(repr(record.restart_policy.name))
+    out.print(f"{shown(record.name)} unblocked; restart policy {policy} restored.")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, when
+from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown, when
 from garrison.config import DEFAULT_DATA_DIR, parse_duration
 from garrison.errors import InvalidInput
 
@@ -35,7 +35,7 @@ def list_models(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False) -
 def _cell(key: str, value: object) -> str:
     if isinstance(value, float) and key.lower().endswith(("at", "seen", "created")):
         return when(value)
-    return "-" if value is None else str(value)
+    return "-" if value is None else shown(value)
 
 
 @app.command()

@@ -9,8 +9,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console as RichConsole
+from rich.markup import escape
 
 from garrison.console import Console
+from garrison.text import escape_unsafe
 
 out = RichConsole(soft_wrap=True)
 
@@ -38,3 +40,10 @@ def when(epoch: float | int | None) -> str:
     if not epoch:
         return "-"
     return dt.datetime.fromtimestamp(float(epoch), tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def shown(value: object, keep: str = "") -> str:
+    """Text from elsewhere (a container, an archive, a file, the store) made safe to print
+    with rich: its markup escaped, and characters that act on a terminal (control, bidi)
+    written as escapes, except those in ``keep``."""
+    return escape(escape_unsafe(str(value), keep))

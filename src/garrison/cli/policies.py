@@ -10,9 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from garrison.cli.options import shown
 from garrison.cli.scan import DEFAULT_DATA_DIR, AsJson, DataDir
 from garrison.errors import InvalidInput
 from garrison.policy.collections import Collection
+from garrison.policy.documents import DocumentError, read_document
 from garrison.scan.rules import (
     CompliancePolicy,
     Policy,
@@ -56,26 +58,26 @@ def _table(policy: Policy) -> Table:
                 f"{len(r.exceptions)} exceptions" if r.exceptions else "",
                 "disabled" if r.disabled else "",
             ]))  # fmt: skip
-            table.add_row(str(n), r.name, _scope(r.collections), r.effect, r.alert_threshold,
-                          r.block_threshold, options)  # fmt: skip
+            table.add_row(str(n), shown(r.name), _scope(r.collections), r.effect,
+                          r.alert_threshold, r.block_threshold, options)  # fmt: skip
         return table
     table = Table("#", "Rule", "Scope", "Checks", "Others")
     assert isinstance(policy, CompliancePolicy)
     for n, c in enumerate(policy.rules, 1):
         checks = ", ".join(f"{k}={v}" for k, v in c.checks.items()) or "-"
-        table.add_row(str(n), c.name, _scope(c.collections), checks, c.default_effect)
+        table.add_row(str(n), shown(c.name), _scope(c.collections), checks, c.default_effect)
     return table
 
 
 def _scope(collections: list[Collection]) -> str:
-    return ", ".join(c.name for c in collections) or "All"
+    return ", ".join(shown(c.name) for c in collections) or "All"
 
 
 def _apply(kind: str, file: Path, data_dir: Path) -> None:
     try:
-        text = file.read_text()
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {file}: {exc.strerror}") from exc
+        text = read_document(file)
+    except DocumentError as exc:
+        raise InvalidInput(f"{file}: {exc.problem}") from None
     store = SQLiteStore.in_dir(data_dir)
     try:
         policy = save_policy(store, kind, text)

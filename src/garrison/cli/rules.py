@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import typer
 from rich.table import Table
 
-from garrison.cli.options import AsJson, DataDir, open_console, out, print_json
+from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown
 from garrison.config import DEFAULT_DATA_DIR
 from garrison.policy import RuleSet, RuntimeRule, dump_rules, load_rules_file
 
@@ -32,8 +32,8 @@ def list_rules(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False) ->
     table = Table("#", "name", "scope", "processes", "network", "filesystem", "disabled")
     for i, rule in enumerate(rules.rules, 1):
         s = _summary(i, rule)
-        cells = [str(s[k]) for k in ("scope", "processes", "network", "filesystem")]
-        table.add_row(str(i), rule.name, *cells, "yes" if rule.disabled else "")
+        cells = [shown(s[k]) for k in ("scope", "processes", "network", "filesystem")]
+        table.add_row(str(i), shown(rule.name), *cells, "yes" if rule.disabled else "")
     out.print(table)
 
 
@@ -101,7 +101,7 @@ def delete(
     """Delete one rule; the others keep their order."""
     with open_console(data_dir) as console:
         left = console.delete_runtime_rule(name)
-    out.print(f"rule {name!r} deleted; {len(left.rules)} left.")
+    out.print(f"rule {shown(repr(name))} deleted; {len(left.rules)} left.")
 
 
 def _print(rules: RuleSet, fmt: Literal["yaml", "json"]) -> None:

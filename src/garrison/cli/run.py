@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
 import shutil
@@ -22,9 +21,7 @@ from garrison.console import Console
 from garrison.defender import Defender
 from garrison.devengine import EngineConfig, PrivateEngine, ensure_packages
 from garrison.runtime.docker import DockerRuntime
-from garrison.watchdog import Supervisor, WatchdogState, faults
-
-PR_SET_PDEATHSIG = 1
+from garrison.watchdog import Supervisor, WatchdogState, die_with_supervisor, faults
 
 
 def reachable(base_url: str) -> bool:
@@ -151,7 +148,7 @@ def run(
     supervised = WatchdogState.from_env()
     _configure_logging()
     if supervised is not None:  # the defender, started by the watchdog below
-        _die_with(supervised.supervisor_pid)
+        die_with_supervisor(supervised)
         faults.install(supervised.restarts)
         asyncio.run(_serve(settings, supervised))
         return
@@ -168,15 +165,6 @@ def run(
     code = Supervisor(argv, env, settings.stall_timeout).run()
     out.print("Garrison stopped; models and audits are stored.")
     raise typer.Exit(code)
-
-
-def _die_with(supervisor_pid: int) -> None:
-    """The defender ends with its watchdog: a defender left alone would hold containers with
-    nobody to end a stall (PR_SET_PDEATHSIG; the parent may be gone before it was set)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != supervisor_pid:
-        raise SystemExit("garrison: the watchdog that started this defender is gone")
 
 
 async def _serve(settings: Settings, watchdog: WatchdogState | None) -> None:

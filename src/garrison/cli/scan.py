@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from garrison.cli.options import shown
 from garrison.errors import InvalidInput
 from garrison.scan.compliance import check_container, check_image
 from garrison.scan.scanner import Scanner, docker_errors
@@ -25,6 +26,7 @@ DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 # may be up before dockerd), and Docker 20.10 and later all speak it.
 API_VERSION = "1.41"
 STEPS = ("resolve", "compliance", "inventory", "vulnerabilities")
+MAX_EXIT_CODE = 255
 
 app = typer.Typer(help="Scan images (vulnerabilities, compliance) and containers (compliance).")
 out = Console(soft_wrap=True, highlight=False)
@@ -53,7 +55,7 @@ def open_vulndb(data_dir: Path) -> Any:
     from garrison.scan.vulndb import VulnDB  # noqa: PLC0415 (only scans need it)
 
     db = VulnDB.in_data_dir(data_dir)
-    if not db.path.exists():
+    if not db.exists():
         err.print(f"[yellow]warning:[/yellow] no vulnerability database at {db.path}; "
                   "run `garrison vulndb import` or `update` (compliance only)")  # fmt: skip
         return None
@@ -86,6 +88,8 @@ def image(
     """Scan an image: packages, vulnerabilities (Trivy-like table) and image compliance."""
     if sbom not in (None, "cyclonedx"):
         raise InvalidInput(f"--sbom: unknown format {sbom!r} (supported: cyclonedx)")
+    if not 0 <= exit_code <= MAX_EXIT_CODE:
+        raise InvalidInput(f"--exit-code {exit_code}: an exit status is 0 to {MAX_EXIT_CODE}")
     wanted = parse_severities(severity)
     scanner = Scanner.for_docker(docker_client(docker_host), open_vulndb(data_dir))
     with _progress() as tell:
@@ -120,7 +124,8 @@ def container(
     if as_json:
         print(json.dumps([issue_json(i) for i in issues], indent=2))
         return
-    out.print(f"[bold]{str(attrs.get('Name', ref)).lstrip('/')}[/bold] ({str(attrs['Id'])[:12]})")
+    name = shown(str(attrs.get("Name", ref)).lstrip("/"))
+    out.print(f"[bold]{name}[/bold] ({shown(str(attrs['Id'])[:12])})")
     print_issues(issues)
 
 
@@ -175,19 +180,21 @@ def totals(severities: Sequence[Severity]) -> str:
 
 def print_result(result: ScanResult, findings: Sequence[Finding]) -> None:
     inv = result.inventory
-    out.print(f"\n[bold]{inv.image_name}[/bold] ({inv.os.family} {inv.os.version}) "
+    out.print(f"\n[bold]{shown(inv.image_name)}[/bold] ({shown(inv.os.family)} "
+              f"{shown(inv.os.version)}) "
               f"{len(inv.packages)} packages")  # fmt: skip
     out.print(f"Total: {len(findings)} ({totals([f.severity for f in findings])})\n")
     if findings:
         table = Table("Library", "Vulnerability", "Severity", "Installed Version",
                       "Fixed Version", "Title")  # fmt: skip
         for f in sorted(findings, key=lambda f: (f.package.name, -f.severity, f.id)):
-            table.add_row(f.package.name, f.id, _sev(f.severity), f.installed_version,
-                          f.fixed_version or "-", f.summary[:60])  # fmt: skip
+            table.add_row(shown(f.package.name), shown(f.id), _sev(f.severity),
+                          shown(f.installed_version), shown(f.fixed_version or "-"),
+                          shown(f.summary[:60]))  # fmt: skip
         out.print(table)
     print_issues(list(result.compliance))
     for problem in result.errors:
-        err.print(f"[yellow]skipped:[/yellow] {problem}")
+        err.print(f"[yellow]skipped:[/yellow] {shown(problem)}")
 
 
 def print_issues(issues: Sequence[ComplianceIssue]) -> None:
@@ -196,7 +203,7 @@ def print_issues(issues: Sequence[ComplianceIssue]) -> None:
         return
     table = Table("Check", "Severity", "Title", "Detail", "Fix")
     for i in issues:
-        table.add_row(i.check_id, _sev(i.severity), i.title, i.detail, i.fix)
+        table.add_row(i.check_id, _sev(i.severity), i.title, shown(i.detail), shown(i.fix))
     out.print(table)
 
 

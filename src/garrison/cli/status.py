@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, when
+from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown, when
 from garrison.config import DEFAULT_DATA_DIR
 
 EXIT_CODES = {"running": 0, "silent": 2}
@@ -43,13 +42,13 @@ def _print(doc: dict[str, Any]) -> None:
         )
     elif live["running"]:
         out.print(
-            f"defender running on {defender.get('hostname')} ({live['why']}), "
+            f"defender running on {shown(defender.get('hostname'))} ({shown(live['why'])}), "
             f"since {when(defender.get('startedAt'))}; "
             f"{defender.get('containers', 0)} containers, {defender.get('audits', 0)} audits"
         )
     else:
         state = "silent" if live["state"] == "silent" else "not running"
-        out.print(f"defender {state} on {defender.get('hostname')}: {live['why']}")
+        out.print(f"defender {state} on {shown(defender.get('hostname'))}: {shown(live['why'])}")
     if defender:
         _print_details(defender)
     out.print(
@@ -61,10 +60,10 @@ def _print_details(defender: dict[str, Any]) -> None:
     sensors: dict[str, dict[str, Any]] = defender.get("sensors") or {}
     out.print(_sensor_table(sensors))
     for line in _unwatched_lines(sensors):
-        out.print(escape(line))
+        out.print(shown(line))
     reason = (sensors.get("processes") or {}).get("reason")
     if reason:
-        out.print(f"processes on the proc connector: {reason}")
+        out.print(f"processes on the proc connector: {shown(reason)}")
     link: dict[str, Any] = defender.get("link") or {}
     if link.get("droppedAudits") or link.get("pendingAudits") or link.get("spoolErrors"):
         out.print(
@@ -81,7 +80,8 @@ def _print_details(defender: dict[str, Any]) -> None:
             f"({watchdog.get('stalls')} stalls, {watchdog.get('crashes')} crashes)"
         )
         if last:
-            line += f"; last {when(last.get('time'))}: pid {last.get('pid')} {last.get('detail')}"
+            detail = shown(last.get("detail"))
+            line += f"; last {when(last.get('time'))}: pid {last.get('pid')} {detail}"
         out.print(line)
 
 

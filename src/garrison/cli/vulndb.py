@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from garrison.cli.options import shown
 from garrison.scan.vulndb import (
     DEFAULT_ECOSYSTEMS,
     DEFAULT_TIMEOUT,
@@ -39,12 +40,12 @@ DataDir = Annotated[
 
 def _print_report(report: ImportReport) -> None:
     out.print(
-        f"{report.source}: {report.imported} imported, {report.replaced} replaced, "
+        f"{shown(report.source)}: {report.imported} imported, {report.replaced} replaced, "
         f"{report.unchanged} unchanged, {report.withdrawn} withdrawn (ignored), "
         f"{report.invalid} invalid (skipped), {report.bad_ranges} ranges dropped"
     )
     for problem in report.problems[:SHOWN_PROBLEMS]:
-        out.print(f"  skipped {problem}")
+        out.print(f"  skipped {shown(problem)}")  # names and reasons from the archive
     hidden = report.invalid + report.bad_ranges - SHOWN_PROBLEMS
     if hidden > 0:
         out.print(f"  … and {hidden} more")
@@ -90,7 +91,7 @@ def status(
         return
     table = Table("ecosystem", "advisories", "updated")
     for name, count in sorted(info["ecosystems"].items()):
-        table.add_row(name, str(count), info["updates"].get(name, {}).get("at", "-"))
+        table.add_row(shown(name), str(count), shown(info["updates"].get(name, {}).get("at", "-")))
     out.print(table)
     last_update, last_import = info["last_update"] or "never", info["last_import"] or "never"
     out.print(

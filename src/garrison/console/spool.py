@@ -22,6 +22,7 @@ from pathlib import Path
 
 from garrison.audit.record import Audit
 from garrison.store.base import audit_from_doc
+from garrison.store.datadir import open_private
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,7 @@ SPOOL_NAME = "audits.spool"
 class AuditSpool:
     def __init__(self, path: Path) -> None:
         self.path = path
-        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-        self._fd = os.open(path, flags, 0o600)
+        self._fd = open_private(path, os.O_RDWR | os.O_APPEND)  # audits: the owner's alone
         self.errors = 0  # appends that failed (a full disk): those audits wait in memory only
         self._end_torn_line()
 

@@ -56,6 +56,7 @@ GIL_SWITCH_SECONDS = 0.0005
 # The loop waits on the store now and then (a busy database): the watchdog gives it this long
 # before it counts as stalled. Execs never wait on the loop, only on the sensor threads.
 LOOP_BOUND_SECONDS = 60.0
+_NOT_READ = object()
 
 
 class Defender(ListenerBase):
@@ -91,6 +92,7 @@ class Defender(ListenerBase):
         self.enforcer = Enforcer(runtime, link)
         self.actions = Actions(self.enforcer, link, settings.hostname)
         self._model_states: dict[str, str] = {}
+        self._rules_doc: object = _NOT_READ  # the stored rules last parsed
         self.handled = 0
         self.unmatched = 0  # events of containers no longer (or not yet) tracked
         self.started_at = time.time()
@@ -269,9 +271,15 @@ class Defender(ListenerBase):
             self._next_status = now + self.settings.status_interval
 
     def _sync_rules(self) -> None:
-        """Runtime rules from the store: swapped in when they changed (within a second)."""
+        """Runtime rules from the store: swapped in when they changed (within a second).
+        The stored document is compared first: parsing it (pydantic, every expression
+        compiled) each second would cost a large rule set a core's tenth."""
+        doc = self.link.get_policy(RUNTIME_KIND)
+        if doc == self._rules_doc:
+            return
+        self._rules_doc = doc  # a document refused once is not parsed (and logged) again
         try:
-            rules = rules_from_doc(self.link.get_policy(RUNTIME_KIND))
+            rules = rules_from_doc(doc)
         except InvalidInput as exc:
             log.error("%s; the rules in force stay", exc)
             return

@@ -17,18 +17,20 @@ from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from garrison.policy.limits import Name, Pattern
+
 
 class Collection(BaseModel):
     """A named scope."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = "All"
-    images: list[str] = Field(default_factory=lambda: ["*"])
-    containers: list[str] = Field(default_factory=lambda: ["*"])
-    hosts: list[str] = Field(default_factory=lambda: ["*"])
-    labels: list[str] = Field(default_factory=lambda: ["*"])
-    namespaces: list[str] = Field(default_factory=lambda: ["*"])
+    name: Name = "All"
+    images: list[Pattern] = Field(default_factory=lambda: ["*"])
+    containers: list[Pattern] = Field(default_factory=lambda: ["*"])
+    hosts: list[Pattern] = Field(default_factory=lambda: ["*"])
+    labels: list[Pattern] = Field(default_factory=lambda: ["*"])
+    namespaces: list[Pattern] = Field(default_factory=lambda: ["*"])
 
 
 @dataclass(frozen=True, slots=True)

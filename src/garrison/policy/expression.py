@@ -30,11 +30,12 @@ from garrison.policy.expression_ast import (
     unparse,
 )
 from garrison.policy.expression_compile import ExprInput, compile_node
+from garrison.policy.limits import MAX_EXPRESSION_DEPTH, MAX_EXPRESSION_LENGTH
 
 __all__ = ["ExprInput", "Expression", "ExpressionError", "compile_expression", "parse"]
 
-MAX_LENGTH = 8192
-MAX_DEPTH = 64
+MAX_LENGTH = MAX_EXPRESSION_LENGTH
+MAX_DEPTH = MAX_EXPRESSION_DEPTH  # parentheses count: "((a))" is two levels
 
 GRAMMAR = r"""
 ?start: or_expr
@@ -43,7 +44,7 @@ GRAMMAR = r"""
 ?not_expr: NOT not_expr -> not_
          | atom
 ?atom: comparison
-     | "(" or_expr ")"
+     | "(" or_expr ")"   -> paren
 comparison: FIELD OP literal   -> compare
           | FIELD IN list      -> in_
 list: "(" [literal ("," literal)*] ")"
@@ -163,6 +164,8 @@ def _build(item: lark.Tree[lark.Token] | lark.Token, depth: int) -> Node:
     kids = item.children
     if item.data == "not_":
         return Not(_build(kids[1], depth + 1))
+    if item.data == "paren":
+        return _build(kids[0], depth + 1)
     if item.data in ("or_expr", "and_expr"):
         op: Literal["and", "or"] = "or" if item.data == "or_expr" else "and"
         return Operation(op, tuple(_build(k, depth + 1) for k in kids))

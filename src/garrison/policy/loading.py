@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pydantic
 import yaml
 
 from garrison.errors import InvalidInput
+from garrison.policy.documents import DocumentError, Format, parse_document, read_document
+from garrison.policy.limits import MAX_NAME, too_many_rules
 from garrison.policy.schema import RuleSet
-
-Format = Literal["yaml", "json"]
+from garrison.text import clip, first_unsafe
 
 
 class InvalidRules(InvalidInput):
@@ -22,26 +23,35 @@ class InvalidRules(InvalidInput):
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source, self.problems = source, problems
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        super().__init__(f"{source}: {problems[0]}{more}")
+        super().__init__(f"{source}: {clip(problems[0], 500)}{more}")
 
 
 def load_rules_file(path: Path) -> RuleSet:
+    """Rules from a file (``.json`` is JSON, anything else YAML), within the limits of
+    ``garrison.policy.limits``."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidRules(str(path), [f"cannot be read: {exc}"]) from exc
+        text = read_document(path)
+    except DocumentError as exc:
+        raise InvalidRules(str(path), [exc.problem]) from None
     return load_rules(text, source=str(path), fmt="json" if path.suffix == ".json" else "yaml")
 
 
 def load_rules(text: str, *, source: str = "rules", fmt: Format = "yaml") -> RuleSet:
     """Rules from text: a list of rules, or a mapping with a ``rules`` list."""
-    data = _parse(text, source, fmt)
+    try:
+        data = parse_document(text, fmt)
+    except DocumentError as exc:
+        raise InvalidRules(source, [exc.problem]) from None
     if isinstance(data, list):
         data = {"rules": data}
     if data is None:
         data = {"rules": []}
     if not isinstance(data, dict):
         raise InvalidRules(source, ["expected a list of rules or a mapping with 'rules'"])
+    rules = data.get("rules")
+    problem = too_many_rules(len(rules)) if isinstance(rules, list) else None
+    if problem:
+        raise InvalidRules(source, [problem])
     try:
         return RuleSet.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -53,23 +63,6 @@ def dump_rules(rules: RuleSet, fmt: Format = "yaml") -> str:
     if fmt == "json":
         return json.dumps(data, indent=2) + "\n"
     return yaml.safe_dump(data, sort_keys=False)
-
-
-def _parse(text: str, source: str, fmt: Format) -> Any:
-    try:
-        return json.loads(text) if fmt == "json" else yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidRules(source, [f"line {exc.lineno}, column {exc.colno}: {exc.msg}"]) from exc
-    except yaml.YAMLError as exc:
-        raise InvalidRules(source, [_yaml_problem(exc)]) from exc
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc)
-    if mark is None:
-        return f"not valid YAML: {problem}"
-    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
 def _describe(error: Any, data: dict[str, Any]) -> str:
@@ -95,4 +88,6 @@ def _item(items: Any, index: int) -> Any:
 
 def _name(item: Any, fallback: str, what: str) -> str:
     name = item.get("name") if isinstance(item, dict) else None
-    return f"{what} {name!r}" if isinstance(name, str) and name else fallback
+    if not isinstance(name, str) or not name or len(name) > MAX_NAME or first_unsafe(name):
+        return fallback  # a name that is itself the fault is not echoed
+    return f"{what} {name!r}"

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from garrison.policy.collections import Collection
 from garrison.policy.expression import Expression, ExpressionError, compile_expression
+from garrison.policy.limits import MAX_EXPRESSION_LENGTH, MAX_RULES, Name, Pattern, Text
 from garrison.policy.matchers import PortRange, parse_network
 
 RuleEffect = Literal["disable", "alert", "prevent", "block"]
@@ -30,7 +31,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _check_paths(paths: list[str]) -> list[str]:
+def _check_paths(paths: list[Pattern]) -> list[Pattern]:
     for path in paths:
         if not path or path != path.strip():
             raise ValueError(f"{path!r}: a path pattern is not empty and has no outer spaces")
@@ -39,7 +40,7 @@ def _check_paths(paths: list[str]) -> list[str]:
 
 class DeniedPaths(_Strict):
     effect: ListEffect = "alert"
-    paths: list[str] = Field(default_factory=list)
+    paths: list[Pattern] = Field(default_factory=list)
 
     _paths = field_validator("paths")(_check_paths)
 
@@ -57,20 +58,20 @@ class ProcessDetections(_Strict):
 
 class ProcessSection(_Strict):
     effect: RuleEffect = "alert"  # for a process the model does not know
-    allowed: list[str] = Field(default_factory=list)
+    allowed: list[Pattern] = Field(default_factory=list)
     denied: DeniedPaths = Field(default_factory=DeniedPaths)
     detections: ProcessDetections = Field(default_factory=ProcessDetections)
 
     _allowed = field_validator("allowed")(_check_paths)
 
 
-def _check_ports(ports: list[str | int]) -> list[str | int]:
+def _check_ports(ports: list[Pattern | int]) -> list[Pattern | int]:
     for spec in ports:
         PortRange.parse(spec)
     return ports
 
 
-def _check_ips(ips: list[str]) -> list[str]:
+def _check_ips(ips: list[Pattern]) -> list[Pattern]:
     for spec in ips:
         parse_network(spec)
     return ips
@@ -78,13 +79,13 @@ def _check_ips(ips: list[str]) -> list[str]:
 
 class DeniedPorts(_Strict):
     effect: NetListEffect = "alert"
-    ports: list[str | int] = Field(default_factory=list)
+    ports: list[Pattern | int] = Field(default_factory=list)
 
     _ports = field_validator("ports")(_check_ports)
 
 
 class PortLists(_Strict):
-    allowed: list[str | int] = Field(default_factory=list)
+    allowed: list[Pattern | int] = Field(default_factory=list)
     denied: DeniedPorts = Field(default_factory=DeniedPorts)
 
     _allowed = field_validator("allowed")(_check_ports)
@@ -92,13 +93,13 @@ class PortLists(_Strict):
 
 class DeniedIps(_Strict):
     effect: NetListEffect = "alert"
-    ips: list[str] = Field(default_factory=list)
+    ips: list[Pattern] = Field(default_factory=list)
 
     _ips = field_validator("ips")(_check_ips)
 
 
 class IpLists(_Strict):
-    allowed: list[str] = Field(default_factory=list)
+    allowed: list[Pattern] = Field(default_factory=list)
     denied: DeniedIps = Field(default_factory=DeniedIps)
 
     _allowed = field_validator("allowed")(_check_ips)
@@ -120,7 +121,7 @@ class FilesystemDetections(_Strict):
 
 class FilesystemSection(_Strict):
     effect: RuleEffect = "alert"  # for a write where the model saw none
-    allowed: list[str] = Field(default_factory=list)
+    allowed: list[Pattern] = Field(default_factory=list)
     denied: DeniedPaths = Field(default_factory=DeniedPaths)
     detections: FilesystemDetections = Field(default_factory=FilesystemDetections)
 
@@ -130,10 +131,10 @@ class FilesystemSection(_Strict):
 class CustomRule(_Strict):
     """An expression, compiled once when the rule is read."""
 
-    name: str = Field(min_length=1)
-    expression: str
+    name: Name
+    expression: str = Field(max_length=MAX_EXPRESSION_LENGTH)
     effect: ListEffect = "alert"
-    message: str = ""
+    message: Text = ""
     type: CustomType | None = None  # inferred from the fields the expression names
     disabled: bool = False
 
@@ -180,8 +181,8 @@ def _check_fields(kind: CustomType, fields: frozenset[str]) -> None:
 
 
 class RuntimeRule(_Strict):
-    name: str = Field(min_length=1)
-    notes: str = ""
+    name: Name
+    notes: Text = ""
     disabled: bool = False
     scope: list[Collection] = Field(default_factory=lambda: [Collection()])
     processes: ProcessSection = Field(default_factory=ProcessSection)
@@ -199,7 +200,7 @@ class RuntimeRule(_Strict):
 class RuleSet(_Strict):
     """Rules in order: the first enabled rule whose scope covers a container applies."""
 
-    rules: list[RuntimeRule] = Field(default_factory=list)
+    rules: list[RuntimeRule] = Field(default_factory=list, max_length=MAX_RULES)
 
     @field_validator("rules")
     @classmethod

@@ -23,13 +23,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from garrison.errors import InvalidInput
 from garrison.policy.collections import Collection, Subject, any_matches
+from garrison.policy.documents import DocumentError, parse_document
+from garrison.policy.limits import MAX_RULES, Name, Text, too_many_rules
 from garrison.scan.compliance import resolve_check_id
 from garrison.scan.types import ComplianceIssue, Finding, Severity
+from garrison.text import clip
 
 RuleEffect = Literal["ignore", "alert", "block"]
 SeverityName = Literal["low", "medium", "high", "critical"]
@@ -76,10 +78,10 @@ def _plural(count: int, noun: str) -> str:
 class _Rule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1)
+    name: Name
     collections: list[Collection] = Field(default_factory=list)
     disabled: bool = False
-    block_message: str = ""
+    block_message: Text = ""
 
     def applies_to(self, subject: Subject) -> bool:
         return not self.disabled and any_matches(self.collections, subject)
@@ -96,10 +98,10 @@ class CveException(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1)
+    id: Name
     effect: RuleEffect = "ignore"
     expires: dt.date | None = None
-    note: str = ""
+    note: Text = ""
 
     def covers(self, finding: Finding, today: dt.date) -> bool:
         if self.expires is not None and today > self.expires:
@@ -176,7 +178,7 @@ class ComplianceRule(_Rule):
             try:
                 resolved[resolve_check_id(key)] = effect
             except KeyError:
-                raise ValueError(f"unknown compliance check {key!r}") from None
+                raise ValueError(f"unknown compliance check {clip(key, 40)!r}") from None
         return resolved
 
     def effect_of(self, check_id: str) -> RuleEffect:
@@ -214,7 +216,7 @@ def _unique_names(rules: list[R]) -> list[R]:
 class VulnerabilityPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rules: list[VulnerabilityRule]
+    rules: list[VulnerabilityRule] = Field(max_length=MAX_RULES)
 
     @field_validator("rules")
     @classmethod
@@ -237,7 +239,7 @@ class VulnerabilityPolicy(BaseModel):
 class CompliancePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rules: list[ComplianceRule]
+    rules: list[ComplianceRule] = Field(max_length=MAX_RULES)
 
     @field_validator("rules")
     @classmethod
@@ -266,12 +268,17 @@ def default_compliance_policy() -> CompliancePolicy:
 
 def parse_policy(kind: str, data: Any) -> Policy:
     """A policy from a parsed document, or from YAML/JSON text; ``{"rules": [...]}`` or a bare
-    list of rules. Raises InvalidInput naming the first problem, and applies nothing."""
+    list of rules. Raises InvalidInput naming the first problem, and applies nothing. Text is
+    held to the limits of ``garrison.policy.limits``, as a runtime rule file is."""
     if isinstance(data, str | bytes):
-        data = _load_text(data)
+        data = _load_text(kind, data)
     if isinstance(data, list):
         data = {"rules": data}
     model = _model_of(kind)
+    rules = data.get("rules") if isinstance(data, dict) else None
+    problem = too_many_rules(len(rules)) if isinstance(rules, list) else None
+    if problem:
+        raise InvalidInput(f"{kind} policy refused: {problem}")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -286,11 +293,18 @@ def _model_of(kind: str) -> type[VulnerabilityPolicy] | type[CompliancePolicy]:
     raise InvalidInput(f"unknown policy kind {kind!r} (expected vulnerability or compliance)")
 
 
-def _load_text(text: str | bytes) -> Any:
+def _load_text(kind: str, text: str | bytes) -> Any:
     try:
-        return yaml.safe_load(text)  # JSON is YAML too
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"policy is not valid YAML or JSON: {exc}".splitlines()[0]) from exc
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        return parse_document(text)  # JSON is YAML too
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{kind} policy is not UTF-8 text (byte {exc.start})") from None
+    except DocumentError as exc:
+        if exc.syntax:
+            problem = exc.problem.removeprefix("not valid YAML: ")
+            raise InvalidInput(f"policy is not valid YAML or JSON: {problem}") from None
+        raise InvalidInput(f"{kind} policy refused: {exc.problem}") from None
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -298,7 +312,7 @@ def _first_error(exc: ValidationError) -> str:
     first = errors[0]
     where = ".".join(str(part) for part in first["loc"]) or "document"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{where}: {first['msg']}{more}"
+    return clip(f"{where}: {first['msg']}", 500) + more
 
 
 class PolicyStore(Protocol):

@@ -1,10 +1,21 @@
 """Persistence behind an interface: ``Store`` (the seam), ``SQLiteStore`` (now; PostgreSQL
-later) and ``MemoryStore`` (the fake for tests of other parts)."""
+later) and ``MemoryStore`` (the fake for tests of other parts); and the data directory's
+owner-only modes, which every file Garrison keeps there is made with (``datadir``)."""
 
 from __future__ import annotations
 
 from garrison.store.base import BlockedContainer, Store
+from garrison.store.datadir import create_private_file, open_private, secure_data_dir
 from garrison.store.memory import MemoryStore
 from garrison.store.sqlite import DB_NAME, SQLiteStore
 
-__all__ = ["DB_NAME", "BlockedContainer", "MemoryStore", "SQLiteStore", "Store"]
+__all__ = [
+    "DB_NAME",
+    "BlockedContainer",
+    "MemoryStore",
+    "SQLiteStore",
+    "Store",
+    "create_private_file",
+    "open_private",
+    "secure_data_dir",
+]

@@ -38,6 +38,7 @@ from garrison.store.base import (
     dump_doc,
     profile_of,
 )
+from garrison.store.datadir import create_private_file, open_private, secure_data_dir
 
 DB_NAME = "garrison.db"
 BUSY_TIMEOUT_MS = 10_000
@@ -82,10 +83,8 @@ class SQLiteStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:
-            raise StoreError(f"cannot create data directory {self.path.parent}: {exc}") from exc
+        secure_data_dir(self.path.parent)
+        create_private_file(self.path)  # before SQLite: its -wal and -shm take this mode
         self._engine = sa.create_engine(f"sqlite+pysqlite:///{self.path}")
         sa.event.listen(self._engine, "connect", _on_connect)
         self._create_schema()
@@ -330,7 +329,7 @@ def _file_lock(path: Path) -> Iterator[None]:
     """An exclusive flock(2) on ``path`` (made if missing); none when it cannot be opened
     (a read-only data directory: nobody creates a schema there)."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = open_private(path, os.O_RDWR)
     except OSError:
         yield
         return

@@ -5,7 +5,7 @@ stalled defender (the kernel then lets its waiting events through) and starts an
 """
 
 from garrison.watchdog.heartbeat import Beat, Board, Stall, claim, defender_board
-from garrison.watchdog.supervisor import Incident, Supervisor, WatchdogState
+from garrison.watchdog.supervisor import Incident, Supervisor, WatchdogState, die_with_supervisor
 
 __all__ = [
     "Beat",
@@ -16,4 +16,5 @@ __all__ = [
     "WatchdogState",
     "claim",
     "defender_board",
+    "die_with_supervisor",
 ]

@@ -20,6 +20,7 @@ and ``WATCHDOG=1`` every second, so that systemd restarts the supervisor itself 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 ENV_STATE = "GARRISON_WATCHDOG_STATE"
 CHECK_SECONDS = 0.1
+PR_SET_PDEATHSIG = 1
 GRACE_SECONDS = 30.0  # for a defender asked to stop, before it is killed
 EXIT_SECONDS = 5.0  # for a killed defender to exit, before its groups are closed anyway
 BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -97,9 +99,21 @@ class Supervisor:
     the exit status for ``garrison run``."""
 
     def __init__(
-        self, argv: Sequence[str], env: Mapping[str, str], stall_timeout: float = 1.0
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        stall_timeout: float = 1.0,
+        *,
+        keep_fds: Sequence[int] = (),
+        name: str = "defender",
+        on_kill: str = "so the kernel let its waiting events through",
+        backoff: Sequence[float] = BACKOFF,
     ) -> None:
         self.argv = list(argv)
+        self.keep_fds = tuple(keep_fds)  # handed to every child (the plugin's listening socket)
+        self.name = name
+        self.on_kill = on_kill  # what killing a stalled child achieved, for its incident
+        self.backoff = tuple(backoff) or BACKOFF  # pauses before restarts that keep failing
         self.env = {k: v for k, v in env.items() if k not in (ENV_FD, ENV_STATE, "NOTIFY_SOCKET")}
         self.state = WatchdogState(os.getpid(), stall_timeout)
         self.notify = _Notifier(env.get("NOTIFY_SOCKET"))
@@ -117,7 +131,7 @@ class Supervisor:
                     return code
                 if time.monotonic() - started > STEADY_SECONDS:
                     self._failures = 0
-                self._pause(BACKOFF[min(self._failures, len(BACKOFF) - 1)])
+                self._pause(self.backoff[min(self._failures, len(self.backoff) - 1)])
                 self._failures += 1
                 if self._stop_signal is not None:
                     return 0
@@ -147,13 +161,15 @@ class Supervisor:
             self.state.stalls += 1
         else:
             self.state.crashes += 1
-        log.error("watchdog: defender pid %d %s; starting another", incident.pid, incident.detail)
+        log.error(
+            "watchdog: %s pid %d %s; starting another", self.name, incident.pid, incident.detail
+        )
         return None
 
     def _spawn(self, board: Board) -> subprocess.Popen[bytes]:
         self._stored = 0
         env = {**self.env, ENV_FD: str(board.fd), ENV_STATE: self.state.to_env()}
-        return subprocess.Popen(self.argv, env=env, pass_fds=(board.fd,))
+        return subprocess.Popen(self.argv, env=env, pass_fds=(board.fd, *self.keep_fds))
 
     def _watch(self, child: subprocess.Popen[bytes], board: Board) -> Incident | None:
         """Until the defender ends: None when it was asked to (or ended cleanly)."""
@@ -181,8 +197,8 @@ class Supervisor:
     def _kill(self, child: subprocess.Popen[bytes], stalls: list[Stall]) -> Incident | None:
         for stall in stalls:
             log.error(
-                "watchdog: defender pid %d: %s silent for %.1f s; killing it",
-                child.pid, stall.name, stall.silent,
+                "watchdog: %s pid %d: %s silent for %.1f s; killing it",
+                self.name, child.pid, stall.name, stall.silent,
             )  # fmt: skip
         held = take_fanotify_fds(child.pid)  # the groups outlive the defender in these
         with contextlib.suppress(ProcessLookupError):
@@ -193,12 +209,14 @@ class Supervisor:
             log.error("watchdog: a fanotify group of pid %d is still closing", child.pid)
         child.wait()
         if not stalls:  # asked to stop, and it did not within the grace period
-            log.warning("watchdog: defender pid %d killed after %.0f s", child.pid, GRACE_SECONDS)
+            log.warning(
+                "watchdog: %s pid %d killed after %.0f s", self.name, child.pid, GRACE_SECONDS
+            )
             return None
         worst = max(stalls, key=lambda s: s.silent)
         detail = (
             f"stopped answering ({worst.name} silent for {worst.silent:.1f} s, bound "
-            f"{worst.bound:.1f} s): killed, so the kernel let its waiting events through"
+            f"{worst.bound:.1f} s): killed, {self.on_kill}"
         )
         return Incident(time.time(), "stall", child.pid, detail)
 
@@ -213,6 +231,15 @@ class Supervisor:
         end = time.monotonic() + seconds
         while self._stop_signal is None and time.monotonic() < end:
             time.sleep(min(CHECK_SECONDS, max(0.0, end - time.monotonic())))
+
+
+def die_with_supervisor(state: WatchdogState) -> None:
+    """A supervised child ends with its watchdog: left alone it would hold what it serves with
+    nobody to end a stall (PR_SET_PDEATHSIG; the parent may be gone before it was set)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != state.supervisor_pid:
+        raise SystemExit("garrison: the watchdog that started this process is gone")
 
 
 class _Notifier:

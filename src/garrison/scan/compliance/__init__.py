@@ -10,9 +10,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from garrison.scan.compliance.catalog import CheckInfo, run_checks
-from garrison.scan.compliance.container import CONTAINER_CHECKS, EXEC_CHECKS
+from garrison.scan.compliance.container import CONTAINER_CHECKS, EXEC_CHECKS, ExecRequest
 from garrison.scan.compliance.image import IMAGE_CHECKS, ImageFacts
 from garrison.scan.compliance.spec import ContainerSpec, Mount
+from garrison.scan.compliance.users import PasswdReader, exec_uid, no_passwd
 from garrison.scan.types import ComplianceIssue
 
 _INFOS: list[CheckInfo] = [
@@ -33,9 +34,13 @@ def check_image(inspect: Mapping[str, Any], history: Sequence[Any] = ()) -> list
     return run_checks(IMAGE_CHECKS, ImageFacts.from_docker(inspect, history))
 
 
-def check_exec(body: Mapping[str, Any]) -> list[ComplianceIssue]:
-    """Issues of a ``containers/{id}/exec`` request body (privileged exec, exec as root)."""
-    return run_checks(EXEC_CHECKS, body if isinstance(body, Mapping) else {})
+def check_exec(body: Mapping[str, Any], passwd: PasswdReader = no_passwd) -> list[ComplianceIssue]:
+    """Issues of a ``containers/{id}/exec`` request body (privileged exec, exec as root): its
+    ``User`` is resolved as runc resolves it, names through ``passwd`` (the container's
+    ``/etc/passwd``; without one only ``root`` is known)."""
+    body = body if isinstance(body, Mapping) else {}
+    uid = exec_uid(str(body.get("User") or ""), passwd)
+    return run_checks(EXEC_CHECKS, ExecRequest(body, uid))
 
 
 def resolve_check_id(text: str) -> str:
@@ -53,6 +58,7 @@ __all__ = [
     "ContainerSpec",
     "ImageFacts",
     "Mount",
+    "PasswdReader",
     "check_container",
     "check_exec",
     "check_image",

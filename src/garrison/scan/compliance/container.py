@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from garrison.scan.compliance.catalog import Check, info
 from garrison.scan.compliance.spec import ContainerSpec
+from garrison.scan.compliance.users import ROOT
 from garrison.scan.types import Severity
 
 # Docker's default capability set (moby oci/caps/defaults.go): adding one of these changes nothing.
@@ -167,16 +169,24 @@ CONTAINER_CHECKS: tuple[Check[ContainerSpec], ...] = (
 )  # fmt: skip
 
 
-def _exec_privileged(body: Mapping[str, Any]) -> str | None:
-    return "exec with --privileged" if body.get("Privileged") is True else None
+@dataclass(frozen=True, slots=True)
+class ExecRequest:
+    """An exec request body (canonical field names) and the uid its ``User`` resolves to."""
+
+    body: Mapping[str, Any]
+    uid: int | None
 
 
-def _exec_root(body: Mapping[str, Any]) -> str | None:
-    user = str(body.get("User") or "")
-    return f"exec as user {user}" if user.partition(":")[0] in {"root", "0"} else None
+def _exec_privileged(req: ExecRequest) -> str | None:
+    return "exec with --privileged" if req.body.get("Privileged") is True else None
 
 
-EXEC_CHECKS: tuple[Check[Mapping[str, Any]], ...] = (
+def _exec_root(req: ExecRequest) -> str | None:
+    user = str(req.body.get("User") or "")
+    return f"exec as user {user} (uid 0)" if req.uid == ROOT else None
+
+
+EXEC_CHECKS: tuple[Check[ExecRequest], ...] = (
     Check(info("5.22", "Privileged exec", C, "Do not run docker exec --privileged.",
                "container"), _exec_privileged),
     Check(info("5.23", "Exec as root", M, "Do not run docker exec --user root.", "container"),

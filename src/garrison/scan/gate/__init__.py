@@ -22,6 +22,7 @@ from garrison.scan.gate.wiring import (
     ProbeResult,
     StoredPolicies,
     docker_containers,
+    docker_passwd,
     probe_plugin,
     socket_of_spec,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "ServerConfig",
     "StoredPolicies",
     "docker_containers",
+    "docker_passwd",
     "make_app",
     "parse_authz",
     "probe_plugin",

@@ -13,13 +13,17 @@ import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from garrison.audit.record import Audit
 from garrison.errors import GarrisonError, InvalidInput, NotFound
 from garrison.policy.collections import Subject
 from garrison.scan.compliance import check_container, check_exec, check_image
-from garrison.scan.gate.request import AuthZRequest, Call, parse_authz
+from garrison.scan.compliance.users import PasswdReader, no_passwd
+from garrison.scan.gate import gojson
+from garrison.scan.gate.request import AuthZRequest, Call, EmptyBody, parse_authz
+from garrison.scan.gate.routes import version_below
+from garrison.scan.gate.scans import DEFAULT_SCAN_TIMEOUT, BoundedScans, ScanTimeout
 from garrison.scan.rules import PREFIX, Decision, Policies
 from garrison.scan.scanner import ImageRef, Scanner
 from garrison.scan.types import ComplianceIssue, ScanResult
@@ -54,6 +58,9 @@ class ContainerFacts:
 
 
 ContainerLookup = Callable[[str], "ContainerFacts | None"]
+# A container's /etc/passwd by id: None when it has none; GarrisonError when unreadable.
+PasswdLookup = Callable[[str], "str | None"]
+START_BODY_GONE = "1.24"  # the API version from which dockerd refuses a start with a body
 
 
 def refusal(reason: str) -> Reply:
@@ -71,13 +78,17 @@ class Gate:
         on_audit: Callable[[Audit], None] | None = None,
         is_blocked: Callable[[str], bool] | None = None,
         containers: ContainerLookup | None = None,
+        passwd: PasswdLookup | None = None,
         hostname: str = "",
+        scan_timeout: float = DEFAULT_SCAN_TIMEOUT,
     ) -> None:
         self.scanner = scanner
+        self.scans = BoundedScans(scanner, scan_timeout)
         self.policies = policies
         self.on_audit = on_audit or (lambda _audit: None)
         self.is_blocked = is_blocked
         self.containers = containers
+        self.passwd = passwd
         self.hostname = hostname or socket.gethostname()
 
     def authorize(self, raw: bytes) -> Reply:
@@ -99,19 +110,35 @@ class Gate:
             return refusal(f"the authorization plugin failed on this request ({exc})")
 
     def judge(self, req: AuthZRequest) -> Reply:
-        call = req.call
-        if call is Call.CREATE:
-            return self._create(req)
-        if call is Call.START:
-            return self._start(req)
-        if call is Call.EXEC:
-            return self._exec(req)
-        return ALLOW
+        handler = self._handlers.get(req.call)
+        return handler(self, req) if handler is not None else ALLOW
+
+    def _unjudged(self, req: AuthZRequest) -> Reply:
+        """Calls that make containers the gate never sees (swarm services, managed plugins)."""
+        what = f"{req.method} {req.route.template}"
+        return self._refuse_call(
+            req, f"{what} runs containers that the Garrison gate cannot judge; refused"
+        )
+
+    def _unknown(self, req: AuthZRequest) -> Reply:
+        reason = req.route.reason or "not an Engine API route Garrison knows"
+        return self._refuse_call(
+            req, f"{req.method} {req.uri!r} could change a container and Garrison cannot "
+            f"classify it ({reason}); refused"
+        )  # fmt: skip
+
+    def _refuse_call(self, req: AuthZRequest, reason: str) -> Reply:
+        reply = refusal(reason)
+        subject = Subject("", "", self.hostname)
+        self._audit(Decision("compliance", "block", "", reply.msg), _AuditContext(subject, "", ""))
+        return reply
 
     # containers/create ---------------------------------------------------------------
 
     def _create(self, req: AuthZRequest) -> Reply:
-        body = req.json_body()
+        if not req.body:
+            raise EmptyBody(req.path)
+        body = gojson.create_body(req.body)
         image = body.get("Image")
         if not isinstance(image, str) or not image:
             raise InvalidInput("the create request names no image")
@@ -143,10 +170,11 @@ class Gate:
             issues = check_image(ref.inspect, ref.history)
             return Decision("vulnerability", "allow", rule.name if rule else ""), issues
         try:
-            result: ScanResult = self.scanner.scan_ref(ref)
-        except GarrisonError as exc:
+            result: ScanResult = self.scans.scan(ref)
+        except (GarrisonError, ScanTimeout) as exc:
             blocked = rule.effect == "block"
-            text = rule.refusal(blocked, f"the image could not be scanned: {exc}")
+            why = str(exc) if isinstance(exc, ScanTimeout) else f"could not be scanned: {exc}"
+            text = rule.refusal(blocked, f"the image {why}")
             issues = check_image(ref.inspect, ref.history)
             return Decision(
                 "vulnerability", "block" if blocked else "alert", rule.name, text
@@ -156,6 +184,27 @@ class Gate:
     # containers/{id}/start and /exec ---------------------------------------------------
 
     def _start(self, req: AuthZRequest) -> Reply:
+        """start, restart, unpause: refused while the container is blocked. Before API 1.24 a
+        start may carry a host configuration that dockerd applies (moby v20.10
+        ``postContainersStart``): never judged, so refused."""
+        version = req.route.version
+        if (
+            version
+            and version_below(version, START_BODY_GONE)
+            and req.route.template.endswith("/start")
+        ):
+            return self._refuse_call(
+                req, f"a start through API version {version} may change the container's host "
+                f"configuration, which Garrison does not judge; use API {START_BODY_GONE} or "
+                "later"
+            )  # fmt: skip
+        return self._unless_blocked(req)
+
+    def _update(self, req: AuthZRequest) -> Reply:
+        """An update can change the restart policy that keeps a blocked container stopped."""
+        return self._unless_blocked(req)
+
+    def _unless_blocked(self, req: AuthZRequest) -> Reply:
         if self.is_blocked is None:
             return ALLOW
         facts = self._lookup(req.container_ref)
@@ -170,14 +219,24 @@ class Gate:
         return reply
 
     def _exec(self, req: AuthZRequest) -> Reply:
-        body = req.json_body()
+        if not req.body:
+            raise EmptyBody(req.path)
+        body = gojson.exec_body(req.body)
         facts = self._lookup(req.container_ref)
         subject = _facts_subject(facts, req.container_ref, self.hostname)
-        decision = self.policies().compliance.evaluate(subject, check_exec(body))
+        issues = check_exec(body, self._passwd_of(facts, req.container_ref))
+        decision = self.policies().compliance.evaluate(subject, issues)
         command = " ".join(str(part) for part in body.get("Cmd") or [])
         context = _AuditContext(subject, facts.image_id if facts else "", _id(facts), command)
         self._audit(decision, context, attack="privilegedExec")
         return _reply([decision])
+
+    def _passwd_of(self, facts: ContainerFacts | None, ref: str) -> PasswdReader:
+        lookup = self.passwd
+        if lookup is None:
+            return no_passwd
+        target = facts.id if facts else ref
+        return lambda: lookup(target)
 
     def _lookup(self, ref: str) -> ContainerFacts | None:
         if self.containers is None or not ref:
@@ -186,6 +245,15 @@ class Gate:
             return self.containers(ref)
         except NotFound:
             return None
+
+    _handlers: ClassVar[dict[Call, Callable[[Gate, AuthZRequest], Reply]]] = {
+        Call.CREATE: _create,
+        Call.START: _start,
+        Call.UPDATE: _update,
+        Call.EXEC: _exec,
+        Call.UNJUDGED: _unjudged,
+        Call.UNKNOWN: _unknown,
+    }
 
     # audit ------------------------------------------------------------------------------
 

@@ -12,29 +12,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import enum
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote_plus
 
 from garrison.errors import InvalidInput
+from garrison.scan.gate import gojson
+from garrison.scan.gate.routes import BAD_ESCAPE, READ_ONLY_METHODS, Call, Route, route
 
-_VERSION = re.compile(r"^/v\d+(\.\d+)*(?=/)")
-_CONTAINER_ACTION = re.compile(r"^/containers/(?P<ref>[^/]+)/(?P<action>start|exec)$")
-READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# dockerd forwards bodies of at most 4 MiB (1 MiB before 25.0), base64 in a JSON message.
+MAX_MESSAGE = 8 * 1024 * 1024
 
-
-class Call(enum.Enum):
-    """The API calls the gate judges; everything else is passed."""
-
-    READ_ONLY = "read-only"
-    CREATE = "containers/create"
-    START = "containers/start"
-    EXEC = "containers/exec"
-    OTHER = "other"
+__all__ = ["MAX_MESSAGE", "READ_ONLY_METHODS", "AuthZRequest", "Call", "EmptyBody", "parse_authz"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +33,7 @@ class AuthZRequest:
     """One ``/AuthZPlugin.AuthZReq`` (or ``AuthZRes``) message."""
 
     method: str
-    path: str  # without the API version prefix and the query
+    route: Route
     query: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
@@ -51,34 +42,27 @@ class AuthZRequest:
 
     @property
     def call(self) -> Call:
-        if self.method in READ_ONLY_METHODS:
-            return Call.READ_ONLY
-        if self.method != "POST":
-            return Call.OTHER
-        if self.path == "/containers/create":
-            return Call.CREATE
-        match = _CONTAINER_ACTION.match(self.path)
-        if match is None:
-            return Call.OTHER
-        return Call.START if match["action"] == "start" else Call.EXEC
+        return self.route.call
+
+    @property
+    def path(self) -> str:
+        """The decoded path, without the API version prefix and the query."""
+        return self.route.path
 
     @property
     def container_ref(self) -> str:
         """The id or name in ``/containers/{ref}/…``; "" for other paths."""
-        match = _CONTAINER_ACTION.match(self.path)
-        return unquote(match["ref"]) if match else ""
+        return self.route.ref
 
-    def json_body(self) -> dict[str, Any]:
-        """The body as a JSON object; InvalidInput when it is empty or not a JSON object."""
+    def body_pairs(self) -> gojson.Pairs:
+        """The body's JSON object members in order; InvalidInput when it is empty or not one."""
         if not self.body:
             raise EmptyBody(self.path)
-        try:
-            doc = json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"the {self.path} request body is not JSON") from exc
-        if not isinstance(doc, dict):
-            raise InvalidInput(f"the {self.path} request body is not a JSON object")
-        return doc
+        return gojson.load(self.body, self.path)
+
+    def json_body(self) -> dict[str, Any]:
+        """The body as a plain JSON object (the last of duplicate keys wins)."""
+        return gojson.as_dict(self.body_pairs())
 
 
 class EmptyBody(InvalidInput):
@@ -96,23 +80,39 @@ class EmptyBody(InvalidInput):
 
 def parse_authz(raw: bytes) -> AuthZRequest:
     """Parse the JSON message dockerd sends; InvalidInput when it is not one."""
+    if len(raw) > MAX_MESSAGE:
+        raise InvalidInput(f"the authorization request is larger than {MAX_MESSAGE} bytes")
     try:
         doc = json.loads(raw)
+    except RecursionError as exc:
+        raise InvalidInput("the authorization request is nested too deeply") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput("the authorization request is not JSON") from exc
     if not isinstance(doc, dict):
         raise InvalidInput("the authorization request is not a JSON object")
-    uri = _text(doc, "RequestUri")
-    parts = urlsplit(uri)
+    uri, method = _text(doc, "RequestUri"), _text(doc, "RequestMethod").upper()
+    where = route(method, uri)
     return AuthZRequest(
-        method=_text(doc, "RequestMethod").upper(),
-        path=_VERSION.sub("", parts.path) or "/",
-        query={k: v[-1] for k, v in parse_qs(parts.query).items()},
+        method=method,
+        route=where,
+        query=go_query(where.query),
         headers=_headers(doc.get("RequestHeaders")),
         body=_body(doc.get("RequestBody")),
         user=_text(doc, "User"),
         uri=uri,
     )
+
+
+def go_query(query: str) -> dict[str, str]:
+    """Go's ``url.ParseQuery`` as ``r.Form.Get`` reads it: ``&``-separated, a pair holding
+    ``;`` or a malformed escape dropped, the first value of a key kept."""
+    values: dict[str, str] = {}
+    for pair in query.split("&"):
+        if not pair or ";" in pair or BAD_ESCAPE.search(pair):
+            continue
+        key, _, value = pair.partition("=")
+        values.setdefault(unquote_plus(key), unquote_plus(value))
+    return values
 
 
 def _text(doc: Mapping[str, Any], key: str) -> str:

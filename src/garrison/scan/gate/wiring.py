@@ -4,20 +4,23 @@ that says whether a plugin answers."""
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import logging
+import posixpath
 import socket
+import tarfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import docker
 
-from garrison.errors import GarrisonError
-from garrison.scan.gate.gate import ContainerFacts, ContainerLookup
+from garrison.errors import GarrisonError, NotFound, ScanError
+from garrison.scan.gate.gate import ContainerFacts, ContainerLookup, PasswdLookup
 from garrison.scan.rules import Policies, PolicyStore, load_policies
 from garrison.scan.scanner import docker_errors
 
@@ -40,6 +43,52 @@ def docker_containers(client: docker.DockerClient) -> ContainerLookup:
         )
 
     return lookup
+
+
+MAX_PASSWD = 1024 * 1024
+_LINK_HOPS = 8
+
+
+def docker_passwd(client: docker.DockerClient) -> PasswdLookup:
+    """A container's ``/etc/passwd`` read with ``GET /containers/{id}/archive`` (a read-only
+    call, answered by the plugin at once), following symbolic links inside the container as
+    dockerd does when runc resolves ``--user``; None when the container has none."""
+
+    def lookup(container_id: str) -> str | None:
+        path = "/etc/passwd"
+        for _ in range(_LINK_HOPS):
+            try:
+                with docker_errors(f"{path} in container {container_id}"):
+                    chunks, stat = client.api.get_archive(container_id, path)
+                    target = str(stat.get("linkTarget") or "")
+                    data = b"" if target else _bounded(chunks, path)
+            except NotFound:
+                return None
+            if not target:
+                return _tar_member(data, path)
+            path = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+        raise ScanError(f"/etc/passwd in container {container_id}: too many symbolic links")
+
+    return lookup
+
+
+def _bounded(chunks: Iterable[bytes], path: str) -> bytes:
+    out = bytearray()
+    for chunk in chunks:
+        out += chunk
+        if len(out) > MAX_PASSWD + 64 * 1024:
+            raise ScanError(f"{path} is larger than {MAX_PASSWD} bytes")
+    return bytes(out)
+
+
+def _tar_member(data: bytes, path: str) -> str:
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            member = next((m for m in tar if m.isfile()), None)
+            handle = tar.extractfile(member) if member is not None else None
+            return handle.read(MAX_PASSWD).decode("utf-8", "replace") if handle else ""
+    except tarfile.TarError as exc:
+        raise ScanError(f"{path}: unreadable archive from the daemon ({exc})") from exc
 
 
 class StoredPolicies:
@@ -91,10 +140,9 @@ class _UnixConnection(http.client.HTTPConnection):
         self.path = path
 
     def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(str(self.path))
-        self.sock = sock
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # closed by close()
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(str(self.path))
 
 
 def probe_plugin(socket_path: Path, timeout: float = 3.0) -> ProbeResult:

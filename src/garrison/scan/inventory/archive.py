@@ -4,7 +4,8 @@ layout of Docker ≥ 25).
 
 Docker writes ``manifest.json`` after the layers, so each layer is read as it streams past and
 the stack is built once the manifest says in which order. A layer tar that cannot be read is
-left out and named in ``Rootfs.skipped``; the rest of the image is still read.
+left out and named in ``Rootfs.skipped``; the rest of the image is still read. The wanted
+files of all layers together are kept up to ``MAX_KEPT``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import posixpath
 import tarfile
 import zlib
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO
 
 from garrison.errors import ScanError
-from garrison.scan.inventory.layer import LayerDelta, headers, read_layer
+from garrison.scan.inventory.layer import LayerDelta, read_layer
+from garrison.scan.inventory.limits import MAX_IMAGE_MANIFEST, MAX_KEPT, MAX_LAYERS, too_large
+from garrison.scan.inventory.parsed import Parsed
 from garrison.scan.inventory.rootfs import Rootfs, Stack
+from garrison.scan.inventory.tarstream import headers, open_stream
 from garrison.scan.inventory.wanted import normalize
 
 MANIFEST = "manifest.json"
@@ -30,7 +34,8 @@ class _Seen:
     layers: dict[str, LayerDelta] = field(default_factory=dict)
     broken: dict[str, str] = field(default_factory=dict)  # member name -> why it is unreadable
     aliases: dict[str, str] = field(default_factory=dict)  # symlinked layer -> real member
-    manifest: list[Any] | None = None
+    manifest: list[str] | None = None  # the layers, bottom to top
+    unreadable: str = "no readable manifest.json"  # why there is no manifest, until there is
     trailer: str = ""  # why the archive itself stopped early, if it did
 
 
@@ -41,7 +46,7 @@ def read_layers(stream: IO[bytes]) -> Rootfs:
     """
     seen = _Seen()
     try:
-        with tarfile.open(fileobj=stream, mode="r|") as outer:
+        with open_stream(stream, "r|") as outer:
             for member in headers(outer):
                 _visit(outer, member, seen)
     except _CORRUPT as exc:
@@ -56,7 +61,7 @@ def _visit(outer: tarfile.TarFile, member: tarfile.TarInfo, seen: _Seen) -> None
         base = posixpath.dirname(name) if member.issym() else ""
         seen.aliases[name] = normalize(posixpath.join(base, member.linkname))
     elif member.isreg() and name == MANIFEST:
-        seen.manifest = _manifest(outer, member)
+        _read_manifest(outer, member, seen)
     elif member.isreg() and _may_be_layer(name):
         _read_member_layer(outer, member, name, seen)
 
@@ -71,38 +76,55 @@ def _read_member_layer(
     reader = outer.extractfile(member)
     if reader is None:
         return
+    room = MAX_KEPT - sum(delta.kept for delta in seen.layers.values())
     try:
-        seen.layers[name] = read_layer(reader)
+        seen.layers[name] = read_layer(reader, room)
     except _CORRUPT as exc:
         seen.broken[name] = str(exc) or type(exc).__name__
 
 
-def _manifest(outer: tarfile.TarFile, member: tarfile.TarInfo) -> list[Any] | None:
-    reader = outer.extractfile(member)
+def _read_manifest(outer: tarfile.TarFile, member: tarfile.TarInfo, seen: _Seen) -> None:
+    too_big = too_large(MANIFEST, member.size, MAX_IMAGE_MANIFEST)
+    layers = None if too_big else _layers(outer.extractfile(member))
+    if layers is None:
+        seen.unreadable = too_big or f"no readable {MANIFEST} (not a list of images, layers)"
+    elif len(layers) > MAX_LAYERS:
+        seen.unreadable = f"{MANIFEST} lists {len(layers)} layers, more than {MAX_LAYERS}"
+    else:
+        seen.manifest = layers
+
+
+def _layers(reader: IO[bytes] | None) -> list[str] | None:
+    """The layers of the first image of a manifest.json, or None when it has no such list."""
     try:
         data = json.loads(reader.read()) if reader is not None else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than json recurses
         return None
-    return data if isinstance(data, list) and data and isinstance(data[0], dict) else None
+    if not (isinstance(data, list) and data and isinstance(data[0], dict)):
+        return None
+    layers = data[0].get("Layers") or []
+    valid = isinstance(layers, list) and all(isinstance(name, str) for name in layers)
+    return layers if valid else None
 
 
 def _stack(seen: _Seen) -> Rootfs:
     if seen.manifest is None:
-        why = seen.trailer or "no readable manifest.json"
+        why = seen.trailer or seen.unreadable
         raise ScanError(f"not a readable image archive: {why}")
-    names = [normalize(str(n)) for n in seen.manifest[0].get("Layers") or []]
+    names = [normalize(n) for n in seen.manifest]
     stack = Stack()
-    skipped = [seen.trailer] if seen.trailer else []
+    notes = Parsed(skipped=[seen.trailer] if seen.trailer else [])
     for index, name in enumerate(names):
         real = seen.aliases.get(name, name)
         delta = seen.layers.get(real)
         if delta is None:
             why = seen.broken.get(real, "missing from the archive")
-            skipped.append(f"layer {index} ({_short(name)}): skipped, {why}")
+            notes.skip(f"layer {index} ({_short(name)}): skipped, {why}")
             continue
         stack.apply(delta)
-        skipped.extend(f"layer {index}: {s}" for s in delta.skipped)
-    return stack.rootfs(skipped, names)
+        for note in delta.skipped:
+            notes.skip(f"layer {index}: {note}")
+    return stack.rootfs(notes.counted("image archive").skipped, names)
 
 
 def _short(name: str) -> str:

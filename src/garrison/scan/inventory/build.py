@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 
 from garrison.scan.inventory import apk, dpkg, npm, python
-from garrison.scan.inventory.osinfo import detect_os
+from garrison.scan.inventory.osinfo import detect_os, oversized
 from garrison.scan.inventory.parsed import Parsed
 from garrison.scan.inventory.wanted import (
     APK_INSTALLED,
@@ -29,7 +29,7 @@ def inventory_from_files(
     layers); each garbled record found here is added to it with why."""
     tree = {normalize(path): data for path, data in files.items()}
     os_info = detect_os(tree)
-    parsed = Parsed(skipped=list(skipped))
+    parsed = Parsed(skipped=[*skipped, *oversized(tree)])
     if os_info.family == "unknown":
         parsed.skipped.append("os: unknown (no os-release, debian_version or alpine-release)")
     parsed.extend(_dpkg(tree))

@@ -18,7 +18,7 @@ class ChunkReader(io.RawIOBase):
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks: Iterator[bytes] = iter(chunks)
-        self._pending = b""
+        self._pending = memoryview(b"")  # what is left of the current chunk, not copied
 
     def readable(self) -> bool:
         return True
@@ -29,7 +29,7 @@ class ChunkReader(io.RawIOBase):
             chunk = next(self._chunks, None)
             if chunk is None:
                 return 0
-            self._pending = chunk
+            self._pending = memoryview(chunk).cast("B")
         size = min(len(view), len(self._pending))
         view[:size] = self._pending[:size]
         self._pending = self._pending[size:]

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 
 from garrison.scan.inventory.deb822 import Stanza, stanzas
-from garrison.scan.inventory.parsed import Parsed, package
+from garrison.scan.inventory.limits import MAX_DATABASE, MAX_RECORDS, too_large
+from garrison.scan.inventory.parsed import Parsed, clipped, package
 from garrison.scan.types import Package
 
 _SOURCE = re.compile(r"^(\S+)(?:\s+\((\S+)\))?$")
@@ -26,19 +27,27 @@ _STATES = frozenset(
         "triggers-pending",
     }
 )
+_KEEP = frozenset({"package", "status", "version", "source", "architecture"})
 
 
 def parse_status(data: bytes, path: str, *, status_d: bool = False) -> Parsed:
     """Packages of one dpkg status file. In ``status.d`` a stanza without ``Status`` is an
-    installed package (distroless writes none)."""
+    installed package (distroless writes none). A file larger than ``MAX_DATABASE`` is
+    skipped; one of more than ``MAX_RECORDS`` stanzas is read that far."""
+    if note := too_large(path, len(data), MAX_DATABASE):
+        return Parsed(skipped=[note])
     parsed = Parsed()
-    for stanza in stanzas(data.decode("utf-8", errors="replace")):
+    for index, stanza in enumerate(stanzas(data, _KEEP)):
+        where = f"{path}: stanza at line {stanza.line}"
+        if index == MAX_RECORDS:
+            parsed.skip(f"{where} and the rest skipped, past {MAX_RECORDS} records")
+            break
         pkg, why = _package(stanza, path, status_d)
         if pkg is not None:
-            parsed.packages.append(pkg)
+            parsed.add(pkg, where)
         elif why:
-            parsed.skipped.append(f"{path}: stanza at line {stanza.line} skipped, {why}")
-    return parsed
+            parsed.skip(f"{where} skipped, {why}")
+    return parsed.counted(path)
 
 
 def _package(stanza: Stanza, path: str, status_d: bool) -> tuple[Package | None, str]:
@@ -48,11 +57,12 @@ def _package(stanza: Stanza, path: str, status_d: bool) -> tuple[Package | None,
         return None, stanza.error
     if not fields.get("package"):
         return None, "no Package field"
-    state = _state(fields.get("status"), status_d)
+    status = fields.get("status")
+    state = _state(status, status_d)
     if state not in _STATES:
-        return None, "" if state == "not-installed" else f"bad Status {fields.get('status')!r}"
+        return None, "" if state == "not-installed" else f"bad Status '{clipped(status or '')}'"
     if not fields.get("version"):
-        return None, f"{fields['package']} has no Version"
+        return None, f"{clipped(fields['package'])} has no Version"
     return _with_source(fields, path)
 
 
@@ -65,9 +75,11 @@ def _state(status: str | None, status_d: bool) -> str:
 
 def _with_source(fields: dict[str, str], path: str) -> tuple[Package | None, str]:
     name, version = fields["package"], fields["version"]
+    if len(name.split()) != 1:
+        return None, f"bad Package '{clipped(name)}'"
     match = _SOURCE.match(fields.get("source") or name)
     if match is None:
-        return None, f"{name} has a bad Source {fields['source']!r}"
+        return None, f"{clipped(name)} has a bad Source '{clipped(fields['source'])}'"
     pkg = package(
         "Debian",
         name,

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from garrison.scan.inventory.layer import LayerDelta
+from garrison.scan.inventory.limits import MAX_PATH
 from garrison.scan.inventory.wanted import EXACT, is_wanted, normalize
 
 MAX_LINK_HOPS = 40  # Linux's MAXSYMLINKS
@@ -67,20 +68,25 @@ def _hidden(path: str, gone: set[str], opaque: set[str], dirs: set[str]) -> bool
 
 def resolve(path: str, links: dict[str, str]) -> str | None:
     """Follow symlinks in every component of ``path`` inside the rootfs, like the kernel would
-    with the rootfs as ``/``; None for a loop or a chain longer than MAX_LINK_HOPS."""
-    pending = path.split("/")
-    done: list[str] = []
+    with the rootfs as ``/``; None for a loop, a chain longer than MAX_LINK_HOPS or a path
+    longer than MAX_PATH (the kernel's ELOOP and ENAMETOOLONG)."""
+    pending = path.split("/")[::-1]  # the next component last
+    done = ""
     hops = 0
     while pending:
-        here = "/".join([*done, pending.pop(0)])
+        here = f"{done}/{pending.pop()}" if done else pending.pop()
+        if len(here) > MAX_PATH:
+            return None
         if here not in links:
-            done = here.split("/")
+            done = here
             continue
         hops += 1
         if hops > MAX_LINK_HOPS:
             return None
         target = links[here]
-        base = "" if target.startswith("/") else "/".join(done)
-        pending = [p for p in normalize(posixpath.join(base, target)).split("/") if p] + pending
-        done = []
-    return "/".join(done)
+        base = "" if target.startswith("/") else done
+        pending.extend(
+            reversed([p for p in normalize(posixpath.join(base, target)).split("/") if p])
+        )
+        done = ""
+    return done

@@ -5,6 +5,8 @@ from __future__ import annotations
 import posixpath
 import re
 
+from garrison.scan.inventory.limits import MAX_DATABASE, MAX_MANIFEST, MAX_RELEASE
+
 OS_RELEASE = ("etc/os-release", "usr/lib/os-release")
 DEBIAN_VERSION = "etc/debian_version"
 ALPINE_RELEASE = "etc/alpine-release"
@@ -45,3 +47,11 @@ def is_npm_manifest(path: str) -> bool:
 
 def is_dpkg_status(path: str) -> bool:
     return path == DPKG_STATUS or (path.startswith(DPKG_STATUS_D) and is_wanted(path))
+
+
+def limit_of(path: str) -> int:
+    """The most bytes of a wanted file the inventory reads (``limits``); a larger one is
+    skipped."""
+    if path in APK_INSTALLED or is_dpkg_status(path):
+        return MAX_DATABASE
+    return MAX_RELEASE if path in EXACT else MAX_MANIFEST

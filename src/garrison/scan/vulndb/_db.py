@@ -7,17 +7,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from garrison.errors import StoreError
 from garrison.scan.types import Finding, OSInfo, Package
 from garrison.scan.vulndb import _match, _store
+from garrison.scan.vulndb._archive import iter_documents
 from garrison.scan.vulndb._download import (
     DEFAULT_ECOSYSTEMS,
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
     archive_url,
+    check_timeout,
     download,
 )
-from garrison.scan.vulndb._importer import Importer, ImportReport, iter_documents
+from garrison.scan.vulndb._importer import Importer, ImportReport
 from garrison.scan.vulndb._match import MatchResult
+from garrison.store.datadir import secure_data_dir
 
 FILE_NAME = "vulndb.sqlite"
 
@@ -36,10 +40,14 @@ class VulnDB:
         return cls(data_dir / FILE_NAME)
 
     def import_path(self, path: Path) -> ImportReport:
-        """Import an OSV zip (like ``all.zip``), one ``.json`` record or a folder of them."""
+        """Import an OSV zip (like ``all.zip``), one ``.json`` record or a folder of them.
+
+        A source over a limit of ``_archive`` is refused whole (``InvalidInput``) before the
+        database is opened; a fault mid-way rolls the whole import back."""
+        documents = iter_documents(path)
         with _store.connect(self.path) as conn:
             importer = Importer(conn, str(path))
-            for name, document in iter_documents(path):
+            for name, document in documents:
                 importer.add(name, document)
             importer.flush()
             _store.set_meta(conn, "last_import", _now())
@@ -56,7 +64,9 @@ class VulnDB:
         Raises :class:`DownloadError` on the first archive that cannot be fetched; the
         ecosystems imported before it stay imported.
         """
+        check_timeout(timeout)
         total = ImportReport(source=base_url)
+        secure_data_dir(self.path.parent)  # the downloads go there first
         for ecosystem in ecosystems:
             url = archive_url(base_url, ecosystem)
             archive = download(url, self.path.parent, timeout)
@@ -72,6 +82,14 @@ class VulnDB:
             now = _now()
             _store.set_meta(conn, f"update:{ecosystem}", f"{now} {url}")
             _store.set_meta(conn, "last_update", now)
+
+    def exists(self) -> bool:
+        """Whether the file exists; StoreError when its folder may not be read (the data
+        directory is root's alone)."""
+        try:
+            return self.path.exists()
+        except OSError as exc:
+            raise StoreError(f"vulnerability database {self.path}: {exc.strerror}") from exc
 
     def stamp(self) -> tuple[int, ...]:
         """Changes whenever the data may have changed, without opening the database (for
@@ -91,7 +109,7 @@ class VulnDB:
 
         A database file that does not exist yet reads as empty (and is not created).
         """
-        if not self.path.exists():
+        if not self.exists():
             return _status(self.path, 0, {}, {})
         with _store.connect(self.path) as conn:
             total, per_ecosystem = _store.counts(conn)

@@ -1,20 +1,16 @@
-"""Reading OSV records from a zip (OSV's per-ecosystem ``all.zip``) or a folder of JSON files,
-into the store. A record that breaks the schema is skipped and counted; the rest goes on."""
+"""OSV records into the store (their sources are read by ``_archive``). A record that breaks
+the schema is skipped and counted; the rest goes on."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import zipfile
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from garrison.errors import InvalidInput
 from garrison.scan.vulndb import _store
 from garrison.scan.vulndb._ranges import CompiledAffected, compile_affected, encode
 from garrison.scan.vulndb._schema import OsvAffected, OsvRecord
@@ -22,6 +18,7 @@ from garrison.scan.vulndb._severity import record_severity
 from garrison.scan.vulndb._versions import SUPPORTED_ECOSYSTEMS, normalize_name, split_ecosystem
 
 _BATCH = 5000
+_BATCH_BYTES = 64 << 20  # raw record text held before a flush (records reach 16 MiB each)
 MAX_PROBLEMS = 200  # reasons kept in a report; the counts stay exact
 
 
@@ -53,41 +50,6 @@ class ImportReport:
         return asdict(self)
 
 
-def iter_documents(path: Path) -> Iterator[tuple[str, bytes | Exception]]:
-    """(name, bytes) for each JSON document; an unreadable zip member gives its error."""
-    if path.is_dir():
-        for file in sorted(path.rglob("*.json")):
-            yield str(file.relative_to(path)), _read(file)
-    elif path.is_file() and zipfile.is_zipfile(path):
-        yield from _zip_documents(path)
-    elif path.is_file() and path.suffix == ".json":
-        yield path.name, path.read_bytes()
-    else:
-        raise InvalidInput(f"{path} is not an OSV zip, a .json file or a folder of them")
-
-
-def _read(file: Path) -> bytes | Exception:
-    try:
-        return file.read_bytes()
-    except OSError as exc:  # one unreadable file is one invalid record
-        return exc
-
-
-def _zip_documents(path: Path) -> Iterator[tuple[str, bytes | Exception]]:
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise InvalidInput(f"{path} is not a readable zip: {exc}") from exc
-    with archive:
-        for info in archive.infolist():
-            if info.is_dir() or not info.filename.endswith(".json"):
-                continue
-            try:
-                yield info.filename, archive.read(info)
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                yield info.filename, exc
-
-
 def _reason(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "record"
@@ -106,6 +68,7 @@ class Importer:
         self.affected: list[_store.AffectedRow] = []
         self.stale: list[str] = []
         self.pending: set[str] = set()  # ids in the unflushed batch
+        self.pending_bytes = 0
 
     def add(self, name: str, document: bytes | Exception) -> None:
         if isinstance(document, Exception):
@@ -143,7 +106,8 @@ class Importer:
             self.report.imported += 1
         self.known[record.id] = modified
         self._rows(record, raw)
-        if len(self.advisories) >= _BATCH:
+        self.pending_bytes += len(raw)
+        if len(self.advisories) >= _BATCH or self.pending_bytes >= _BATCH_BYTES:
             self.flush()
 
     def _rows(self, record: OsvRecord, raw: str) -> None:
@@ -175,7 +139,7 @@ class Importer:
         _store.delete(self.conn, self.stale)
         _store.insert(self.conn, self.advisories, self.affected)
         self.stale, self.advisories, self.affected = [], [], []
-        self.pending = set()
+        self.pending, self.pending_bytes = set(), 0
 
 
 def _utc(moment: datetime) -> str:

@@ -13,6 +13,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 from garrison.errors import StoreError
+from garrison.store.datadir import create_private_file, secure_data_dir
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS advisories (
@@ -44,8 +45,9 @@ AffectedRow = tuple[str, str, str, str, int, float | None, str]
 @contextmanager
 def connect(path: Path) -> Iterator[sqlite3.Connection]:
     """A connection in a transaction (committed on success); SQLite errors → StoreError."""
+    secure_data_dir(path.parent)
+    create_private_file(path)  # before SQLite: its -wal and -shm take this mode
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=30)
     except (sqlite3.Error, OSError) as exc:
         raise StoreError(f"vulnerability database {path}: {exc}") from exc
