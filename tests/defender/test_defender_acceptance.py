@@ -104,6 +104,32 @@ def test_unknown_process_after_learning_is_one_audit(start_defender: Start, run_
     assert audit.msg == "/usr/bin/nc launched but is not found in the runtime model"
 
 
+def test_a_learned_file_run_by_another_of_its_names_is_not_unexpected(
+    start_defender: Start, run_container
+) -> None:
+    """/bin/sh is dash: learned as /usr/bin/dash, it is the same process when called /bin/sh."""
+    defender = start_defender(learning="1h")  # ended below, once dash is learned
+    deb = run_container("garrison-test/debian:12", ["sleep", "3600"], name="learned-dash")
+    exec_ok(deb, ["/usr/bin/dash", "-c", "exit 0"])
+
+    def dash_learned() -> bool:
+        model = model_of(defender, "garrison-test/debian:12") or {}
+        return "/usr/bin/dash" in {p["path"] for p in model.get("processes", [])}
+
+    wait_for("dash in the model", dash_learned)
+    defender.console_call(lambda c: c.learn_stop("garrison-test/debian:12"))
+    active_model(defender, "garrison-test/debian:12")
+    exec_ok(deb, ["/bin/sh", "-c", "exit 0"])
+    deb.exec_run(["/usr/bin/nc", "-h"])  # after it: an exec that is unexpected
+
+    def unexpected() -> list[str]:
+        found = audits(defender, container="learned-dash", type="processes")
+        return [a.processPath for a in found if a.attackType == "unexpectedProcess"]
+
+    wait_for("the nc audit", lambda: "/usr/bin/nc" in unexpected())
+    assert unexpected() == ["/usr/bin/nc"]
+
+
 def test_a_tool_on_a_bind_mount_is_audited_after_learning(
     start_defender: Start, run_container, tmp_path: Path
 ) -> None:

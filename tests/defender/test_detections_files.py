@@ -182,3 +182,24 @@ def test_files_named_passwd_elsewhere_are_not_admin_account_changes(
     assert paths_of(defender, "det-notaccounts", "administrativeAccounts") == ["/etc/passwd"], (
         about(found)
     )
+
+
+def test_python_writing_its_byte_code_cache_is_not_a_binary_dir_write(
+    defender: DefenderProcess, debian
+) -> None:
+    box = debian("det-pycache")
+    # Python drops the cache, then makes it again on the next import: the directory and the
+    # .pyc files (written as NAME.pyc.<id> and renamed).
+    cache = "/usr/lib/python3.11/logging/__pycache__"
+    drop = f"import os; d = {cache!r}; [os.remove(d + '/' + f) for f in os.listdir(d)]; os.rmdir(d)"
+    exec_ok(box, ["python3", "-c", drop])
+    sh(box, f"python3 -c 'import logging' && ls {cache}/__init__.cpython-311.pyc")
+    sh(box, "echo 'echo hi' > /usr/local/bin/x")  # after it: a write that is one
+    wait_audit(defender, box, "binaryDirWrite", "/usr/local/bin/x")
+    found = audits_of(defender, "det-pycache", "binaryDirWrite")
+    # The set-up's deletion by a python already gone when read may count; the cache made
+    # again (the directory, the .pyc files) does not.
+    made = [a.msg for a in found if " deleted " not in a.msg]
+    assert [m.split(" wrote ")[-1] for m in made] == [
+        "/usr/local/bin/x in a directory of binaries"
+    ], [a.msg for a in found]

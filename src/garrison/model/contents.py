@@ -1,4 +1,10 @@
-"""What a model has learned: processes, network and written paths, with O(1) lookups."""
+"""What a model has learned: processes, network and written paths, with O(1) lookups.
+
+Processes are keyed by the name they were run by and indexed by the file really executed
+(``ProcessEvent.file_identity``): on Debian ``/bin/sh`` and ``/usr/bin/dash`` are one file,
+and a name the model never saw is still known when it reaches a learned file. A multi-call
+binary (busybox) is no identity: the name chooses the program.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from typing import Any
 
 from garrison.model.paths import WrittenPaths
 from garrison.sensors.events import FileEvent, NetEvent, ProcessEvent
+from garrison.sensors.multicall import is_multicall
 
 # Per-process sets stop growing here: a model is a summary, not a log.
 MAX_PER_PROCESS = 16
@@ -28,6 +35,7 @@ class ProcessEntry:
     count: int = 0
     parents: set[str] = field(default_factory=set)
     users: set[str] = field(default_factory=set)
+    files: set[str] = field(default_factory=set)  # the files really executed under this name
 
     def add(self, event: ProcessEvent) -> None:
         self.count += 1
@@ -35,10 +43,12 @@ class ProcessEntry:
         self.last_seen = max(self.last_seen, event.time)
         _add_capped(self.parents, event.parent_path)
         _add_capped(self.users, event.user)
+        _add_capped(self.files, event.resolved_path)
 
     def to_doc(self) -> dict[str, Any]:
         return {
             "path": self.path,
+            "files": sorted(self.files),
             "parents": sorted(self.parents),
             "users": sorted(self.users),
             "command": self.command,
@@ -57,6 +67,7 @@ class ProcessEntry:
             count=int(doc["count"]),
             parents={str(p) for p in doc["parents"]},
             users={str(u) for u in doc["users"]},
+            files={str(f) for f in doc.get("files", ())},  # absent in older documents
         )
 
 
@@ -75,9 +86,24 @@ class Contents:
     outbound_addresses: set[str] = field(default_factory=set)
     any_outbound_address: bool = False
     written: WrittenPaths = field(default_factory=WrittenPaths)
+    # file really executed → the learned names that ran it (an index of ProcessEntry.files)
+    by_file: dict[str, list[str]] = field(default_factory=dict)
 
-    def knows_process(self, path: str) -> bool:
-        return path in self.processes
+    def __post_init__(self) -> None:
+        for entry in self.processes.values():
+            self._index(entry)
+
+    def knows_process(self, path: str, file: str = "") -> bool:
+        """Was ``path`` learned, or (``file``: the exec's ``file_identity``) the file it runs?"""
+        return path in self.processes or (bool(file) and file in self.by_file)
+
+    def knows_parent(self, path: str, parent: str, file: str = "") -> bool:
+        """Was ``path`` (or another name of ``file``) seen started by ``parent``?"""
+        entry = self.processes.get(path)
+        if entry is not None and parent in entry.parents:
+            return True
+        names = self.by_file.get(file, ()) if file else ()
+        return any(parent in self.processes[n].parents for n in names)
 
     def knows_listening(self, protocol: str, port: int) -> bool:
         return (protocol, port) in self.listening
@@ -92,12 +118,24 @@ class Contents:
         return self.written.covers(path)
 
     def learn_process(self, event: ProcessEvent) -> bool:
+        if event.args_unread and is_multicall(event.path):
+            return False  # the applet run is unknown: nothing to learn of its name
         entry = self.processes.get(event.path)
         if entry is None:
             entry = ProcessEntry(event.path, event.command, event.time, event.time)
             self.processes[event.path] = entry
+        files = len(entry.files)
         entry.add(event)
-        return entry.count == 1
+        new_file = len(entry.files) > files
+        if new_file:
+            self._index(entry)
+        return entry.count == 1 or new_file
+
+    def _index(self, entry: ProcessEntry) -> None:
+        for file in entry.files:
+            names = self.by_file.setdefault(file, [])
+            if entry.path not in names:
+                names.append(entry.path)
 
     def learn_net(self, event: NetEvent) -> bool:
         if event.kind == "listen":

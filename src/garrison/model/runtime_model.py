@@ -70,14 +70,13 @@ class RuntimeModel:
         # The state test first: an active model answers without reading the clock.
         return self.life.state is State.LEARNING and self.life.is_learning(self.clock())
 
-    def knows_process(self, path: str) -> bool:
-        return path in self.contents.processes
+    def knows_process(self, path: str, file: str = "") -> bool:
+        return self.contents.knows_process(path, file)
 
     # The rest of garrison.policy.ModelView: what the verdict engine asks of a model.
 
-    def knows_parent(self, path: str, parent: str) -> bool:
-        entry = self.contents.processes.get(path)
-        return entry is not None and parent in entry.parents
+    def knows_parent(self, path: str, parent: str, file: str = "") -> bool:
+        return self.contents.knows_parent(path, parent, file)
 
     def knows_listening(self, protocol: str, port: int) -> bool:
         return self.contents.knows_listening(protocol, port)
@@ -98,7 +97,8 @@ class RuntimeModel:
             self.contents.learn_process(event)
             self.revision += 1
             return None
-        if self.state is State.ACTIVE and not self.knows_process(event.path):
+        known = self.knows_process(event.path, event.file_identity)
+        if self.state is State.ACTIVE and not known:
             return anomaly.process_audit(event, self._where(container, host))
         return None
 

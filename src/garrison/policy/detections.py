@@ -90,6 +90,25 @@ def is_binary_dir_write(path: str) -> bool:
     return any(a in BINARY_DIRS for a in ancestors(path) if a != path)
 
 
+# PEP 3147 caches: ``__pycache__/json.cpython-311.pyc`` (``.opt-1.pyc`` optimised), written
+# by importlib as ``NAME.pyc.<id>`` and renamed over the final name (``_write_atomic``).
+_PYC = re.compile(r"/__pycache__/[^/]+\.pyc(?:\.\d+)?")
+_PYTHON = re.compile(r"python(?:\d+(?:\.\d+)?)?")
+
+
+def is_bytecode_cache(path: str, writer: str) -> bool:
+    """A Python interpreter (``writer``: its executable) writing its own byte-code cache:
+    housekeeping, not a change to the binaries. Narrow on purpose: only ``.pyc`` names inside a
+    ``__pycache__`` directory (and that directory) and only by a python executable, so nothing
+    else — an ELF dropped into /usr/bin — passes for a cache (executableCreation judges the
+    bytes anyway)."""
+    if not _PYTHON.fullmatch(basename(writer)):
+        return False
+    if path.endswith("/__pycache__"):  # the cache's directory, made on first import
+        return True
+    return _PYC.fullmatch(path, path.rfind("/__pycache__/")) is not None
+
+
 def is_ssh_keys(path: str) -> bool:
     """``authorized_keys`` in a ``.ssh`` directory (root's or any user's)."""
     parent, _, name = path.rpartition("/")

@@ -105,7 +105,9 @@ def _against_model(
     p: ProcessPolicy = policy.processes
     if model.state != ACTIVE:
         return []
-    if not model.knows_process(event.path):
+    # Known by name or by the file run: /bin/sh is the learned /usr/bin/dash; a busybox
+    # applet is known by its name only (ProcessEvent.file_identity).
+    if not model.knows_process(event.path, event.file_identity):
         if p.effect == "disable":
             return []
         msg = f"{event.path} launched but is not found in the runtime model"
@@ -113,7 +115,7 @@ def _against_model(
     check = p.detections.parent_child
     if check == "disable" or not event.parent_path:
         return []
-    if model.knows_parent(event.path, event.parent_path):
+    if model.knows_parent(event.path, event.parent_path, event.file_identity):
         return []
     msg = f"{event.path} launched by {event.parent_path}, not a parent in the runtime model"
     return [_finding(policy, check, AttackType.UNEXPECTED_PARENT, msg)]

@@ -7,7 +7,12 @@ from collections.abc import Callable
 from garrison.policy import subjects
 from garrison.policy.compiled import EffectivePolicy, NetworkPolicy, custom_findings
 from garrison.policy.decision import AttackType, Decision, strongest_first
-from garrison.policy.detections import is_admin_accounts, is_binary_dir_write, is_ssh_keys
+from garrison.policy.detections import (
+    is_admin_accounts,
+    is_binary_dir_write,
+    is_bytecode_cache,
+    is_ssh_keys,
+)
 from garrison.policy.inputs import ACTIVE, FileFacts, ModelView
 from garrison.sensors.events import FileEvent, NetEvent
 
@@ -24,7 +29,10 @@ _FILE_CHECKS: tuple[tuple[str, str, FileCheck, str], ...] = (
     (
         "binary_dirs",
         AttackType.BINARY_DIR_WRITE,
-        lambda e, f: is_binary_dir_write(e.path),
+        lambda e, f: (
+            is_binary_dir_write(e.path)
+            and not (is_bytecode_cache(e.path, e.process_path) and not f.is_elf)
+        ),
         "{who} {verb} {path} in a directory of binaries",
     ),
     (

@@ -20,10 +20,14 @@ class ModelView(Protocol):
         """One of "learning", "active", "archived" (a ``str`` enum is fine)."""
         ...
 
-    def knows_process(self, path: str) -> bool: ...
+    def knows_process(self, path: str, file: str = "") -> bool:
+        """Was ``path`` learned, or the file ``file`` (an exec's ``file_identity``; "" none)
+        under any name?"""
+        ...
 
-    def knows_parent(self, path: str, parent: str) -> bool:
-        """Was ``path`` seen started by the executable ``parent``?"""
+    def knows_parent(self, path: str, parent: str, file: str = "") -> bool:
+        """Was ``path`` (or a name of the file ``file``) seen started by the executable
+        ``parent``?"""
         ...
 
     def knows_listening(self, protocol: str, port: int) -> bool: ...
@@ -41,16 +45,17 @@ class StaticModel:
 
     state: str = "learning"
     processes: frozenset[str] = frozenset()
+    files: frozenset[str] = frozenset()  # files really executed, under any name
     parents: frozenset[tuple[str, str]] = frozenset()  # (path, parent path)
     listening: frozenset[tuple[str, int]] = frozenset()  # (protocol, port)
     outbound_ports: frozenset[tuple[str, int]] = frozenset()
     outbound_addresses: frozenset[str] = frozenset()
     written: frozenset[str] = frozenset()  # directories; a write anywhere below is known
 
-    def knows_process(self, path: str) -> bool:
-        return path in self.processes
+    def knows_process(self, path: str, file: str = "") -> bool:
+        return path in self.processes or (bool(file) and file in self.files)
 
-    def knows_parent(self, path: str, parent: str) -> bool:
+    def knows_parent(self, path: str, parent: str, file: str = "") -> bool:
         return (path, parent) in self.parents
 
     def knows_listening(self, protocol: str, port: int) -> bool:

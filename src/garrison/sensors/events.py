@@ -10,6 +10,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from garrison.sensors.multicall import is_multicall
+
 ProcessSource = Literal["fanotify", "proc_connector"]
 
 
@@ -40,10 +42,25 @@ class ProcessEvent:
     source: ProcessSource = "fanotify"
     resolved_path: str = ""  # the file really executed ("/bin/busybox"), when known
     file_mode: int | None = None  # st_mode of the file executed, when known (setuid checks)
+    # argv could not be read (the caller held off the CPU, its memory unreadable): ``argv`` is
+    # empty and, for a multi-call binary, ``path`` names the binary, not the applet.
+    args_unread: bool = False
 
     @property
     def command(self) -> str:
         return " ".join(self.argv) if self.argv else self.path
+
+    @property
+    def file_identity(self) -> str:
+        """The file that stands for this exec's program, so that two names of one file
+        (``/bin/sh`` and ``/usr/bin/dash``) are one program; "" when the file does not say
+        which program runs: a multi-call binary runs the applet its name chooses (``/bin/ls``
+        and ``/bin/nc`` are both ``/bin/busybox``) — unless that name is unknown (``args_unread``),
+        and then the file is all that is known."""
+        resolved = self.resolved_path
+        if not resolved or (is_multicall(resolved) and not self.args_unread):
+            return ""
+        return resolved
 
 
 FileKind = Literal["write", "create", "delete"]

@@ -215,8 +215,8 @@ class ExecSensor:
         arguments — still judged, never let through unseen."""
         if is_loader(resolved):
             return None  # most likely the loader of an exec judged a moment ago
-        self._count("unread_args")
-        return self._build(tid, root, ExecRequest(resolved, ()), resolved, mode)
+        request = ExecRequest(resolved, (), args_unread=True)
+        return self._build(tid, root, request, resolved, mode)
 
     def _is_follow_on(
         self, raw: fan.RawEvent, call: Syscall, request: ExecRequest, resolved: str
@@ -238,6 +238,8 @@ class ExecSensor:
         self, tid: int, root: WatchedRoot, request: ExecRequest, resolved: str, mode: int
     ) -> ProcessEvent:
         status = self.procfs.status(tid)
+        if request.args_unread:
+            self._count("unread_args")
         self._parents.forget(status.tgid)  # it runs another program from now on
         path = root.container_path(self.procfs.exec_path(tid, request))
         if is_self_exe(path) and is_multicall(resolved) and request.argv:
@@ -256,6 +258,7 @@ class ExecSensor:
             source="fanotify",
             resolved_path=resolved,
             file_mode=mode,
+            args_unread=request.args_unread,
         )
 
     def _parent_path(self, root: WatchedRoot, ppid: int) -> str:

@@ -231,7 +231,9 @@ class ProcessTracker:
             parent_path=self._parent_path(container_id, event.ppid),
             time=time.time(),
             source="proc_connector",
+            resolved_path=exe or "",
             file_mode=record.mode,
+            args_unread=not record.argv,  # the kernel could not copy them
         )
 
     def _report(self, event: ProcessEvent) -> None:
@@ -276,6 +278,7 @@ class ProcessTracker:
             time=time.time(),
             source="proc_connector",
             resolved_path=node.exe,
+            args_unread=not argv,  # an empty cmdline: the process was already leaving
         )
 
     def _requested_path(self, node: TrackedProcess, argv: tuple[str, ...]) -> str:

@@ -80,6 +80,7 @@ class ExecRequest:
     argv: tuple[str, ...]
     dirfd: int = AT_FDCWD
     flags: int = 0
+    args_unread: bool = False  # argv could not be read: ``argv`` is empty
 
 
 def parse_syscall(raw: bytes) -> Syscall | None:
@@ -238,7 +239,14 @@ class ProcFS:
             return None
         dirfd, filename_addr, argv_addr, flags = found
         with ProcessMemory(self, pid) as mem:
-            return ExecRequest(mem.string(filename_addr), mem.argv(argv_addr), dirfd, flags)
+            filename = mem.string(filename_addr)
+            try:
+                argv = mem.argv(argv_addr)
+            except ProcessGone:
+                # An unreadable argv alone is no reason to drop the exec (a process really
+                # gone fails the next read); it is judged on what is known.
+                return ExecRequest(filename, (), dirfd, flags, args_unread=True)
+            return ExecRequest(filename, argv, dirfd, flags)
 
     def open_flags(self, pid: int, call: Syscall) -> int | None:
         """The flags of the open a task waits in (openat2's from its struct open_how)."""
