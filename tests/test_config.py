@@ -20,13 +20,17 @@ def test_durations_accept_units(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "1w", "-5", "0", "h", "1 hour", True])
+@pytest.mark.parametrize(
+    "text",
+    ["", "1w", "-5", "0", "h", "1 hour", True, "99999999999999999999h", "3651d", float("inf"),
+     float("nan")],
+)  # fmt: skip
 def test_bad_durations_are_refused(text: object) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
 
 
-@given(st.integers(min_value=1, max_value=10**6), st.sampled_from(["", "s", "m", "h", "d"]))
+@given(st.integers(min_value=1, max_value=3650), st.sampled_from(["", "s", "m", "h", "d"]))
 def test_duration_units_multiply(number: int, unit: str) -> None:
     factor = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
     assert parse_duration(f"{number}{unit}") == number * factor

@@ -21,6 +21,7 @@ from garrison.errors import ConfigError
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 DEFAULT_DATA_DIR = Path("/var/lib/garrison")
+MAX_DURATION = 3650 * 86400.0  # ten years: longer is a typo, and overflows dates when shown
 
 
 def parse_duration(value: object) -> float:
@@ -32,8 +33,10 @@ def parse_duration(value: object) -> float:
         if match is None:
             raise ValueError(f"not a duration: {value!r} (use e.g. 90, 30s, 15m, 1h, 7d)")
         seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
-    if seconds <= 0:
-        raise ValueError(f"a duration must be positive, not {value!r}")
+    if not 0 < seconds <= MAX_DURATION:  # also NaN and infinities given as numbers
+        raise ValueError(
+            f"a duration must be positive and at most {MAX_DURATION // 86400:.0f}d, not {value!r}"
+        )
     return seconds
 
 
