@@ -4,12 +4,10 @@ of a private dockerd, with its store and vulnerability database in a folder of i
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +23,7 @@ import docker
 from garrison.devengine import DEBIAN, EngineConfig, PrivateEngine, ensure_all, ensure_packages
 from garrison.devengine.images import cache_dir_from_env
 from garrison.scan.gate import probe_plugin
+from garrison.scan.gate.wiring import UnixConnection
 from garrison.scan.inventory import inventory_of
 from garrison.scan.rules import save_policy
 from garrison.scan.vulndb import VulnDB
@@ -55,7 +54,7 @@ class CliGated:
 
     def request(self, method: str, uri: str, body: Any = None) -> tuple[int, str]:
         """One raw API request on the engine's socket, the URI sent exactly as written."""
-        conn = _Unix(self.engine.socket_path)
+        conn = UnixConnection(self.engine.socket_path, 60)
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else {}
         try:
@@ -77,17 +76,6 @@ class CliGated:
         """The pid of the plugin process the watchdog runs now."""
         children = Path(f"/proc/{self.plugin.pid}/task/{self.plugin.pid}/children").read_text()
         return int(children.split()[0])
-
-
-class _Unix(http.client.HTTPConnection):
-    def __init__(self, path: Path) -> None:
-        super().__init__("localhost", timeout=60)
-        self.unix_path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(str(self.unix_path))
 
 
 COMPLIANCE = {"rules": [{"name": "gate", "checks": {"5.4": "block", "5.23": "block"}}]}

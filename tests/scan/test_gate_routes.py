@@ -19,7 +19,7 @@ from garrison.scan.gate import ContainerFacts, Gate, GateServer, ServerConfig
 from garrison.scan.gate.gojson import create_body, exec_body
 from garrison.scan.gate.request import MAX_MESSAGE
 from garrison.scan.gate.routes import Call, clean_path, route, version_below
-from garrison.scan.gate.wiring import _UnixConnection
+from garrison.scan.gate.wiring import UnixConnection
 from garrison.scan.rules import Policies
 from garrison.scan.scanner import Scanner, ScanParts, empty_inventory
 from garrison.scan.types import Finding, Inventory
@@ -232,7 +232,7 @@ def test_a_scan_slower_than_the_timeout_refuses_under_block_and_finishes_in_back
 
 
 def post_to_plugin(socket_path: Path, body: bytes) -> tuple[int, dict[str, Any]]:
-    conn = _UnixConnection(socket_path, 30)
+    conn = UnixConnection(socket_path, 30)
     try:
         conn.request("POST", "/AuthZPlugin.AuthZReq", body=body)
         reply = conn.getresponse()

@@ -21,7 +21,7 @@ from garrison.policy.collections import Subject
 from garrison.scan.compliance import check_container, check_exec, check_image
 from garrison.scan.compliance.users import PasswdReader, no_passwd
 from garrison.scan.gate import gojson
-from garrison.scan.gate.request import AuthZRequest, Call, EmptyBody, parse_authz
+from garrison.scan.gate.request import AuthZRequest, Call, parse_authz
 from garrison.scan.gate.routes import version_below
 from garrison.scan.gate.scans import DEFAULT_SCAN_TIMEOUT, BoundedScans, ScanTimeout
 from garrison.scan.rules import PREFIX, Decision, Policies
@@ -136,9 +136,7 @@ class Gate:
     # containers/create ---------------------------------------------------------------
 
     def _create(self, req: AuthZRequest) -> Reply:
-        if not req.body:
-            raise EmptyBody(req.path)
-        body = gojson.create_body(req.body)
+        body = gojson.create_body(req.required_body())
         image = body.get("Image")
         if not isinstance(image, str) or not image:
             raise InvalidInput("the create request names no image")
@@ -219,9 +217,7 @@ class Gate:
         return reply
 
     def _exec(self, req: AuthZRequest) -> Reply:
-        if not req.body:
-            raise EmptyBody(req.path)
-        body = gojson.exec_body(req.body)
+        body = gojson.exec_body(req.required_body())
         facts = self._lookup(req.container_ref)
         subject = _facts_subject(facts, req.container_ref, self.hostname)
         issues = check_exec(body, self._passwd_of(facts, req.container_ref))

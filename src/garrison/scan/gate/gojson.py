@@ -177,11 +177,6 @@ def _assign(out: dict[str, Any], name: str, value: Any, kind: Field) -> None:
         out[name] = _plain(value)
 
 
-def as_dict(pairs: Pairs) -> dict[str, Any]:
-    """An object's members as a plain dict (keys as sent, the last duplicate wins)."""
-    return {k: _plain(v) for k, v in pairs}
-
-
 def _plain(value: Any) -> Any:
     """A decoded value back to plain dicts and lists (keys as sent, last duplicate wins)."""
     if isinstance(value, _Object):

@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from garrison.errors import InvalidInput
-from garrison.scan.gate import gojson
 from garrison.scan.gate.routes import BAD_ESCAPE, READ_ONLY_METHODS, Call, Route, route
 
 # dockerd forwards bodies of at most 4 MiB (1 MiB before 25.0), base64 in a JSON message.
@@ -54,15 +53,11 @@ class AuthZRequest:
         """The id or name in ``/containers/{ref}/…``; "" for other paths."""
         return self.route.ref
 
-    def body_pairs(self) -> gojson.Pairs:
-        """The body's JSON object members in order; InvalidInput when it is empty or not one."""
+    def required_body(self) -> bytes:
+        """The body; EmptyBody when it reached the plugin without one."""
         if not self.body:
             raise EmptyBody(self.path)
-        return gojson.load(self.body, self.path)
-
-    def json_body(self) -> dict[str, Any]:
-        """The body as a plain JSON object (the last of duplicate keys wins)."""
-        return gojson.as_dict(self.body_pairs())
+        return self.body
 
 
 class EmptyBody(InvalidInput):

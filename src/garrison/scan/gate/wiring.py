@@ -134,7 +134,9 @@ class ProbeResult:
     detail: str
 
 
-class _UnixConnection(http.client.HTTPConnection):
+class UnixConnection(http.client.HTTPConnection):
+    """HTTP over a unix socket (a plugin's, dockerd's)."""
+
     def __init__(self, path: Path, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)
         self.path = path
@@ -147,7 +149,7 @@ class _UnixConnection(http.client.HTTPConnection):
 
 def probe_plugin(socket_path: Path, timeout: float = 3.0) -> ProbeResult:
     """POST ``/Plugin.Activate`` to a plugin socket, as dockerd does."""
-    conn = _UnixConnection(socket_path, timeout)
+    conn = UnixConnection(socket_path, timeout)
     try:
         conn.request("POST", "/Plugin.Activate", body=b"{}")
         reply = conn.getresponse()
