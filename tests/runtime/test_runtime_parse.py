@@ -106,3 +106,21 @@ def test_image_events_are_dropped():
     events = [event_from_message(m) for m in messages("events_mixed_types.jsonl")]
     assert events[:2] == [None, None]
     assert [e.action for e in events[2:] if e] == ["create", "attach", "start", "die", "destroy"]
+
+
+def test_the_other_mounts_are_volumes_tmpfs_and_the_files_docker_mounts():
+    data = {
+        "Id": "c" * 64,
+        "Mounts": [
+            {"Type": "bind", "Source": "/srv/x", "Destination": "/data"},
+            {"Type": "volume", "Name": "v", "Destination": "/var/lib/app"},
+            {"Type": "bind", "Destination": "relative/is/ignored"},
+        ],
+        "HostConfig": {"Tmpfs": {"/scratch": "exec", "/data": ""}},
+        "HostsPath": "/var/lib/docker/containers/c/hosts",
+        "ResolvConfPath": "/var/lib/docker/containers/c/resolv.conf",
+        "HostnamePath": "",
+    }
+    info = info_from_inspect(data)
+    assert info.mounts == ("/data", "/var/lib/app", "/scratch", "/etc/hosts", "/etc/resolv.conf")
+    assert info_from_inspect({"Id": "c" * 64}).mounts == ()

@@ -37,17 +37,19 @@ from tests.sensors.test_proc_connector_engine import (
     wait_for,
 )
 
-RECORD = struct.Struct("=IIIIQQQIiiIIIII256s")
+RECORD = struct.Struct("=IIIIQQQIiiIIIIIIIQ32s256s")
 
 
 def record(kind: int, pid: int, tgid: int, ppid: int, cgroup: int, **fields) -> bytes:
     """A ring buffer record as proc_events.bpf.c writes it."""
     values = {"time_ns": 5_000, "ino": 0, "dev": 0, "code": 0, "signal": 0, "cpu": 1}
-    values |= {"uid": 0, "args": b"", "on_rootfs": 0, "filename": b""} | fields
+    values |= {"uid": 0, "args": b"", "on_rootfs": 0, "filename": b""}
+    values |= {"flags": 0, "size": 0, "exe_name": b""} | fields
     return RECORD.pack(
         kind, pid, tgid, ppid, cgroup, values["time_ns"], values["ino"], values["dev"],
         values["code"], values["signal"], values["cpu"], values["uid"], len(values["args"]),
-        values["on_rootfs"], 0, values["filename"],
+        values["on_rootfs"], 0, values["flags"], 0, values["size"], values["exe_name"],
+        values["filename"],
     ) + values["args"]  # fmt: skip
 
 

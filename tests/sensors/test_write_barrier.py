@@ -144,8 +144,9 @@ def test_a_refused_write_record_is_parsed_with_the_callers_paths() -> None:
     names[NAME_SLOT * DEPTH : NAME_SLOT * DEPTH + 3] = b"etc"
     dfd = struct.unpack("=I", struct.pack("=i", AT_FDCWD))[0]
     head = _EVENT.pack(
-        EVENT_REFUSED, 41, 40, 0, 7, 0, 0, dfd, -30, 0o1101, 0, 0, len(names), 0, 1, b"rel\0"
-    )
+        EVENT_REFUSED, 41, 40, 0, 7, 0, 0, dfd, -30, 0o1101, 0, 0, len(names), 0, 1,
+        0, 0, 0, b"", b"rel\0",
+    )  # fmt: skip
     event = parse_event(head + bytes(names), {7: "c7"})
     assert isinstance(event, RefusedWrite)
     assert (event.container_id, event.pid, event.tgid, event.path) == ("c7", 41, 40, "rel")

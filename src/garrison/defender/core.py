@@ -110,6 +110,7 @@ class Defender(ListenerBase):
         self.book.container_started(info)
         policy = self.policies.add(info)
         readonly = policy.filesystem.readonly_paths
+        self.sensors.kill_fileless(info.id, policy.processes.kills_fileless)
         self.sensors.watch(info, policy.needs_open_perm, self._learning(info.id), readonly)
         self.handle_events(list(self.sensors.processes.snapshot(info.id)))
         log.info("watching %s (%s) under rule %r", info.name, info.image_name, policy.rule_name)
@@ -234,7 +235,8 @@ class Defender(ListenerBase):
             return
         found = self._evaluate(item, container, model, policy)
         if found:
-            self.actions.act(container, model, item, found, refused=False)
+            killed = isinstance(item, ProcessEvent) and item.killed  # at its exec, in the kernel
+            self.actions.act(container, model, item, found, refused=killed)
 
     def _evaluate(
         self, event: Event, container: ContainerInfo, model: RuntimeModel, policy: EffectivePolicy
@@ -243,7 +245,8 @@ class Defender(ListenerBase):
         in the permission path (execs seen by fanotify, writes refused at open)."""
         host = self.settings.hostname
         if isinstance(event, ProcessEvent):
-            model.observe_process(event, container, host)
+            if not event.killed:  # a program killed before it ran teaches the model nothing
+                model.observe_process(event, container, host)
             if event.source == "fanotify":
                 return []
             return evaluate_process(policy, model, event, exec_facts(event, container.upper_dir))
@@ -288,6 +291,7 @@ class Defender(ListenerBase):
             for container_id in self.tracker.containers():
                 policy = self.policies.for_container(container_id)
                 if policy is not None:
+                    self.sensors.kill_fileless(container_id, policy.processes.kills_fileless)
                     self.sensors.guard_writes(
                         container_id, policy.needs_open_perm, policy.filesystem.readonly_paths
                     )

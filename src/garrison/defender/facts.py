@@ -1,7 +1,8 @@
 """Facts about an event that rules need and the event does not carry.
 
 Both are cheap reads of the kernel's own state, never of a slow disk or the network:
-- a shell whose standard input or output is a socket (a reverse shell): two readlinks;
+- a shell whose standard input or output is a socket (a reverse shell): two readlinks; or
+  whose terminal is a pty relayed to a network socket by an ancestor (``terminals.py``);
 - drift: the file executed lives in the container's overlay upper layer, i.e. it was
   created or changed after the container started (an image file is in a lower layer);
 - for a written file, whether it is an executable (ELF), read after the write.
@@ -17,16 +18,20 @@ from garrison.policy.detections import is_shell
 from garrison.runtime.base import ContainerInfo
 from garrison.sensors.events import FileEvent, ProcessEvent
 from garrison.sensors.passwd import open_in_root
+from garrison.sensors.terminals import pty_driver
 
 PROC = "/proc"
 ELF_MAGIC = b"\x7fELF"
 
 
 def exec_facts(event: ProcessEvent, upper_dir: str | None) -> ExecFacts:
+    shell = is_shell(event.path)
+    socket = shell and _stdio_is_socket(event.pid)
     return ExecFacts(
-        stdio_socket=is_shell(event.path) and _stdio_is_socket(event.pid),
+        stdio_socket=socket,
         file_mode=event.file_mode,
         drifted=_in_upper(upper_dir, event.resolved_path or event.path),
+        pty_driver=pty_driver(event.pid, event.ppid) if shell and not socket else 0,
     )
 
 

@@ -119,6 +119,11 @@ class Judge:
         self.report(Judged(event, acting, True))
         return Verdict.DENY
 
+    def linked_names(self, container_id: str) -> tuple[str, ...]:
+        """The names the container's policy protects, for writes through hard links."""
+        policy = self.policies.for_container(container_id)
+        return policy.filesystem.protected_names if policy is not None else ()
+
     def may_deny(self, container_id: str, path: str) -> bool:
         """Could a write to ``path`` be refused? False lets the guard ignore the file."""
         policy = self.policies.for_container(container_id)

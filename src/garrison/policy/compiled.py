@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from garrison.audit.record import AuditType
 from garrison.policy.decision import Action, AttackType, Decision, RuleEffect
-from garrison.policy.detections import BINARY_DIRS
+from garrison.policy.detections import ADMIN_ACCOUNT_FILES, BINARY_DIRS, SSH_KEYS
 from garrison.policy.expression import Expression, ExprInput
 from garrison.policy.matchers import IpSet, PathSet, PortSet
 from garrison.policy.schema import (
@@ -49,11 +49,17 @@ class ProcessPolicy:
         the kernel need not wait for them."""
         det = self.detections
         effects = [self.effect, det.crypto_miners, det.lateral_movement, det.reverse_shell]
-        effects += [det.suid_binaries, det.drift, det.parent_child]
+        effects += [det.suid_binaries, det.drift, det.parent_child, det.fileless]
         effects += [c.effect for c in self.custom]
         if self.denied:
             effects.append(self.denied_effect)
         return any(effect in ("prevent", "block") for effect in effects)
+
+    @property
+    def kills_fileless(self) -> bool:
+        """Are fileless execs refused? The kernel can then kill each at its exec, before
+        the program runs (the BPF process events), whatever the rest of the policy says."""
+        return self.detections.fileless in ("prevent", "block")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +97,17 @@ class FilesystemPolicy:
         if self.denied:
             effects.append(self.denied_effect)
         return "prevent" in effects
+
+    @property
+    def protected_names(self) -> tuple[str, ...]:
+        """The files this policy protects by a fixed name (``*`` may stand for a folder):
+        a write through another hard link of one of them is judged as a write to it."""
+        det, names = self.detections, list(self.denied.plain_absolute())
+        if det.admin_accounts != "disable":
+            names += sorted(ADMIN_ACCOUNT_FILES)
+        if det.ssh_keys != "disable":
+            names += [f"{home}/.ssh/{key}" for home in ("/root", "/home/*") for key in SSH_KEYS]
+        return tuple(names)
 
     @property
     def readonly_paths(self) -> frozenset[str] | None:

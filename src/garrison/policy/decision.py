@@ -34,6 +34,7 @@ class AttackType:
     REVERSE_SHELL = "reverseShell"
     SUID_BINARY = "suidBinary"
     DRIFT_BINARY = "driftBinary"
+    FILELESS = "filelessExecution"
     UNEXPECTED_LISTENING_PORT = "unexpectedListeningPort"
     UNEXPECTED_OUTBOUND_PORT = "unexpectedOutboundPort"
     UNEXPECTED_OUTBOUND_ADDRESS = "unexpectedOutboundAddress"

@@ -53,7 +53,8 @@ ADMIN_ACCOUNT_FILES = frozenset(
     for suffix in ("", "+")
 )
 ADMIN_ACCOUNT_DIRS = frozenset({"/etc/sudoers.d"})
-SSH_KEY_FILES = frozenset({"authorized_keys", "authorized_keys2"})
+SSH_KEYS = ("authorized_keys", "authorized_keys2")
+SSH_KEY_FILES = frozenset(SSH_KEYS)
 
 
 def is_crypto_miner(path: str, argv: Sequence[str]) -> bool:

@@ -12,6 +12,7 @@ identity) and not custom rules.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from garrison.policy import subjects
@@ -80,9 +81,33 @@ def evaluate_process(
     if det != "disable" and is_reverse_shell(event.path, facts.stdio_socket):
         msg = f"{event.path} launched with its standard input or output on a socket (reverse shell)"
         found.append(_finding(policy, det, AttackType.REVERSE_SHELL, msg))
+    elif det != "disable" and is_reverse_shell(event.path, facts.pty_driver != 0):
+        msg = (
+            f"{event.path} launched on a terminal driven through a network socket by pid "
+            f"{facts.pty_driver} (reverse shell)"
+        )
+        found.append(_finding(policy, det, AttackType.REVERSE_SHELL, msg))
+    if event.fileless and p.detections.fileless != "disable":
+        found.append(_finding(policy, p.detections.fileless, AttackType.FILELESS, _fileless(event)))
     if p.custom:
         found += custom_findings(policy, p.custom, "processes", subjects.of_process(event))
+    if event.loader:
+        found = [_loaded(d, event.loader) for d in found]
     return strongest_first(found) if len(found) > 1 else found
+
+
+def _fileless(event: ProcessEvent) -> str:
+    """What a fileless exec ran: its bytes' digest and size, as far as they were read."""
+    sha = f"sha256 {event.sha256}" if event.sha256 else "sha256 unknown (its bytes were gone)"
+    size = f"{event.size} bytes" if event.size is not None else "size unknown"
+    return (
+        f"{event.path} launched from a file with no path on any file system "
+        f"(a memfd or a deleted file): fileless execution; {sha}, {size}"
+    )
+
+
+def _loaded(decision: Decision, loader: str) -> Decision:
+    return dataclasses.replace(decision, msg=f"{decision.msg} (run through the loader {loader})")
 
 
 def _finding(policy: EffectivePolicy, effect: str, attack: str, msg: str) -> Decision:

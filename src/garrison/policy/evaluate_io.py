@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from garrison.policy import subjects
@@ -76,7 +77,14 @@ def evaluate_file(
             found.append(_file(policy, fs.effect, AttackType.UNEXPECTED_FILE_WRITE, msg))
     if fs.custom:
         found += custom_findings(policy, fs.custom, "filesystem", subjects.of_file(event))
+    if event.via:
+        found = [_through(d, event.via) for d in found]
     return strongest_first(found) if len(found) > 1 else found
+
+
+def _through(decision: Decision, link: str) -> Decision:
+    msg = f"{decision.msg} (written through its hard link {link})"
+    return dataclasses.replace(decision, msg=msg)
 
 
 def _file(policy: EffectivePolicy, effect: str, attack: str, msg: str) -> Decision:

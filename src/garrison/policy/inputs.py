@@ -84,9 +84,13 @@ class ExecFacts:
       open, so one ``os.fstat(fd)`` gives it without a path lookup. ``None`` when unknown.
     - ``drifted``: the file was created or modified after the container started (the defender
       knows from the file events it saw for this container, or from the overlay upper dir).
+    - ``pty_driver``: the process's terminal is a pty whose other end (``/dev/ptmx``) a process
+      of the container holds together with a network socket — the pid of that process, the
+      "upgraded" reverse shell (``pty.spawn``, ``socat … pty``, ``script``); 0 when not.
     """
 
     stdio_socket: bool = False
+    pty_driver: int = 0
     file_mode: int | None = None
     drifted: bool = False
 

@@ -51,6 +51,8 @@ class ProcessDetections(_Strict):
     reverse_shell: RuleEffect = "alert"
     suid_binaries: RuleEffect = "alert"
     drift: RuleEffect = "alert"
+    # A program run from a file with no path: a memfd, a deleted file.
+    fileless: RuleEffect = "alert"
     # Off by default: it needs a model that saw every parent, and it keeps files from
     # being skipped by the kernel (an exec's parent varies).
     parent_child: RuleEffect = "disable"

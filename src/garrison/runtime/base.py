@@ -46,6 +46,9 @@ class ContainerInfo:
     hostname: str = ""
     entrypoint: tuple[str, ...] = ()
     cmd: tuple[str, ...] = ()
+    # Where the container sees its other file systems: volumes, bind mounts, tmpfs, and the
+    # files the engine mounts into it (/etc/hosts, /etc/resolv.conf, /etc/hostname).
+    mounts: tuple[str, ...] = ()
 
     @property
     def orchestrator(self) -> str | None:

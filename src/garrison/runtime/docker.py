@@ -205,6 +205,11 @@ def _explain(exc: docker.errors.APIError) -> str:
     return str(exc.explanation or exc)
 
 
+# The files Docker bind-mounts into every container, by the inspect field naming their source.
+_MANAGED = (("HostsPath", "/etc/hosts"), ("ResolvConfPath", "/etc/resolv.conf"),
+            ("HostnamePath", "/etc/hostname"))  # fmt: skip
+
+
 def info_from_inspect(data: Json, digest: str | None = None) -> ContainerInfo:
     """A ContainerInfo from ``GET /containers/{id}/json``."""
     config = data.get("Config") or {}
@@ -225,7 +230,17 @@ def info_from_inspect(data: Json, digest: str | None = None) -> ContainerInfo:
         hostname=config.get("Hostname") or "",
         entrypoint=_argv(config.get("Entrypoint")),
         cmd=_argv(config.get("Cmd")),
+        mounts=_mount_points(data),
     )
+
+
+def _mount_points(data: Json) -> tuple[str, ...]:
+    """Volumes and bind mounts, tmpfs mounts, and the files Docker manages, by where the
+    container sees them."""
+    points = [str(m.get("Destination") or "") for m in data.get("Mounts") or []]
+    points += list((data.get("HostConfig") or {}).get("Tmpfs") or {})
+    points += [point for key, point in _MANAGED if data.get(key)]
+    return tuple(dict.fromkeys(p for p in points if p.startswith("/")))
 
 
 def _restart_policy(data: Json | None) -> RestartPolicy:

@@ -45,6 +45,14 @@ class ProcessEvent:
     # argv could not be read (the caller held off the CPU, its memory unreadable): ``argv`` is
     # empty and, for a multi-call binary, ``path`` names the binary, not the applet.
     args_unread: bool = False
+    # The file run has no link left on any file system: a memfd, a deleted file (``path``
+    # then names the memfd, ``/memfd:NAME``, or the file as it was).
+    fileless: bool = False
+    sha256: str = ""  # of a fileless program's bytes, when they could be read
+    size: int | None = None  # of a fileless program, in bytes
+    loader: str = ""  # the dynamic loader that ran ``path`` by hand (``ld.so /tmp/x``)
+    # Refused in the kernel before its first instruction (the BPF source kills it at exec).
+    killed: bool = False
 
     @property
     def command(self) -> str:
@@ -76,6 +84,7 @@ class FileEvent:
     pid: int
     process_path: str  # the writer's executable, "" when unknown
     time: float
+    via: str = ""  # the hard link written through, when ``path`` is another name of the file
 
 
 RefusedOp = Literal["open", "create", "delete", "truncate", "attrs"]  # attrs: chmod, chown

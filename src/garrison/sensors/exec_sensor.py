@@ -1,9 +1,13 @@
 """Every exec in a watched container, judged while the caller waits in execve().
 
 One fanotify group (FAN_CLASS_CONTENT) holds a FAN_OPEN_EXEC_PERM filesystem mark on each
-container's overlay super block (FAN_MARK_MOUNT sees nothing: the container has its own
-copy of the mount — shared/notes/kernel.md). An event names its container by the device of
-its fd: each overlay has its own.
+container's overlay super block (a mount mark on MergedDir sees nothing: the container has
+its own copy of the mount — shared/notes/kernel.md), and a mount mark on the container's own
+copy of each of its other mounts, volumes and tmpfs (other_mounts.py). An event names its
+container by the device of its fd (each overlay has its own), else by its mount.
+
+A loader run by hand (``ld.so /tmp/x``) is judged as the file it loads; a file with no link
+left (a memfd cannot be marked; a deleted file of the root can) as a fileless program.
 
 The kernel raises one event per file an exec opens: the program, then (for a script) its
 ``#!`` interpreter, then (for a dynamic ELF) the loader ``ld-linux-x86-64.so.2``, all while
@@ -21,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from collections.abc import Callable
 
@@ -36,22 +39,24 @@ from garrison.sensors.events import (
     Verdict,
 )
 from garrison.sensors.fanotify_loop import FilesystemMarks, GroupThread, WatchedRoot
-from garrison.sensors.multicall import applet_path, is_multicall, is_self_exe
+from garrison.sensors.multicall import is_multicall, is_self_exe
 from garrison.sensors.parents import ParentPaths
 from garrison.sensors.passwd import open_in_root
 from garrison.sensors.procfs import ExecRequest, NotAsleep, ProcFS, Syscall
+from garrison.sensors.program import (
+    absolute,
+    applet_program,
+    fileless_name,
+    is_loader,
+    loader_target,
+    sha256_of,
+)
 
 log = logging.getLogger(__name__)
 
 ProcessSink = Callable[[ProcessEvent], None]
-# ELF interpreters (PT_INTERP) of glibc and musl: ld-linux-x86-64.so.2, ld-musl-x86_64.so.1.
-_LOADER = re.compile(r"^ld(?:-linux[-\w.]*|-musl-[-\w]+)?\.so(?:\.\d+)*$")
 _MAX_PENDING = 4096
-
-
-def is_loader(path: str) -> bool:
-    """True for the file name of a dynamic loader."""
-    return bool(_LOADER.match(os.path.basename(path)))
+__all__ = ["ExecSensor", "is_loader"]
 
 
 class ExecSensor:
@@ -64,7 +69,7 @@ class ExecSensor:
         *,
         admit: ExecAdmit | None = None,
         procfs: ProcFS | None = None,
-        ignore_loader: bool = True,
+        ignore_loader: Callable[[str], bool] = lambda container_id: True,
     ) -> None:
         self.judge = judge
         # admit(event) False: nothing could refuse this exec, so the kernel is answered
@@ -72,8 +77,12 @@ class ExecSensor:
         self.admit = admit
         self.sink = sink
         self.procfs = procfs or ProcFS()
-        # With the loader ignored, running it by hand (``ld.so /bin/x``) is not seen here;
-        # the proc connector still records it. Prevent policies may want False.
+        # May the kernel skip the loader of this container's execs (``ignore_loader(container
+        # id)``)? Then running it by hand (``ld.so /tmp/x``) is not seen here, only recorded
+        # by the process events just after, and judged then as the file it loads. Judging
+        # the loader here in containers whose rule can refuse an exec was tried: every dynamic
+        # exec then pays a second round trip (an exec storm under a prevent rule ran 1.78
+        # times as long), so the defender lets the kernel skip it everywhere.
         self.ignore_loader = ignore_loader
         self.counters = SensorCounters()
         self._io = GroupThread(
@@ -192,7 +201,7 @@ class ExecSensor:
     def _event(self, raw: fan.RawEvent) -> ProcessEvent | None:
         """The ProcessEvent to judge; None for an event that needs no judging."""
         st = os.fstat(raw.fd)
-        root = self._marks.roots.by_dev.get(st.st_dev)
+        root = self._marks.roots.find(raw.fd, st.st_dev)
         if root is None:
             self._count("unknown_device")
             return None
@@ -200,33 +209,44 @@ class ExecSensor:
         try:
             call = self.procfs.waiting_syscall(raw.pid)
         except NotAsleep:
-            return self._unread(raw.pid, root, resolved, st.st_mode)
+            return self._unread(raw, root, resolved, st)
         request = self.procfs.exec_request(raw.pid, call) if call is not None else None
         if call is None or request is None:
             self._count("not_in_exec")  # a kernel-internal exec, or uselib()
             return None
-        if self._is_follow_on(raw, call, request, resolved):
+        if self._is_follow_on(raw, root, call, request, resolved):
             return None
-        return self._build(raw.pid, root, request, resolved, st.st_mode)
+        return self._build(raw, root, request, resolved, st)
 
-    def _unread(self, tid: int, root: WatchedRoot, resolved: str, mode: int) -> ProcessEvent | None:
+    def _unread(
+        self, raw: fan.RawEvent, root: WatchedRoot, resolved: str, st: os.stat_result
+    ) -> ProcessEvent | None:
         """An exec whose caller never went to sleep in time (held off the CPU): what it asked
         for cannot be read, so it is judged and recorded as the file really executed, with no
         arguments — still judged, never let through unseen."""
         if is_loader(resolved):
             return None  # most likely the loader of an exec judged a moment ago
         request = ExecRequest(resolved, (), args_unread=True)
-        return self._build(tid, root, request, resolved, mode)
+        return self._build(raw, root, request, resolved, st)
 
     def _is_follow_on(
-        self, raw: fan.RawEvent, call: Syscall, request: ExecRequest, resolved: str
+        self,
+        raw: fan.RawEvent,
+        root: WatchedRoot,
+        call: Syscall,
+        request: ExecRequest,
+        resolved: str,
     ) -> bool:
-        """The interpreter or loader of an exec already judged (or ignored by the kernel)."""
+        """The interpreter or loader of an exec already judged (or ignored by the kernel).
+        The loader asked for by name (or through a link to it) is a program of its own."""
         key = (call, request.filename)
-        loader = is_loader(resolved) and not is_loader(request.filename)
-        if loader and self.ignore_loader:
-            self._ignore(raw.fd, "loader_ignored")
-        if loader or self._pending.get(raw.pid) == key:
+        loader = is_loader(resolved)
+        follow_on = self._pending.get(raw.pid) == key
+        if not follow_on and loader:  # the loader of an exec whose file the kernel skipped
+            follow_on = not self._asks_for(raw, root, request)
+        if follow_on:
+            if loader and self.ignore_loader(root.container_id):
+                self._ignore(raw.fd, "loader_ignored")
             self._count("follow_on")
             return True
         if len(self._pending) >= _MAX_PENDING:
@@ -234,17 +254,40 @@ class ExecSensor:
         self._pending[raw.pid] = key
         return False
 
+    def _asks_for(self, raw: fan.RawEvent, root: WatchedRoot, request: ExecRequest) -> bool:
+        """Does the name the exec asked for lead to the file of this event?"""
+        try:
+            asked = root.container_path(self.procfs.exec_path(raw.pid, request))
+        except (GarrisonError, OSError):
+            return False
+        return _same_file(root, asked, raw.fd)
+
     def _build(
-        self, tid: int, root: WatchedRoot, request: ExecRequest, resolved: str, mode: int
+        self,
+        raw: fan.RawEvent,
+        root: WatchedRoot,
+        request: ExecRequest,
+        resolved: str,
+        st: os.stat_result,
     ) -> ProcessEvent:
+        tid = raw.pid
         status = self.procfs.status(tid)
         if request.args_unread:
             self._count("unread_args")
         self._parents.forget(status.tgid)  # it runs another program from now on
         path = root.container_path(self.procfs.exec_path(tid, request))
-        if is_self_exe(path) and is_multicall(resolved) and request.argv:
-            # busybox's shell runs an applet as /proc/self/exe: record the applet's name
-            path = applet_path(root.merged_dir, request.argv[0]) or resolved
+        loader, fileless = "", st.st_nlink == 0
+        if fileless:
+            path = fileless_name(resolved, "", path)
+        elif is_loader(resolved) and (target := loader_target(request.argv)) is not None:
+            cwd = root.container_path(self.procfs.cwd(tid))
+            loader, path = path, absolute(target, cwd)
+            resolved = path
+        elif is_multicall(resolved) and request.argv:
+            # busybox's shell runs an applet as /proc/self/exe; any name runs the applet
+            # argv[0] names (``exec -a nc /bin/ls``): record the applet's name
+            asked = resolved if is_self_exe(path) else path
+            path = applet_program(root.merged_dir, asked, resolved, request.argv)
         return ProcessEvent(
             container_id=root.container_id,
             pid=status.tgid,
@@ -257,8 +300,12 @@ class ExecSensor:
             time=time.time(),
             source="fanotify",
             resolved_path=resolved,
-            file_mode=mode,
+            file_mode=st.st_mode,
             args_unread=request.args_unread,
+            fileless=fileless,
+            sha256=sha256_of(raw.fd) if fileless else "",
+            size=st.st_size if fileless else None,
+            loader=loader,
         )
 
     def _parent_path(self, root: WatchedRoot, ppid: int) -> str:
@@ -277,7 +324,7 @@ class ExecSensor:
     def _ignore_if_requested(self, raw: fan.RawEvent, event: ProcessEvent) -> None:
         # The event's file may be a script's interpreter when the script itself is ignored
         # already: an ignore mark there would hide every /bin/sh. Mark only the file asked for.
-        root = self._marks.roots.by_dev.get(os.fstat(raw.fd).st_dev)
+        root = self._marks.roots.find(raw.fd, os.fstat(raw.fd).st_dev)
         if root is not None and _same_file(root, event.path, raw.fd):
             self._ignore(raw.fd, "always_ignored")
         else:

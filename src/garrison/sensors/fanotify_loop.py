@@ -1,5 +1,6 @@
-"""What the fanotify sensors share: the watched containers, found by device, the thread that
-reads one group's fd in batches until stopped, and a filesystem mark per watched root."""
+"""What the fanotify sensors share: the watched containers, found by device (or by mount), the
+thread that reads one group's fd in batches until stopped, and a filesystem mark per watched
+root with a mount mark per other file system of its container (other_mounts.py)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ from garrison.sensors.fanotify import (
     FAN_CLASS_PRE_CONTENT,
     FAN_MARK_ADD,
     FAN_MARK_FILESYSTEM,
+    FAN_MARK_MOUNT,
     FAN_MARK_REMOVE,
     FanotifyGroup,
     RawEvent,
 )
+from garrison.sensors.other_mounts import ContainerMount, container_mounts, mount_id, open_mount
 from garrison.sensors.own_filesystem import own_root
 from garrison.sensors.passwd import UserNames
 from garrison.watchdog import faults, heartbeat
@@ -41,6 +44,8 @@ class WatchedRoot:
     merged_dir: str
     dev: int
     users: UserNames
+    pid: int = 0  # a process of the container, to reach its own mounts
+    mounts: tuple[ContainerMount, ...] = ()  # its other file systems (other_mounts.py)
 
     @classmethod
     def of(cls, container: ContainerInfo) -> WatchedRoot:
@@ -49,7 +54,8 @@ class WatchedRoot:
         root, dev = own_root(container.id, container.merged_dir)
         users = UserNames(root)
         users.load()
-        return cls(container.id, root, dev, users)
+        mounts = container_mounts(container.pid, container.mounts) if container.pid else ()
+        return cls(container.id, root, dev, users, container.pid, mounts)
 
     def container_path(self, path: str) -> str:
         """A path as the container sees it. Links of files opened in the container's mount
@@ -65,22 +71,38 @@ class RootTable:
 
     def __init__(self) -> None:
         self.by_dev: dict[int, WatchedRoot] = {}
+        self.by_mount: dict[int, WatchedRoot] = {}  # the containers' other mounts, by id
         self._lock = threading.Lock()
 
     def add(self, root: WatchedRoot) -> WatchedRoot | None:
         """Add ``root``; the root it replaces (same container), if any."""
         with self._lock:
             old = self.get(root.container_id)
-            table = {d: r for d, r in self.by_dev.items() if r.container_id != root.container_id}
-            table[root.dev] = root
-            self.by_dev = table
+            self._publish(root.container_id, root)
             return old
 
     def remove(self, container_id: str) -> WatchedRoot | None:
         with self._lock:
             old = self.get(container_id)
-            self.by_dev = {d: r for d, r in self.by_dev.items() if r.container_id != container_id}
+            self._publish(container_id, None)
             return old
+
+    def _publish(self, container_id: str, root: WatchedRoot | None) -> None:
+        by_dev = {d: r for d, r in self.by_dev.items() if r.container_id != container_id}
+        by_mount = {m: r for m, r in self.by_mount.items() if r.container_id != container_id}
+        if root is not None:
+            by_dev[root.dev] = root
+            by_mount.update((m.mount_id, root) for m in root.mounts)
+        self.by_dev, self.by_mount = by_dev, by_mount
+
+    def find(self, fd: int, dev: int) -> WatchedRoot | None:
+        """The watched container an event's file (``fd``, on device ``dev``) belongs to:
+        by its root's device, else by the mount it was reached through."""
+        root = self.by_dev.get(dev)
+        if root is not None or not self.by_mount:
+            return root
+        found = mount_id(fd)
+        return self.by_mount.get(found) if found is not None else None
 
     def get(self, container_id: str) -> WatchedRoot | None:
         return next((r for r in self.by_dev.values() if r.container_id == container_id), None)
@@ -264,6 +286,26 @@ class FilesystemMarks:
     def _mark(self, root: WatchedRoot, flags: int) -> None:
         if self.io.group is not None:
             self.io.group.mark(flags | FAN_MARK_FILESYSTEM, self.mask, root.merged_dir)
+            for mount in root.mounts:
+                self._mark_mount(root, mount, flags)
+
+    def _mark_mount(self, root: WatchedRoot, mount: ContainerMount, flags: int) -> None:
+        """A mount mark on the container's own mount (other_mounts.py); one gone meanwhile
+        is skipped (the container stopped, or unmounted it)."""
+        group = self.io.group
+        fd = open_mount(root.pid, mount)
+        if fd is None or group is None:
+            if flags & FAN_MARK_ADD:
+                log.warning("%s: %s not marked (gone)", root.container_id[:12], mount.point)
+            return
+        try:
+            # through the descriptor's magic link: fanotify_mark takes no O_PATH dirfd
+            group.mark(flags | FAN_MARK_MOUNT, self.mask, f"/proc/self/fd/{fd}")
+        except SensorError as exc:
+            if flags & FAN_MARK_ADD:
+                log.warning("%s: %s not marked: %s", root.container_id[:12], mount.point, exc)
+        finally:
+            os.close(fd)
 
     def _unmark(self, root: WatchedRoot) -> None:
         # The overlay may be unmounted already (container removed): its marks went with it.

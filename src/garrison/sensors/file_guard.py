@@ -13,8 +13,9 @@ What this covers and what it does not:
   asks (do_open() → vfs_open()). Its content is never written.
 - rename(), link(), unlink(), mkdir(), truncate() by path and writes through a file
   descriptor opened before the container was guarded raise no open event: not refused.
-- Writes to volumes and bind mounts (other file systems, Docker's /etc/hosts, /etc/hostname
-  and /etc/resolv.conf among them) are not seen.
+- Volumes, bind mounts and tmpfs mounts (Docker's /etc/hosts, /etc/hostname and
+  /etc/resolv.conf among them) are guarded through mount marks (other_mounts.py); mounts the
+  container makes after it started are not.
 - With ``may_deny``, files no rule could protect get an ignore mark at their first
   open, so reading libraries costs nothing after the first time. A file a rule protects
   cannot be skipped (the kernel's marks do not tell reads from writes): its reads are
@@ -33,6 +34,7 @@ from garrison.errors import ProcessGone, SensorError
 from garrison.sensors import fanotify as fan
 from garrison.sensors.events import FileEvent, FileKind, SensorCounters, Verdict
 from garrison.sensors.fanotify_loop import FilesystemMarks, GroupThread, WatchedRoot
+from garrison.sensors.links import other_name
 from garrison.sensors.procfs import NotAsleep, ProcFS, has_write_intent
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,9 @@ KindOf = Callable[[str, str], FileKind]  # (container id, path) → "write" | "c
 # (container id, path) → False when no write to that path could ever be refused: its inode
 # may then be skipped by the kernel. Answers from memory, like a judge.
 MayDeny = Callable[[str, str], bool]
+# container id → the names its policy protects (links.py): a write through another hard link
+# of one of them is judged as a write to it.
+Linked = Callable[[str], tuple[str, ...]]
 
 
 class FileGuard:
@@ -63,9 +68,12 @@ class FileGuard:
         kind_of: KindOf,
         procfs: ProcFS,
         may_deny: MayDeny | None = None,
+        *,
+        linked: Linked | None = None,
     ) -> None:
         self.judge = judge
         self.may_deny = may_deny
+        self.linked = linked
         self.counters = counters
         self.kind_of = kind_of
         self.procfs = procfs
@@ -125,7 +133,7 @@ class FileGuard:
 
     def _decide(self, raw: fan.RawEvent) -> Verdict:
         st = os.fstat(raw.fd)
-        root = self._marks.roots.by_dev.get(st.st_dev)
+        root = self._marks.roots.find(raw.fd, st.st_dev)
         call = self.procfs.waiting_syscall(raw.pid) if root is not None else None
         flags = self.procfs.open_flags(raw.pid, call) if call is not None else None
         if root is None:
@@ -136,13 +144,18 @@ class FileGuard:
             self._count("read_of_protected")
             return Verdict.ALLOW
         path = root.container_path(os.readlink(f"/proc/self/fd/{raw.fd}"))
+        via = ""
+        if not reading and st.st_nlink > 1 and self.linked is not None:
+            other = other_name(root.merged_dir, st, self.linked(root.container_id), path)
+            if other is not None:  # written through another name: judged as that file
+                via, path = path, other
         if not self._may_deny(root, path):
             self._skip(raw.fd, st.st_nlink)
             return Verdict.ALLOW
         self._remember_protected(inode)
         if reading:
             return Verdict.ALLOW
-        verdict = self.judge(self._event(raw.pid, root, path))
+        verdict = self.judge(self._event(raw.pid, root, path, via))
         if verdict is Verdict.DENY:
             self._count("write_denied")
         return verdict
@@ -176,8 +189,8 @@ class FileGuard:
     def _count(self, name: str) -> None:
         self.counters.extra[name] = self.counters.extra.get(name, 0) + 1
 
-    def _event(self, tid: int, root: WatchedRoot, path: str) -> FileEvent:
+    def _event(self, tid: int, root: WatchedRoot, path: str, via: str) -> FileEvent:
         status = self.procfs.status(tid)
         exe = root.container_path(self.procfs.exe(tid))
         kind = self.kind_of(root.container_id, path)
-        return FileEvent(root.container_id, path, kind, status.tgid, exe, time.time())
+        return FileEvent(root.container_id, path, kind, status.tgid, exe, time.time(), via)

@@ -47,7 +47,8 @@ from garrison.sensors import fanotify as fan
 from garrison.sensors.events import FileEvent, FileKind, SensorCounters
 from garrison.sensors.fanotify_loop import FilesystemMarks, GroupThread, WatchedRoot
 from garrison.sensors.file_dirents import DirentWatcher
-from garrison.sensors.file_guard import FileGuard, FileJudge, MayDeny
+from garrison.sensors.file_guard import FileGuard, FileJudge, Linked, MayDeny
+from garrison.sensors.links import other_name
 from garrison.sensors.procfs import ProcFS
 from garrison.sensors.write_barrier import WriteBarrier
 
@@ -111,12 +112,16 @@ class FileSensor:
         may_deny: MayDeny | None = None,
         write_prevention: str = "auto",
         kernel_coalesce: float = KERNEL_COALESCE_SECONDS,
+        linked: Linked | None = None,
     ) -> None:
         self.sink = sink
+        self.linked = linked
         self.procfs = procfs or ProcFS()
         self.counters = SensorCounters()
         self._guard = (
-            FileGuard(judge, self.counters, self.kind_of, self.procfs, may_deny) if judge else None
+            FileGuard(judge, self.counters, self.kind_of, self.procfs, may_deny, linked=linked)
+            if judge
+            else None
         )
         self.barrier = (
             WriteBarrier(judge, self.counters, self._writer_of, self.procfs)
@@ -286,17 +291,24 @@ class FileSensor:
             self._ignored = 0
 
     def _build(self, raw: fan.RawEvent) -> FileEvent | None:
-        root = self._marks.roots.by_dev.get(os.fstat(raw.fd).st_dev)
+        st = os.fstat(raw.fd)
+        root = self._marks.roots.find(raw.fd, st.st_dev)
         if root is None:
             return None
         path = root.container_path(os.readlink(f"/proc/self/fd/{raw.fd}"))
+        via = ""
+        if st.st_nlink > 1 and self.linked is not None:
+            names = self.linked(root.container_id)
+            other = other_name(root.merged_dir, st, names, path)
+            if other is not None:
+                via, path = path, other
         now = time.time()
         if not self._coalescer.is_new((root.container_id, path, raw.pid), now):
             self._count("coalesced")
             return None
         pid, exe = self._writer(raw.pid, root)
         kind = self.kind_of(root.container_id, path)
-        return FileEvent(root.container_id, path, kind, pid, exe, now)
+        return FileEvent(root.container_id, path, kind, pid, exe, now, via)
 
     def _writer_of(self, container_id: str, tid: int) -> tuple[int, str]:
         root = self._marks.roots.get(container_id)

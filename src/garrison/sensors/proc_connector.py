@@ -105,6 +105,13 @@ class ExecRecord:
     uid: int
     on_rootfs: bool  # a file of the container's root file system
     mode: int | None = None  # st_mode of the file executed (setuid checks)
+    exe_name: str = ""  # the file's own name ("busybox", "ld-linux-x86-64.so.2", "memfd:x")
+    fileless: bool = False  # no link left: a memfd, a deleted file
+    killed: bool = False  # killed in the kernel before its first instruction
+    loader: bool = False  # a dynamic loader run by hand
+    size: int = 0  # of the file executed
+    ino: int = 0  # the file's inode and device (the kernel's encoding: see kernel_dev)
+    dev: int = 0
 
 
 @dataclass(frozen=True, slots=True)

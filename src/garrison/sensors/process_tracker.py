@@ -13,6 +13,7 @@ read counts as ``late``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import threading
 import time
@@ -22,11 +23,23 @@ from dataclasses import dataclass
 from garrison.errors import ProcessGone, SensorError
 from garrison.sensors.cgroup import CGROUP_ROOT, container_of_pid, container_pids
 from garrison.sensors.events import ProcessEvent, SensorCounters
-from garrison.sensors.multicall import applet_path, is_multicall
 from garrison.sensors.parents import ParentPaths
 from garrison.sensors.passwd import UserNames
 from garrison.sensors.proc_connector import ExecEvent, ExecRecord, ExitEvent, ForkEvent, ProcEvent
 from garrison.sensors.procfs import ProcFS
+from garrison.sensors.program import (
+    DELETED,
+    absolute,
+    applet_program,
+    fileless_name,
+    is_loader,
+    loader_target,
+    sha256_of_path,
+)
+
+# runc (1.1) runs itself from a memfd copy of its binary: ``runc init`` reads this exe.
+RUNC_CLONE = "/memfd:runc_cloned:"
+MAX_CLAIMS = 8  # the exec sensor's claims for one pid looked through for an exec's file
 
 
 @dataclass(slots=True)
@@ -80,7 +93,7 @@ class ProcessTracker:
         self._tree: dict[int, TrackedProcess] = {}
         self._watched: set[str] = set()
         self._users: dict[str, UserNames] = {}
-        self._roots: set[str] = set()  # containers whose users come from their MergedDir
+        self._roots: dict[str, str] = {}  # container → its MergedDir, when known
         self._parents = ParentPaths()
         self._lock = threading.Lock()
 
@@ -92,7 +105,7 @@ class ProcessTracker:
             self._watched.add(container_id)
             if root:
                 self._users[container_id] = UserNames(root)
-                self._roots.add(container_id)
+                self._roots[container_id] = root
         for pid in container_pids(container_id, self._cgroup_root):
             with contextlib.suppress(ProcessGone, SensorError):
                 node = TrackedProcess(pid, self._proc.ppid(pid), container_id, self._exe(pid))
@@ -103,7 +116,7 @@ class ProcessTracker:
         with self._lock:
             self._watched.discard(container_id)
             self._users.pop(container_id, None)
-            self._roots.discard(container_id)
+            self._roots.pop(container_id, None)
             for pid in [p for p, n in self._tree.items() if n.container_id == container_id]:
                 del self._tree[pid]
 
@@ -171,7 +184,7 @@ class ProcessTracker:
             if self.on_exec is not None:
                 self.on_exec(node)
             return
-        node.exe = self._exe(pid)
+        node.exe = self._program(node)
         if not node.exe:
             self.counters.late += 1
         if self.on_exec is not None:
@@ -188,12 +201,31 @@ class ProcessTracker:
         self, node: TrackedProcess, event: ExecEvent, record: ExecRecord
     ) -> None:
         exe = self._exe(event.tgid)  # the file itself, for its children
+        if self._judged(event.tgid, exe or os.path.normpath(record.filename)):
+            # the exec sensor judged and reported it, on a mount of the container's
+            node.exe = exe or record.filename
+            self._parents.put(event.tgid, node.container_id, node.exe)
+            if self.on_exec is not None:
+                self.on_exec(node)
+            return
         recorded = self._recorded_event(node.container_id, event, record, exe)
         node.exe = exe or recorded.path
         self._parents.put(event.tgid, node.container_id, node.exe)
         if self.on_exec is not None:
             self.on_exec(node)
         self._report(recorded)
+
+    def _judged(self, pid: int, path: str) -> bool:
+        """Did the exec sensor judge this very exec (of ``path``)? Its older claims for the
+        pid — the shell of ``sh -c 'exec /vol/tool'``, whose own exec no record follows — are
+        dropped on the way: only the same file counts."""
+        for _ in range(MAX_CLAIMS):
+            judged = self.claim(pid)
+            if judged is None:
+                return False
+            if judged == path:
+                return True
+        return False
 
     def _on_rootfs_record(self, event: ExecEvent, record: ExecRecord) -> None:
         """An exec of the root file system, recorded while the model learns: the exec
@@ -220,21 +252,68 @@ class ProcessTracker:
         path = record.filename
         if not path.startswith("/"):  # relative to a cwd or a dirfd gone by now
             path = (self._exe(pid) if exe is None else exe) or path
-        return ProcessEvent(
+        path = os.path.normpath(path)
+        resolved, loader = exe or "", ""
+        if record.fileless:
+            path = fileless_name(self._raw_exe(pid), record.exe_name, path)
+        elif record.loader and (target := loader_target(record.argv)) is not None:
+            loader, path = path, absolute(target, self._cwd(pid))
+            resolved = path
+        else:
+            path = applet_program(self._root(container_id, pid), path, record.exe_name, record.argv)
+        found = ProcessEvent(
             container_id=container_id,
             pid=pid,
             ppid=event.ppid,
-            path=os.path.normpath(path),
+            path=path,
             argv=record.argv,
             uid=record.uid,
             user=self._user(container_id, pid, record.uid),
             parent_path=self._parent_path(container_id, event.ppid),
             time=time.time(),
             source="proc_connector",
-            resolved_path=exe or "",
+            resolved_path=resolved,
             file_mode=record.mode,
             args_unread=not record.argv,  # the kernel could not copy them
+            loader=loader,
+            killed=record.killed,
         )
+        if not record.fileless:
+            return found
+        sha256 = self._fileless_sha256(pid, event.ppid, record)
+        return dataclasses.replace(found, fileless=True, size=record.size, sha256=sha256)
+
+    def _root(self, container_id: str, pid: int) -> str:
+        """The container's root seen from here: its MergedDir, else the process's root."""
+        return self._roots.get(container_id) or self._proc.path(pid, "root")
+
+    def _cwd(self, pid: int) -> str:
+        try:
+            return self._proc.cwd(pid)
+        except (ProcessGone, SensorError):
+            return "/"
+
+    def _raw_exe(self, pid: int) -> str:
+        try:
+            return self._proc.exe(pid)
+        except (ProcessGone, SensorError):
+            return ""
+
+    def _fileless_sha256(self, pid: int, ppid: int, record: ExecRecord) -> str:
+        """The bytes of a fileless program, through the process while it lives, else through
+        a descriptor its parent still holds on the same file (a program killed at exec is
+        gone at once); "" when neither reaches it."""
+        found = sha256_of_path(self._proc.path(pid, "exe"))
+        if found or not record.ino:
+            return found
+        for fd in _descriptors(self._proc.path(ppid, "fd")):
+            try:
+                st = os.stat(fd)
+            except OSError:
+                continue
+            if st.st_ino == record.ino and _kernel_dev(st.st_dev) == record.dev:
+                return sha256_of_path(fd)
+        return ""
 
     def _report(self, event: ProcessEvent) -> None:
         self.counters.events += 1
@@ -266,26 +345,38 @@ class ProcessTracker:
             return None
         node.ppid = status.ppid
         argv = tuple(os.fsdecode(a) for a in cmdline.split(b"\0")[:-1])
-        return ProcessEvent(
+        path = self._requested_path(node, argv)
+        loader = node.exe if is_loader(node.exe) and path != node.exe else ""
+        found = ProcessEvent(
             container_id=node.container_id,
             pid=node.pid,
             ppid=status.ppid,
-            path=self._requested_path(node, argv),
+            path=path,
             argv=argv,
             uid=status.uid,
             user=self._user(node.container_id, node.pid, status.uid),
             parent_path=self._parent_path(node.container_id, status.ppid),
             time=time.time(),
             source="proc_connector",
-            resolved_path=node.exe,
+            resolved_path=path if loader else node.exe,
             args_unread=not argv,  # an empty cmdline: the process was already leaving
+            loader=loader,
+        )
+        return (
+            _with_file(found, self._proc.path(node.pid, "exe")) if is_fileless(node.exe) else found
         )
 
     def _requested_path(self, node: TrackedProcess, argv: tuple[str, ...]) -> str:
-        """For a multi-call binary (busybox) the applet: the name it was called by."""
-        if not is_multicall(node.exe) or not argv:
-            return node.exe
-        return applet_path(self._proc.path(node.pid, "root"), argv[0]) or node.exe
+        """For a multi-call binary (busybox) the applet argv names; for a loader run by hand
+        the file it loads; for a fileless program its name (``/memfd:x``)."""
+        if is_fileless(node.exe):
+            return fileless_name(node.exe, "", node.exe)
+        if is_loader(node.exe):
+            target = loader_target(argv)
+            if target is not None:
+                return absolute(target, self._cwd(node.pid))
+        root = self._root(node.container_id, node.pid)
+        return applet_program(root, node.exe, node.exe, argv)
 
     def _parent_path(self, container_id: str, ppid: int) -> str:
         """The parent's executable; "" when it lives outside the container (runc, the shim
@@ -335,9 +426,49 @@ class ProcessTracker:
 
     def _exe(self, pid: int) -> str:
         """The executable; "" when unknown. ``runc init`` (a ``docker exec`` on its way into
-        the container) reads "/" or a memfd: not a program of the container."""
+        the container) reads "/" or runc's own memfd: not a program of the container."""
         try:
             exe = self._proc.exe(pid)
         except (ProcessGone, SensorError):
             return ""
-        return "" if exe == "/" or exe.startswith("/memfd:") else exe
+        return "" if exe == "/" or exe.startswith(RUNC_CLONE) else exe
+
+    def _program(self, node: TrackedProcess) -> str:
+        """The executable of a process just exec'd. A memfd named as runc's clone of itself
+        is ``runc init`` only while its parent (runc) lives outside the container: one made
+        inside under that name is a fileless program like any other."""
+        try:
+            exe = self._proc.exe(node.pid)
+        except (ProcessGone, SensorError):
+            return ""
+        if exe == "/":
+            return ""
+        if exe.startswith(RUNC_CLONE):
+            inside = node.ppid and container_of_pid(node.ppid, self._proc.root) == node.container_id
+            return exe if inside else ""
+        return exe
+
+
+def is_fileless(exe: str) -> bool:
+    """An executable link that names no file: a memfd, a deleted file."""
+    return exe.startswith("/memfd:") or exe.endswith(DELETED)
+
+
+def _with_file(event: ProcessEvent, exe: str) -> ProcessEvent:
+    """A fileless exec read from /proc, with its bytes' size and SHA-256 while it lives."""
+    try:
+        size: int | None = os.stat(exe).st_size
+    except OSError:
+        size = None
+    return dataclasses.replace(event, fileless=True, size=size, sha256=sha256_of_path(exe))
+
+
+def _descriptors(folder: str) -> list[str]:
+    try:
+        return [f"{folder}/{name}" for name in os.listdir(folder)]
+    except OSError:
+        return []
+
+
+def _kernel_dev(st_dev: int) -> int:
+    return (os.major(st_dev) << 20) | os.minor(st_dev)

@@ -16,6 +16,12 @@
  * - an exec of a setuid or setgid file of the root file system is sent even then: the kernel
  *   may skip a file judged before, and a chmod does not make fanotify judge it again;
  * - execs of files elsewhere (volumes, bind mounts: only this source sees them) are sent;
+ * - so is every exec of a file with no link left (a memfd, a deleted file: "fileless"), and
+ *   in a container whose flags hold KILL_FILELESS it is killed here, with bpf_send_signal,
+ *   before the new program runs one instruction of its own (the fanotify permission path
+ *   cannot hold a memfd: it is on no file system a mark can reach);
+ * - so is every exec of a dynamic loader run by hand (``ld.so FILE``): user space judges the
+ *   file it loads (the fanotify sensor may have been told to skip the loader's inode);
  * - an exit is sent only for a process whose exec off the root file system was sent;
  * - a TCP socket of a watched container that starts listening or connecting (the socket
  *   state tracepoint, in the context of the listen() or connect() that does it) is sent with
@@ -54,6 +60,8 @@ struct inode {
 	unsigned short i_mode;
 	struct super_block *i_sb;
 	unsigned long i_ino;
+	unsigned int i_nlink; /* in an anonymous union: CO-RE finds it by name */
+	long long i_size;
 } PRESERVE;
 struct qstr { const unsigned char *name; } PRESERVE;
 struct dentry {
@@ -110,7 +118,11 @@ struct task_struct {
 
 enum { EVENT_EXEC = 1, EVENT_EXIT = 2, EVENT_TCP = 3, EVENT_REFUSED = 4 };
 enum { GARRISON_TCP_SYN_SENT = 2, GARRISON_TCP_LISTEN = 10, GARRISON_IPPROTO_TCP = 6 };
-enum { RECORD_ROOTFS = 1, REFUSALS = 2 };
+enum { RECORD_ROOTFS = 1, REFUSALS = 2, KILL_FILELESS = 4 };
+/* What an EVENT_EXEC record says of its file (`flags`). */
+enum { EXEC_FILELESS = 1, EXEC_KILLED = 2, EXEC_LOADER = 4 };
+#define SIGKILL 9
+#define EXE_NAME_SIZE 32
 /* What a refused call tried (an EVENT_REFUSED record's `mode`). */
 enum { OP_OPEN = 1, OP_CREATE = 2, OP_DELETE = 3, OP_TRUNCATE = 4, OP_ATTRS = 5 };
 enum { GARRISON_EROFS = 30, GARRISON_EXDEV = 18, GARRISON_AT_FDCWD = -100 };
@@ -141,7 +153,7 @@ struct tcp_record {
 
 struct container {
 	__u32 rootfs_dev; /* the root file system's device (kernel encoding); 0: none */
-	__u32 flags;      /* RECORD_ROOTFS */
+	__u32 flags;      /* RECORD_ROOTFS, REFUSALS, KILL_FILELESS */
 };
 enum { COUNT_SENT, COUNT_LOST, COUNT_ON_ROOTFS, COUNT_SLOTS };
 
@@ -165,6 +177,10 @@ struct event {
 	__u32 args_size;
 	__u32 on_rootfs;
 	__u32 mode; /* of the file executed */
+	__u32 flags; /* EXEC_* */
+	__u32 pad;
+	__u64 size; /* of the file executed */
+	char exe_name[EXE_NAME_SIZE]; /* its name (its dentry's: "memfd:x" for a memfd) */
 	char filename[FILENAME_SIZE];
 	char args[ARGS_SIZE]; /* argv, NUL-separated, cut at ARGS_SIZE */
 };
@@ -277,6 +293,14 @@ static __u64 wake_flags(int on_rootfs)
 	return BPF_RB_NO_WAKEUP;
 }
 
+/* A dynamic loader's file name: ld-linux-x86-64.so.2, ld-musl-x86_64.so.1, ld.so. Run by
+ * hand (it is the executable itself, not an exec's interpreter), it runs the file named in
+ * its arguments, which no exec opens: user space judges that file. */
+static __always_inline int is_loader(const char *name)
+{
+	return name[0] == 'l' && name[1] == 'd' && (name[2] == '-' || name[2] == '.');
+}
+
 /* sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) */
 SEC("tp_btf/sched_process_exec")
 int garrison_exec(__u64 *ctx)
@@ -286,8 +310,9 @@ int garrison_exec(__u64 *ctx)
 	struct task_struct *task;
 	struct inode *exe;
 	struct event *e;
+	char name[EXE_NAME_SIZE] = {};
 	int on_rootfs;
-	__u32 dev, mode;
+	__u32 dev, mode, flags = 0;
 
 	if (!c)
 		return 0;
@@ -296,7 +321,17 @@ int garrison_exec(__u64 *ctx)
 	dev = BPF_CORE_READ(exe, i_sb, s_dev);
 	mode = BPF_CORE_READ(exe, i_mode);
 	on_rootfs = c->rootfs_dev && dev == c->rootfs_dev;
-	if (on_rootfs && !(c->flags & RECORD_ROOTFS) && !(mode & (04000 | 02000))) {
+	/* No link left: a memfd, or a file deleted (or never linked: O_TMPFILE). */
+	if (BPF_CORE_READ(exe, i_nlink) == 0)
+		flags |= EXEC_FILELESS;
+	bpf_probe_read_kernel_str(name, sizeof(name),
+				  BPF_CORE_READ(task, mm, exe_file, f_path.dentry, d_name.name));
+	if (is_loader(name))
+		flags |= EXEC_LOADER;
+	/* Stopped before its first instruction: the kill is pending when the exec returns. */
+	if ((flags & EXEC_FILELESS) && (c->flags & KILL_FILELESS) && !bpf_send_signal(SIGKILL))
+		flags |= EXEC_KILLED;
+	if (on_rootfs && !flags && !(c->flags & RECORD_ROOTFS) && !(mode & (04000 | 02000))) {
 		count(COUNT_ON_ROOTFS);
 		return 0;
 	}
@@ -307,9 +342,12 @@ int garrison_exec(__u64 *ctx)
 	e->dev = dev;
 	e->mode = mode;
 	e->on_rootfs = on_rootfs;
-	if (!on_rootfs)
+	e->flags = flags;
+	e->size = BPF_CORE_READ(exe, i_size);
+	__builtin_memcpy(e->exe_name, name, sizeof(name));
+	if (!on_rootfs || flags)
 		bpf_map_update_elem(&sent, &e->tgid, &(__u8){1}, BPF_ANY);
-	send(e, wake_flags(on_rootfs));
+	send(e, flags ? 0 : wake_flags(on_rootfs));
 	return 0;
 }
 

@@ -53,14 +53,15 @@ EVENT_EXEC, EVENT_EXIT, EVENT_TCP, EVENT_REFUSED = 1, 2, 3, 4
 TCP_SYN_SENT, TCP_LISTEN = 2, 10
 AF_INET = 2
 COUNT_SENT, COUNT_LOST, COUNT_ON_ROOTFS = 0, 1, 2
-RECORD_ROOTFS, REFUSALS = 1, 2
+RECORD_ROOTFS, REFUSALS, KILL_FILELESS = 1, 2, 4
+EXEC_FILELESS, EXEC_KILLED, EXEC_LOADER = 1, 2, 4
 NAME_SLOT, DEPTH = 64, 8  # the caller's paths in a refused write's record
 OPS: dict[int, RefusedOp] = {1: "open", 2: "create", 3: "delete", 4: "truncate", 5: "attrs"}
 # The pair of programs on the raw syscall tracepoints that report refused writes.
 REFUSAL_PROGRAMS = ("garrison_sys_enter", "garrison_sys_exit")
-# struct event of proc_events.bpf.c: a header and the file name asked for, then argv (the
-# record stops at its end: args_size bytes)
-_EVENT = struct.Struct("=IIIIQQQIiiIIIII256s")
+# struct event of proc_events.bpf.c: a header, the executed file's name and the file name asked
+# for, then argv (the record stops at its end: args_size bytes)
+_EVENT = struct.Struct("=IIIIQQQIiiIIIIIIIQ32s256s")
 # struct tcp_record, in the filename buffer of an EVENT_TCP record
 _TCP = struct.Struct("=HHHH16s16s")
 
@@ -104,6 +105,7 @@ class BpfProcEvents:
         self._rootfs: dict[str, int] = {}  # container id → its root's device, 0: none
         self._recording: set[str] = set()  # containers whose root's execs are recorded
         self._refusing: set[str] = set()  # containers whose refused writes are sent
+        self._killing: set[str] = set()  # containers whose fileless execs the kernel kills
         self._refusal_listeners: list[RefusalListener] = []
         self._refusal_links: list[int] = []
         self._lock = threading.Lock()
@@ -216,6 +218,21 @@ class BpfProcEvents:
             if not self._refusing:
                 self._detach_refusals()
 
+    def kill_fileless(self, container_id: str, on: bool) -> None:
+        """Kill every fileless exec (a memfd, a deleted file) of this container in the kernel,
+        before its first instruction (its policy refuses them), or stop. Remembered for a
+        container not watched yet."""
+        with self._lock:
+            if on:
+                self._killing.add(container_id)
+            else:
+                self._killing.discard(container_id)
+            if container_id in self._cgroups:
+                self._update(container_id, container_id in self._recording)
+
+    def killing(self, container_id: str) -> bool:
+        return container_id in self._killing
+
     def _attach_refusals(self) -> None:
         if self._refusal_links or self._obj is None:
             return
@@ -235,9 +252,9 @@ class BpfProcEvents:
     def _update(self, container_id: str, record: bool) -> None:
         if self._watched_fd < 0:
             raise SensorError("the BPF process events are not started")
-        flags = (RECORD_ROOTFS if record else 0) | (
-            REFUSALS if container_id in self._refusing else 0
-        )
+        flags = RECORD_ROOTFS if record else 0
+        flags |= REFUSALS if container_id in self._refusing else 0
+        flags |= KILL_FILELESS if container_id in self._killing else 0
         value = _Container(self._rootfs[container_id], flags)
         map_update(self._watched_fd, ctypes.c_uint64(self._cgroups[container_id]), value)
         if record:
@@ -251,6 +268,7 @@ class BpfProcEvents:
             self._rootfs.pop(container_id, None)
             self._recording.discard(container_id)
             self._refusing.discard(container_id)
+            self._killing.discard(container_id)
             if not self._refusing:
                 self._detach_refusals()
             if cgroup is None:
@@ -301,8 +319,8 @@ def parse_event(
     """One ring buffer record → the proc connector's event of the same meaning (or a TCP
     event); an exec names its container (``containers``: cgroup id → container id) and its
     parent."""
-    (kind, pid, tgid, ppid, cgroup, time_ns, _ino, _dev, code, signal, cpu, uid, args_size,
-     on_rootfs, mode, filename) = _EVENT.unpack_from(data)  # fmt: skip
+    (kind, pid, tgid, ppid, cgroup, time_ns, ino, dev, code, signal, cpu, uid, args_size,
+     on_rootfs, mode, flags, _pad, size, exe_name, filename) = _EVENT.unpack_from(data)  # fmt: skip
     args = data[_EVENT.size : _EVENT.size + args_size]
     if kind == EVENT_EXEC:
         container_id = (containers or {}).get(cgroup, "")
@@ -312,6 +330,13 @@ def parse_event(
             uid,
             bool(on_rootfs),
             mode,
+            exe_name=os.fsdecode(exe_name.split(b"\0", 1)[0]),
+            fileless=bool(flags & EXEC_FILELESS),
+            killed=bool(flags & EXEC_KILLED),
+            loader=bool(flags & EXEC_LOADER),
+            size=size,
+            ino=ino,
+            dev=dev,
         )
         return ExecEvent(cpu, 0, time_ns, pid, tgid, container_id, ppid, record)
     if kind == EVENT_EXIT:
@@ -320,7 +345,7 @@ def parse_event(
         return _tcp_event((containers or {}).get(cgroup, ""), tgid, filename)
     if kind == EVENT_REFUSED:
         path = os.fsdecode(filename.split(b"\0", 1)[0])
-        dfd = ctypes.c_int32(_dev).value
+        dfd = ctypes.c_int32(dev).value
         container_id = (containers or {}).get(cgroup, "")
         op = OPS.get(mode, "open")
         exe, cwd = _walked(args[: NAME_SLOT * DEPTH]), _walked(args[NAME_SLOT * DEPTH :])
