@@ -113,6 +113,23 @@ def test_the_attack_is_audited_and_its_look_alike_is_not(
     assert not others, about(others)
 
 
+def attacked_under_prevent(
+    defender: DefenderProcess, box: Callable[[str, Behaviour], Container], b: Behaviour
+) -> tuple[Container, Audit]:
+    """Run the attack under the preventing rule (it may fail in its own way); its audit,
+    checked to say prevent."""
+    container = box("prevent", b)
+    run(container, b.attack, b.user, check=False)
+    audit = wait_audit(defender, container, b.attack_type, b.about)
+    check_audit(audit, b, "prevent")
+    return container, audit
+
+
+def running(container: Container) -> bool:
+    container.reload()
+    return bool(container.status == "running")
+
+
 PREVENTABLE = [b for b in BEHAVIOURS if b.preventable]
 
 
@@ -120,13 +137,9 @@ PREVENTABLE = [b for b in BEHAVIOURS if b.preventable]
 def test_the_attack_is_refused_before_its_payload_runs(
     defender: DefenderProcess, box: Callable[[str, Behaviour], Container], b: Behaviour
 ) -> None:
-    container = box("prevent", b)
-    run(container, b.attack, b.user, check=False)
-    audit = wait_audit(defender, container, b.attack_type, b.about)
-    check_audit(audit, b, "prevent")
+    container, _audit = attacked_under_prevent(defender, box, b)
     assert not marker(container), f"{b.name}: the payload ran although the rule prevents it"
-    container.reload()
-    assert container.status == "running"
+    assert running(container)
 
 
 KILLED = [b for b in BEHAVIOURS if b.killed_after]
@@ -136,11 +149,7 @@ KILLED = [b for b in BEHAVIOURS if b.killed_after]
 def test_the_attack_is_killed_just_after_it_starts(
     defender: DefenderProcess, box: Callable[[str, Behaviour], Container], b: Behaviour
 ) -> None:
-    container = box("prevent", b)
-    run(container, b.attack, b.user, check=False)
-    audit = wait_audit(defender, container, b.attack_type, b.about)
-    check_audit(audit, b, "prevent")
+    container, audit = attacked_under_prevent(defender, box, b)
     assert audit.msg.endswith("; seen after it started: killed"), audit.msg
     assert not marker(container), f"{b.name}: the payload ran on although it was killed"
-    container.reload()
-    assert container.status == "running"
+    assert running(container)

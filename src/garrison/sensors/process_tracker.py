@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from garrison.errors import ProcessGone, SensorError
+from garrison.sensors.bpf.proc_events import kernel_dev
 from garrison.sensors.cgroup import CGROUP_ROOT, container_of_pid, container_pids
 from garrison.sensors.events import ProcessEvent, SensorCounters
 from garrison.sensors.parents import ParentPaths
@@ -311,7 +312,7 @@ class ProcessTracker:
                 st = os.stat(fd)
             except OSError:
                 continue
-            if st.st_ino == record.ino and _kernel_dev(st.st_dev) == record.dev:
+            if st.st_ino == record.ino and kernel_dev(st.st_dev) == record.dev:
                 return sha256_of_path(fd)
         return ""
 
@@ -468,7 +469,3 @@ def _descriptors(folder: str) -> list[str]:
         return [f"{folder}/{name}" for name in os.listdir(folder)]
     except OSError:
         return []
-
-
-def _kernel_dev(st_dev: int) -> int:
-    return (os.major(st_dev) << 20) | os.minor(st_dev)
