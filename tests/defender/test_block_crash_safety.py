@@ -142,7 +142,10 @@ def test_a_kill_docker_refuses_is_pending_with_the_reason_until_docker_accepts(
         assert pending["reason"].startswith("Docker: ")
         assert pending["audit"]["effect"] == "block"
         assert state(deb)["Running"]
-        assert defender.status()["enforcement"]["pending"] == 1
+        wait_for(  # the status is a periodic report: it may still predate the record
+            "the status to count the pending block",
+            lambda: defender.status()["enforcement"]["pending"] == 1,
+        )
         wait_for("Docker to refuse a second attempt", lambda: plugin.refused >= 2)
 
         plugin.refuse_kills.clear()
