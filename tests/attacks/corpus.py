@@ -152,8 +152,10 @@ def _n(  # noqa: PLR0917
 FANOTIFY = "fanotify exec permission event, refused before the exec"
 BPF_KILL = "BPF exec tracepoint, killed in the kernel before its first instruction"
 LOADER_HOW = (
-    "BPF exec tracepoint (the loader run by hand is the program), judged as the file it loads "
-    "just after it starts; under prevent, killed then"
+    "BPF exec tracepoint (the loader run by hand is the program), judged as the file it loads. "
+    "Once the model is active under a rule refusing unknown programs, killed at the loader's "
+    "exec unless the file is a learned one (tests/defender/test_loader_kill.py); under a "
+    "prevent detection alone, killed just after it starts"
 )
 APPLET_HOW = "the applet argv names, judged at the exec (fanotify)"
 WRITE_HOW = "read-only mount or fanotify open permission event, refused at open"

@@ -110,6 +110,7 @@ def test_a_learned_file_run_by_another_of_its_names_is_not_unexpected(
     """/bin/sh is dash: learned as /usr/bin/dash, it is the same process when called /bin/sh."""
     defender = start_defender(learning="1h")  # ended below, once dash is learned
     deb = run_container("garrison-test/debian:12", ["sleep", "3600"], name="learned-dash")
+    wait_for("the container to be watched", lambda: deb.id in defender.status().get("watching", []))
     exec_ok(deb, ["/usr/bin/dash", "-c", "exit 0"])
 
     def dash_learned() -> bool:

@@ -41,6 +41,7 @@ from garrison.policy import (
     evaluate_network,
     evaluate_process,
 )
+from garrison.policy.loader import killed_at_exec, loader_names, refuses
 from garrison.policy.stored import RUNTIME_KIND, rules_from_doc
 from garrison.runtime.base import ContainerInfo, ContainerRuntime
 from garrison.runtime.tracker import ContainerTracker, ListenerBase
@@ -110,7 +111,7 @@ class Defender(ListenerBase):
         self.book.container_started(info)
         policy = self.policies.add(info)
         readonly = policy.filesystem.readonly_paths
-        self.sensors.kill_fileless(info.id, policy.processes.kills_fileless)
+        self._arm_kernel(info.id, policy)
         self.sensors.watch(info, policy.needs_open_perm, self._learning(info.id), readonly)
         self.handle_events(list(self.sensors.processes.snapshot(info.id)))
         log.info("watching %s (%s) under rule %r", info.name, info.image_name, policy.rule_name)
@@ -234,8 +235,10 @@ class Defender(ListenerBase):
             self.actions.act(container, model, item.event, item.decisions, refused=item.refused)
             return
         found = self._evaluate(item, container, model, policy)
+        killed = isinstance(item, ProcessEvent) and item.killed  # at its exec, in the kernel
+        if isinstance(item, ProcessEvent) and item.killed and not refuses(found):
+            found = [killed_at_exec(policy, item), *found]  # the kernel knew less than here
         if found:
-            killed = isinstance(item, ProcessEvent) and item.killed  # at its exec, in the kernel
             self.actions.act(container, model, item, found, refused=killed)
 
     def _evaluate(
@@ -291,22 +294,33 @@ class Defender(ListenerBase):
             for container_id in self.tracker.containers():
                 policy = self.policies.for_container(container_id)
                 if policy is not None:
-                    self.sensors.kill_fileless(container_id, policy.processes.kills_fileless)
+                    self._arm_kernel(container_id, policy)
                     self.sensors.guard_writes(
                         container_id, policy.needs_open_perm, policy.filesystem.readonly_paths
                     )
+
+    def _arm_kernel(self, container_id: str, policy: EffectivePolicy) -> None:
+        """What the kernel kills at exec in this container, before the program runs: its
+        fileless execs, and loader runs of files the model and rules do not allow."""
+        self.sensors.kill_fileless(container_id, policy.processes.kills_fileless)
+        model = self.book.for_container(container_id)
+        names = loader_names(policy, model, model.process_names()) if model else None
+        self.sensors.kill_loaders(container_id, names)
 
     def _learning(self, container_id: str) -> bool:
         model = self.book.for_container(container_id)
         return model is not None and str(model.state) != "active"
 
     def _check_model_states(self) -> None:
-        """A model that changed state changes what the kernel may skip, and whether the
-        skipped execs are recorded (while it learns)."""
+        """A model that changed state changes what the kernel may skip, whether the
+        skipped execs are recorded (while it learns), and what a loader may load."""
         states = {m.profile_id: str(m.state) for m in self.book}
         if any(self._model_states.get(k, v) != v for k, v in states.items()):
             for container_id in self.tracker.containers():
                 self.sensors.set_learning(container_id, self._learning(container_id))
+                policy = self.policies.for_container(container_id)
+                if policy is not None:
+                    self._arm_kernel(container_id, policy)
             self.sensors.forget_ignores()
         self._model_states = states
 

@@ -286,6 +286,18 @@ class SensorSet:
         if bpf is not None:
             bpf.kill_fileless(container_id, kill)
 
+    def kill_loaders(self, container_id: str, names: frozenset[str] | None) -> None:
+        """Have the kernel kill a loader run by hand at its exec unless it loads one of
+        ``names`` (garrison.policy.loader); None: none. BPF only: with the proc connector
+        the defender judges the file loaded once it runs, and kills it then."""
+        bpf = self._processes.bpf
+        if bpf is None:
+            return
+        try:
+            bpf.kill_loaders(container_id, names)
+        except (GarrisonError, OSError) as exc:
+            log.warning("processes: cannot arm the loader check of %s: %s", container_id[:12], exc)
+
     def guard_writes(
         self, container_id: str, guard: bool, readonly: frozenset[str] | None = None
     ) -> None:

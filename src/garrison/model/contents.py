@@ -97,6 +97,10 @@ class Contents:
         """Was ``path`` learned, or (``file``: the exec's ``file_identity``) the file it runs?"""
         return path in self.processes or (bool(file) and file in self.by_file)
 
+    def process_names(self) -> frozenset[str]:
+        """Every name a learned program was run by, and every file it really was."""
+        return frozenset(self.processes) | frozenset(self.by_file)
+
     def knows_parent(self, path: str, parent: str, file: str = "") -> bool:
         """Was ``path`` (or another name of ``file``) seen started by ``parent``?"""
         entry = self.processes.get(path)

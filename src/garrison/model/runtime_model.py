@@ -73,6 +73,9 @@ class RuntimeModel:
     def knows_process(self, path: str, file: str = "") -> bool:
         return self.contents.knows_process(path, file)
 
+    def process_names(self) -> frozenset[str]:
+        return self.contents.process_names()
+
     # The rest of garrison.policy.ModelView: what the verdict engine asks of a model.
 
     def knows_parent(self, path: str, parent: str, file: str = "") -> bool:

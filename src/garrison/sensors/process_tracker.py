@@ -234,6 +234,9 @@ class ProcessTracker:
         because the file was judged before (reported from the record)."""
         # Records come in the order of the execs: what each pid runs is known from them, not
         # from /proc read later (a parent may have exec'd again by the time a batch is read).
+        if record.loader and not record.fileless:
+            self._on_loader_record(event, record)
+            return
         judged = self.claim(event.tgid)
         if judged is not None:
             self._parents.put(event.tgid, event.container_id, judged)
@@ -244,6 +247,20 @@ class ProcessTracker:
         recorded = self._recorded_event(event.container_id, event, record)
         self._parents.put(event.tgid, event.container_id, recorded.path)
         self._report(recorded)
+
+    def _on_loader_record(self, event: ExecEvent, record: ExecRecord) -> None:
+        """A loader run by hand, sent whether or not the model learns. The exec sensor judged
+        it only if it saw the loader (no ignore mark on it yet), and then under the name of
+        the file loaded: a claim of another file is an earlier exec of the pid — ``bash -c
+        '…; ld.so x'`` runs the loader in bash's own process, whose exec was judged and, the
+        model being active, never recorded — and is dropped."""
+        with self._lock:
+            if event.container_id not in self._watched:
+                return
+        recorded = self._recorded_event(event.container_id, event, record)
+        self._parents.put(event.tgid, event.container_id, recorded.path)
+        if not self._judged(event.tgid, recorded.path):
+            self._report(recorded)
 
     def _recorded_event(
         self, container_id: str, event: ExecEvent, record: ExecRecord, exe: str | None = None
@@ -258,7 +275,7 @@ class ProcessTracker:
         if record.fileless:
             path = fileless_name(self._raw_exe(pid), record.exe_name, path)
         elif record.loader and (target := loader_target(record.argv)) is not None:
-            loader, path = path, absolute(target, self._cwd(pid))
+            loader, path = path, self._loaded(pid, target)
             resolved = path
         else:
             path = applet_program(self._root(container_id, pid), path, record.exe_name, record.argv)
@@ -288,11 +305,16 @@ class ProcessTracker:
         """The container's root seen from here: its MergedDir, else the process's root."""
         return self._roots.get(container_id) or self._proc.path(pid, "root")
 
-    def _cwd(self, pid: int) -> str:
+    def _loaded(self, pid: int, target: str) -> str:
+        """The file a loader run by hand loads, as a container path; a relative name as it
+        was given when the working directory it is relative to is gone (a loader killed at
+        its exec is gone at once)."""
+        if target.startswith("/"):
+            return absolute(target, "/")
         try:
-            return self._proc.cwd(pid)
+            return absolute(target, self._proc.cwd(pid))
         except (ProcessGone, SensorError):
-            return "/"
+            return target
 
     def _raw_exe(self, pid: int) -> str:
         try:
@@ -375,7 +397,7 @@ class ProcessTracker:
         if is_loader(node.exe):
             target = loader_target(argv)
             if target is not None:
-                return absolute(target, self._cwd(node.pid))
+                return self._loaded(node.pid, target)
         root = self._root(node.container_id, node.pid)
         return applet_program(root, node.exe, node.exe, argv)
 

@@ -116,7 +116,7 @@ class BpfObject:
             self._obj = None
 
 
-MapValue = ctypes.c_uint32 | ctypes.c_uint64 | ctypes.Structure
+MapValue = ctypes.c_uint8 | ctypes.c_uint32 | ctypes.c_uint64 | ctypes.Structure
 
 
 def map_update(fd: int, key: MapValue, value: MapValue) -> None:

@@ -21,7 +21,12 @@
  *   before the new program runs one instruction of its own (the fanotify permission path
  *   cannot hold a memfd: it is on no file system a mark can reach);
  * - so is every exec of a dynamic loader run by hand (``ld.so FILE``): user space judges the
- *   file it loads (the fanotify sensor may have been told to skip the loader's inode);
+ *   file it loads (the fanotify sensor may have been told to skip the loader's inode). In a
+ *   container whose flags hold KILL_LOADER (its policy refuses programs its model does not
+ *   know), the file is found among the loader's arguments here, as the loader itself parses
+ *   them, and unless `loader_ok` holds that name for the container the exec is killed before
+ *   the loader maps it: no instruction of the file runs. The names there are the ones user
+ *   space judged harmless by path alone; a relative name is never there;
  * - an exit is sent only for a process whose exec off the root file system was sent;
  * - a TCP socket of a watched container that starts listening or connecting (the socket
  *   state tracepoint, in the context of the listen() or connect() that does it) is sent with
@@ -118,7 +123,7 @@ struct task_struct {
 
 enum { EVENT_EXEC = 1, EVENT_EXIT = 2, EVENT_TCP = 3, EVENT_REFUSED = 4 };
 enum { GARRISON_TCP_SYN_SENT = 2, GARRISON_TCP_LISTEN = 10, GARRISON_IPPROTO_TCP = 6 };
-enum { RECORD_ROOTFS = 1, REFUSALS = 2, KILL_FILELESS = 4 };
+enum { RECORD_ROOTFS = 1, REFUSALS = 2, KILL_FILELESS = 4, KILL_LOADER = 8 };
 /* What an EVENT_EXEC record says of its file (`flags`). */
 enum { EXEC_FILELESS = 1, EXEC_KILLED = 2, EXEC_LOADER = 4 };
 #define SIGKILL 9
@@ -132,6 +137,7 @@ enum { GARRISON_EROFS = 30, GARRISON_EXDEV = 18, GARRISON_AT_FDCWD = -100 };
 #define WAKE_BYTES (32 * 1024)
 #define NAME_SLOT 64
 #define DEPTH 8
+#define LOADER_PATH 256 /* a loader's target longer than this is never in loader_ok */
 
 /* A call of a REFUSALS container between its entry and exit. */
 struct asked_call {
@@ -153,7 +159,13 @@ struct tcp_record {
 
 struct container {
 	__u32 rootfs_dev; /* the root file system's device (kernel encoding); 0: none */
-	__u32 flags;      /* RECORD_ROOTFS, REFUSALS, KILL_FILELESS */
+	__u32 flags;      /* RECORD_ROOTFS, REFUSALS, KILL_FILELESS, KILL_LOADER */
+};
+
+/* A file a loader run by hand may load in a KILL_LOADER container: the key of `loader_ok`. */
+struct loader_key {
+	__u64 cgroup;
+	char path[LOADER_PATH]; /* absolute, NUL-padded */
 };
 enum { COUNT_SENT, COUNT_LOST, COUNT_ON_ROOTFS, COUNT_SLOTS };
 
@@ -191,6 +203,21 @@ struct {
 	__type(key, __u64); /* cgroup v2 id of a watched container */
 	__type(value, struct container);
 } watched SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* most hosts hold none */
+	__type(key, struct loader_key);
+	__type(value, __u8);
+} loader_ok SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct loader_key);
+} loader_scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -301,6 +328,102 @@ static __always_inline int is_loader(const char *name)
 	return name[0] == 'l' && name[1] == 'd' && (name[2] == '-' || name[2] == '.');
 }
 
+/* -- the file a loader run by hand loads ------------------------------------------------ */
+
+/* The scan of a loader's argv, one byte per step, deciding at the end of each argument. */
+struct loader_scan {
+	const char *args;
+	__u32 size;
+	__u32 start;    /* of the argument being read */
+	__u32 argno;
+	__u32 eq;       /* that argument holds a '=' */
+	__u32 value;    /* the next argument is the value of an option */
+	__u32 end_opts; /* "--" was seen: the next argument is the file */
+	__s32 target;   /* the file's offset in args: -1 none yet, -2 nothing runs */
+};
+
+enum { NO_TARGET = -1, RUNS_NOTHING = -2 };
+#define ARG(s, i) ((s)->args[(i) & (ARGS_SIZE - 1)])
+
+static __always_inline int arg_is(struct loader_scan *s, __u32 len, const char *word, __u32 n)
+{
+	if (len != n)
+		return 0;
+	for (__u32 j = 0; j < n && j < 16; j++)
+		if (ARG(s, s->start + j) != word[j])
+			return 0;
+	return 1;
+}
+
+/* An argument [start, end) of the loader's argv, as glibc's rtld (dl_main) and musl's ldso
+ * read their options: "--" ends them; "--name=value" is one argument (musl); the options that
+ * take no value are --inhibit-cache and those that run nothing (--list, --verify: ldd's; any
+ * other unknown one ends the loader with its usage); all others take the next argument. */
+static __always_inline void loader_arg(struct loader_scan *s, __u32 end)
+{
+	__u32 len = end - s->start;
+
+	if (s->argno++ == 0 || s->value) {
+		s->value = 0;
+		return;
+	}
+	if (s->end_opts || ARG(s, s->start) != '-' || ARG(s, s->start + 1) != '-') {
+		s->target = s->start;
+		return;
+	}
+	if (len == 2)
+		s->end_opts = 1;
+	else if (arg_is(s, len, "--list", 6) || arg_is(s, len, "--verify", 8))
+		s->target = RUNS_NOTHING;
+	else if (!s->eq && !arg_is(s, len, "--inhibit-cache", 15))
+		s->value = 1;
+}
+
+static long loader_step(__u32 i, struct loader_scan *s)
+{
+	char ch;
+
+	if (i >= s->size || s->target != NO_TARGET)
+		return 1;
+	ch = ARG(s, i);
+	if (ch == '=')
+		s->eq = 1;
+	if (ch)
+		return 0;
+	loader_arg(s, i);
+	s->start = i + 1;
+	s->eq = 0;
+	return 0;
+}
+
+/* May the loader run by hand in this record load what it names? Yes when the name is in
+ * loader_ok, or when it loads nothing (no file named, --list); no when the name is relative,
+ * too long, or cut off with the rest of an argv larger than the record holds. */
+static int loader_allowed(struct event *e, __u64 cgroup)
+{
+	struct loader_scan s = {.args = e->args, .size = e->args_size, .target = NO_TARGET};
+	__u32 zero = 0;
+	struct loader_key *key = bpf_map_lookup_elem(&loader_scratch, &zero);
+	long len;
+
+	if (!key)
+		return 1;
+	bpf_loop(ARGS_SIZE, loader_step, &s, 0);
+	if (s.target == RUNS_NOTHING)
+		return 1;
+	if (s.target == NO_TARGET)
+		return e->args_size < ARGS_SIZE; /* a cut argv may hide the file: not allowed */
+	if (ARG(&s, s.target) != '/')
+		return 0;
+	__builtin_memset(key, 0, sizeof(*key));
+	key->cgroup = cgroup;
+	len = bpf_probe_read_kernel_str(key->path, sizeof(key->path),
+					e->args + (s.target & (ARGS_SIZE - 1)));
+	if (len <= 0 || len >= LOADER_PATH)
+		return 0;
+	return bpf_map_lookup_elem(&loader_ok, key) != 0;
+}
+
 /* sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) */
 SEC("tp_btf/sched_process_exec")
 int garrison_exec(__u64 *ctx)
@@ -339,6 +462,10 @@ int garrison_exec(__u64 *ctx)
 	if (!e)
 		return 0;
 	read_exec(e, (struct linux_binprm *)ctx[2], task, exe);
+	/* Killed before the loader maps the file: still at the exec (see the file's comment). */
+	if ((flags & EXEC_LOADER) && (c->flags & KILL_LOADER) && !loader_allowed(e, cgroup) &&
+	    !bpf_send_signal(SIGKILL))
+		flags |= EXEC_KILLED;
 	e->dev = dev;
 	e->mode = mode;
 	e->on_rootfs = on_rootfs;

@@ -34,6 +34,7 @@ from pathlib import Path
 from garrison.errors import SensorError
 from garrison.sensors.bpf.build import build
 from garrison.sensors.bpf.libbpf import BpfObject, RingBuffer, map_delete, map_update, percpu_sum
+from garrison.sensors.bpf.loader_names import LoaderNames
 from garrison.sensors.cgroup import container_cgroup2_id
 from garrison.sensors.events import NetEvent, RefusedOp, RefusedWrite, SensorCounters
 from garrison.sensors.proc_connector import (
@@ -53,7 +54,7 @@ EVENT_EXEC, EVENT_EXIT, EVENT_TCP, EVENT_REFUSED = 1, 2, 3, 4
 TCP_SYN_SENT, TCP_LISTEN = 2, 10
 AF_INET = 2
 COUNT_SENT, COUNT_LOST, COUNT_ON_ROOTFS = 0, 1, 2
-RECORD_ROOTFS, REFUSALS, KILL_FILELESS = 1, 2, 4
+RECORD_ROOTFS, REFUSALS, KILL_FILELESS, KILL_LOADER = 1, 2, 4, 8
 EXEC_FILELESS, EXEC_KILLED, EXEC_LOADER = 1, 2, 4
 NAME_SLOT, DEPTH = 64, 8  # the caller's paths in a refused write's record
 OPS: dict[int, RefusedOp] = {1: "open", 2: "create", 3: "delete", 4: "truncate", 5: "attrs"}
@@ -106,6 +107,7 @@ class BpfProcEvents:
         self._recording: set[str] = set()  # containers whose root's execs are recorded
         self._refusing: set[str] = set()  # containers whose refused writes are sent
         self._killing: set[str] = set()  # containers whose fileless execs the kernel kills
+        self._loaders = LoaderNames()  # what a loader run by hand may load, per container
         self._refusal_listeners: list[RefusalListener] = []
         self._refusal_links: list[int] = []
         self._lock = threading.Lock()
@@ -130,10 +132,12 @@ class BpfProcEvents:
     @property
     def counters(self) -> SensorCounters:
         """``drops``: events the ring buffer had no room for; ``extra.on_rootfs``: execs the
-        kernel left to the fanotify sensor."""
+        kernel left to the fanotify sensor; ``extra.loader_armed``: containers whose loader
+        runs the kernel checks."""
         if self._counters_fd >= 0:
             self._counters.drops = percpu_sum(self._counters_fd, COUNT_LOST)
             self._counters.extra["on_rootfs"] = percpu_sum(self._counters_fd, COUNT_ON_ROOTFS)
+        self._counters.extra["loader_armed"] = self._loaders.armed_count
         return self._counters
 
     def start(self) -> BpfProcEvents:
@@ -147,6 +151,7 @@ class BpfProcEvents:
             self.tcp_events = _attach_optional(obj, "garrison_tcp")
             self._watched_fd = obj.map_fd("watched")
             self._counters_fd = obj.map_fd("counters")
+            self._loaders.fd = obj.map_fd("loader_ok")
             self._ring = RingBuffer(obj.map_fd("events"), self._sample)
         except SensorError:
             obj.close()
@@ -165,6 +170,7 @@ class BpfProcEvents:
         self._thread = None
         self.counters  # noqa: B018 - read the kernel's counters one last time
         self._counters_fd = self._watched_fd = -1
+        self._loaders.closed()
         if self._ring is not None:
             self._ring.close()
         if self._obj is not None:
@@ -190,6 +196,7 @@ class BpfProcEvents:
             self._cgroups[container_id] = cgroup
             self._containers[cgroup] = container_id
             self._rootfs[container_id] = dev
+            self._loaders.sync(container_id, cgroup)
             self._update(container_id, record)
 
     def record(self, container_id: str, on: bool) -> None:
@@ -233,6 +240,24 @@ class BpfProcEvents:
     def killing(self, container_id: str) -> bool:
         return container_id in self._killing
 
+    def kill_loaders(self, container_id: str, names: frozenset[str] | None) -> None:
+        """Kill, at its exec, every run of a dynamic loader by hand in this container unless
+        the file it loads is one of ``names`` (absolute); None: kill none. Remembered for a
+        container not watched yet."""
+        with self._lock:
+            self._loaders.want(container_id, names)
+            cgroup = self._cgroups.get(container_id)
+            if cgroup is None:
+                return
+            if names is not None:
+                self._loaders.sync(container_id, cgroup)  # the names before the flag
+            self._update(container_id, container_id in self._recording)
+            if names is None:
+                self._loaders.sync(container_id, cgroup)
+
+    def kills_loaders(self, container_id: str) -> bool:
+        return self._loaders.armed(container_id)
+
     def _attach_refusals(self) -> None:
         if self._refusal_links or self._obj is None:
             return
@@ -255,6 +280,7 @@ class BpfProcEvents:
         flags = RECORD_ROOTFS if record else 0
         flags |= REFUSALS if container_id in self._refusing else 0
         flags |= KILL_FILELESS if container_id in self._killing else 0
+        flags |= KILL_LOADER if self._loaders.armed(container_id) else 0
         value = _Container(self._rootfs[container_id], flags)
         map_update(self._watched_fd, ctypes.c_uint64(self._cgroups[container_id]), value)
         if record:
@@ -272,10 +298,12 @@ class BpfProcEvents:
             if not self._refusing:
                 self._detach_refusals()
             if cgroup is None:
+                self._loaders.drop(container_id, None)
                 return
             self._containers.pop(cgroup, None)
             if self._watched_fd >= 0:
                 map_delete(self._watched_fd, ctypes.c_uint64(cgroup))
+            self._loaders.drop(container_id, cgroup)
 
     def _run(self) -> None:
         ring = self._ring
