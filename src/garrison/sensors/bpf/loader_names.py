@@ -10,8 +10,12 @@ container is never armed with fewer names than it was given.
 from __future__ import annotations
 
 import ctypes
+import logging
 
+from garrison.errors import SensorError
 from garrison.sensors.bpf.libbpf import map_delete, map_update
+
+log = logging.getLogger(__name__)
 
 LOADER_PATH = 256  # struct loader_key's path: a name of at most 255 bytes
 
@@ -47,14 +51,21 @@ class LoaderNames:
 
     def sync(self, container_id: str, cgroup: int) -> None:
         """Make the map hold what the container wants: new names first, then the stale
-        ones deleted (a disarmed container wants none)."""
+        ones deleted (a disarmed container wants none). A container whose names do not all
+        fit is disarmed: the loader runs there are judged just after they start."""
         if self.fd < 0:
             return
         wanted = self._wanted.get(container_id, frozenset())
-        written = self._written.get(cgroup, frozenset())
+        written = set(self._written.get(cgroup, frozenset()))
         one = ctypes.c_uint8(1)
-        for name in wanted - written:
-            map_update(self.fd, _Key(cgroup, name), one)
+        try:
+            for name in wanted - written:
+                map_update(self.fd, _Key(cgroup, name), one)
+                written.add(name)
+        except SensorError as exc:  # the map is full: armed with fewer names kills wrongly
+            log.warning("the loader check of %s is off: %s", container_id[:12], exc)
+            self._wanted.pop(container_id, None)
+            wanted = frozenset()
         for name in written - wanted:
             map_delete(self.fd, _Key(cgroup, name))
         self._written[cgroup] = wanted
