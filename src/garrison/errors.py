@@ -16,7 +16,8 @@ The hierarchy::
     ├── StoreError                the store could not read or write
     ├── NotFound                  a named object (model, rule, container…) does not exist
     ├── InvalidInput              malformed user input (rule, policy, OSV record, request…)
-    └── ScanError                 an image could not be scanned
+    ├── ScanError                 an image could not be scanned
+    └── DeliveryFailed            an alert channel did not take an alert (reason redacted)
 
 A user sees ``str(error)``: one clear line, never a traceback, for a mistake they made.
 """
@@ -97,3 +98,11 @@ class InvalidInput(GarrisonError):
 
 class ScanError(GarrisonError):
     """An image could not be scanned."""
+
+
+class DeliveryFailed(GarrisonError):
+    """An alert channel did not take an alert: refused, unreachable or silent past the timeout.
+
+    ``str(error)`` is a short reason that names the channel by its redacted URL: it never
+    carries a password or token, so it can be logged and shown as it is.
+    """

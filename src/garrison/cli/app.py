@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from garrison.cli import (
+    alerts,
     audits,
     authz,
     containers,
@@ -33,6 +34,7 @@ app = typer.Typer(
 app.command()(run)
 app.command()(status)
 app.add_typer(audits.app, name="audits")
+app.add_typer(alerts.app, name="alerts")
 app.add_typer(models.app, name="models")
 app.add_typer(rules.app, name="rules")
 app.add_typer(containers.app, name="containers")

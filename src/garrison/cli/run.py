@@ -172,6 +172,7 @@ async def _serve(settings: Settings, watchdog: WatchdogState | None) -> None:
     link = console.link()
     runtime = DockerRuntime(settings.docker_host)
     defender = Defender(settings, runtime, link, watchdog=watchdog)
+    dispatcher = console.dispatcher(settings.hostname).start()  # the alert channels
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, defender.request_stop)
@@ -181,6 +182,7 @@ async def _serve(settings: Settings, watchdog: WatchdogState | None) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         link.close()
+        dispatcher.stop()
         runtime.close()
         console.close()
         if watchdog is None:

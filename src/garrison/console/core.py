@@ -10,17 +10,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from garrison.alerts.dispatch import Dispatcher
 from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
-from garrison.console import models, runtime_rules
+from garrison.console import alerts, models, runtime_rules
 from garrison.console.inprocess import InProcessLink
 from garrison.console.liveness import liveness
 from garrison.console.spool import AuditSpool
+from garrison.errors import InvalidInput
 from garrison.model.clock import Clock, system_clock
 from garrison.model.commands import ModelCommand, ModelOp
 from garrison.policy import RuleSet, RuntimeRule
 from garrison.runtime.base import ContainerRuntime
-from garrison.store.base import BlockedContainer, Doc, Store, check_kind
+from garrison.store.base import BlockedContainer, ChannelRecord, Delivery, Doc, Store, check_kind
 from garrison.store.sqlite import SQLiteStore
 
 
@@ -51,6 +53,29 @@ class Console:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+    # -- alert channels and the outbox --------------------------------------------------------
+
+    def add_channel(self, name: str, url: str) -> ChannelRecord:
+        return alerts.add_channel(self.store, name, url, self.clock())
+
+    def remove_channel(self, name: str) -> bool:
+        return self.store.remove_channel(name)
+
+    def list_channels(self) -> list[ChannelRecord]:
+        return self.store.list_channels()
+
+    def test_channel(self, name: str, hostname: str) -> None:
+        alerts.test_channel(self.store, name, hostname)
+
+    def list_deliveries(self, state: str = "", limit: int = 100) -> list[Delivery]:
+        if state not in ("", "pending", "sent"):
+            raise InvalidInput(f"state must be pending or sent, not {state[:20]!r}")
+        return self.store.list_deliveries(state, limit)
+
+    def dispatcher(self, hostname: str) -> Dispatcher:
+        """The sender of the outbox (started by ``garrison run``; stop it before closing)."""
+        return Dispatcher(self.store, hostname)
 
     # -- audits -----------------------------------------------------------------------------
 

@@ -69,6 +69,36 @@ class BlockedContainer:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelRecord:
+    """An alert channel as stored: a name and the destination URL (secrets included: the
+    store is owner-only; what prints it uses ``garrison.alerts.redacted``)."""
+
+    name: str
+    url: str
+    created: float
+
+
+DeliveryState = Literal["pending", "sent"]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One audit to send to one channel: the alerting outbox's row. Made in the transaction
+    that stores the audit (when the audit is new), for every channel there is then; ``sent``
+    once the channel took it; retried with backoff until then."""
+
+    id: int
+    channel: str
+    audit: Audit
+    state: DeliveryState
+    attempts: int
+    next_try: float
+    created: float
+    sent: float | None = None
+    error: str = ""  # why the last attempt failed (redacted)
+
+
 class Store(Protocol):
     """Persistence. Every write is atomic: on an error nothing already stored is lost.
 
@@ -109,6 +139,27 @@ class Store(Protocol):
 
     def remove_blocked(self, container_id: str) -> bool: ...
     def list_blocked(self) -> list[BlockedContainer]: ...
+
+    # Alert channels, and the outbox: an audit stored new makes one pending delivery per
+    # channel in the same transaction (``add_audits``, ``begin_block``).
+    def add_channel(self, record: ChannelRecord) -> None:
+        """InvalidInput when a channel of that name exists."""
+        ...
+
+    def remove_channel(self, name: str) -> bool:
+        """Remove the channel and its deliveries not sent yet; False when there was none."""
+        ...
+
+    def list_channels(self) -> list[ChannelRecord]: ...
+    def due_deliveries(self, channel: str, now: float, limit: int) -> list[Delivery]:
+        """The channel's pending deliveries whose time has come, oldest first."""
+        ...
+
+    def delivered(self, delivery_id: int, when: float) -> None: ...
+    def retry_later(self, delivery_id: int, next_try: float, error: str) -> None: ...
+    def list_deliveries(self, state: str = "", limit: int = 100) -> list[Delivery]:
+        """Newest first; ``state`` "pending" or "sent" ("" both)."""
+        ...
 
     # Defender status documents (counters…), one per source.
     def set_status(self, doc: Mapping[str, Any], source: str = "defender") -> None: ...

@@ -5,14 +5,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
+from garrison.errors import InvalidInput
 from garrison.model.commands import ModelCommand
 from garrison.store.base import (
     BlockedContainer,
+    ChannelRecord,
+    Delivery,
     Doc,
     check_audit,
     check_command,
@@ -33,6 +37,8 @@ class MemoryStore:
         self._commands: dict[int, ModelCommand] = {}
         self._next_id = 1
         self._spool_mark = 0
+        self._channels: dict[str, ChannelRecord] = {}
+        self._outbox: dict[int, Delivery] = {}
 
     def close(self) -> None:
         pass
@@ -70,12 +76,72 @@ class MemoryStore:
         old = self._audits.get(audit.key())
         if old is None:
             stored = dataclasses.replace(audit, id=self._take_id())
+            self._enqueue(stored)
         else:
             stored = dataclasses.replace(
                 old, count=old.count + audit.count, time=max(old.time, audit.time)
             )
         self._audits[audit.key()] = stored
         return stored
+
+    def _enqueue(self, audit: Audit) -> None:
+        now = time.time()
+        for name in self._channels:
+            delivery_id = self._take_id()
+            self._outbox[delivery_id] = Delivery(
+                delivery_id, name, audit, "pending", 0, now, now
+            )  # fmt: skip
+
+    def _current(self, delivery: Delivery) -> Delivery:
+        """The delivery with its audit as stored now (its count grows)."""
+        return dataclasses.replace(delivery, audit=self._audits[delivery.audit.key()])
+
+    def add_channel(self, record: ChannelRecord) -> None:
+        with self._lock:
+            if record.name in self._channels:
+                raise InvalidInput(f"channel name {record.name!r}: a channel of that name exists")
+            self._channels[record.name] = record
+
+    def remove_channel(self, name: str) -> bool:
+        with self._lock:
+            self._outbox = {
+                i: d for i, d in self._outbox.items() if d.channel != name or d.state == "sent"
+            }
+            return self._channels.pop(name, None) is not None
+
+    def list_channels(self) -> list[ChannelRecord]:
+        with self._lock:
+            return [self._channels[n] for n in sorted(self._channels)]
+
+    def due_deliveries(self, channel: str, now: float, limit: int) -> list[Delivery]:
+        with self._lock:
+            due = [
+                self._current(d) for d in self._outbox.values()
+                if d.channel == channel and d.state == "pending" and d.next_try <= now
+            ]  # fmt: skip
+        return sorted(due, key=lambda d: (d.next_try, d.id))[:limit]
+
+    def delivered(self, delivery_id: int, when: float) -> None:
+        with self._lock:
+            d = self._outbox.get(delivery_id)
+            if d is not None:
+                self._outbox[delivery_id] = dataclasses.replace(
+                    d, state="sent", sent=when, attempts=d.attempts + 1, error=""
+                )
+
+    def retry_later(self, delivery_id: int, next_try: float, error: str) -> None:
+        with self._lock:
+            d = self._outbox.get(delivery_id)
+            if d is not None and d.state == "pending":
+                self._outbox[delivery_id] = dataclasses.replace(
+                    d, next_try=next_try, attempts=d.attempts + 1, error=error[:500]
+                )
+
+    def list_deliveries(self, state: str = "", limit: int = 100) -> list[Delivery]:
+        with self._lock:
+            found = [self._current(d) for d in self._outbox.values() if state in ("", d.state)]
+        found.sort(key=lambda d: d.id, reverse=True)
+        return found[:limit] if limit else found
 
     def _take_id(self) -> int:
         self._next_id += 1

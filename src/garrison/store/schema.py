@@ -6,7 +6,7 @@ refused rather than misread. Migrations (Alembic) come with the first schema cha
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Index, Integer, MetaData, Table, Text
+from sqlalchemy import Column, Float, ForeignKey, Index, Integer, MetaData, Table, Text
 
 SCHEMA_VERSION = 1
 
@@ -79,4 +79,30 @@ model_commands = Table(
     Column("seconds", Float, nullable=False),
     Column("time", Float, nullable=False),
     Column("done", Float, nullable=True),  # when a defender applied it
+)
+
+# Alert channels and the outbox (added without a version change: only new tables, which an
+# older Garrison ignores). A delivery names its audit; a channel removed takes its
+# deliveries with it.
+alert_channels = Table(
+    "alert_channels",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("created", Float, nullable=False),
+)
+
+alert_outbox = Table(
+    "alert_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel", Text, nullable=False),
+    Column("audit_id", Integer, ForeignKey("audits.id"), nullable=False),
+    Column("state", Text, nullable=False),  # pending, sent
+    Column("attempts", Integer, nullable=False),
+    Column("next_try", Float, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("sent", Float, nullable=True),
+    Column("error", Text, nullable=False),
+    Index("alert_outbox_due", "channel", "state", "next_try"),
 )

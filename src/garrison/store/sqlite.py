@@ -27,9 +27,11 @@ from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
 from garrison.errors import StoreError
 from garrison.model.commands import ModelCommand, check_op
-from garrison.store import schema
+from garrison.store import schema, sqlite_alerts
 from garrison.store.base import (
     BlockedContainer,
+    ChannelRecord,
+    Delivery,
     Doc,
     audit_from_doc,
     check_audit,
@@ -171,6 +173,7 @@ class SQLiteStore:
             return []
         with self._write() as conn:
             stored = _insert_audits(conn, rows)
+            sqlite_alerts.enqueue(conn, stored, rows)
             if spool_mark is not None:
                 table = schema.spool_marks
                 stmt = insert(table).values(name="audits", seq=spool_mark)
@@ -239,6 +242,7 @@ class SQLiteStore:
         row = _audit_row(check_audit(audit))
         with self._write() as conn:
             (stored,) = _insert_audits(conn, [row])
+            sqlite_alerts.enqueue(conn, [stored], [row])
             record = dataclasses.replace(record, audit_id=stored.id)
             conn.execute(_blocked_upsert(record))
         return record
@@ -254,6 +258,36 @@ class SQLiteStore:
         with self._read() as conn:
             rows = conn.execute(sa.select(table.c.doc).order_by(table.c.time)).scalars().all()
         return [BlockedContainer.from_json(json.loads(doc)) for doc in rows]
+
+    # -- alert channels and the outbox (sqlite_alerts) -------------------------------------
+
+    def add_channel(self, record: ChannelRecord) -> None:
+        with self._write() as conn:
+            sqlite_alerts.add_channel(conn, record)
+
+    def remove_channel(self, name: str) -> bool:
+        with self._write() as conn:
+            return sqlite_alerts.remove_channel(conn, name)
+
+    def list_channels(self) -> list[ChannelRecord]:
+        with self._read() as conn:
+            return sqlite_alerts.list_channels(conn)
+
+    def due_deliveries(self, channel: str, now: float, limit: int) -> list[Delivery]:
+        with self._read() as conn:
+            return sqlite_alerts.due(conn, channel, now, limit)
+
+    def delivered(self, delivery_id: int, when: float) -> None:
+        with self._write() as conn:
+            sqlite_alerts.delivered(conn, delivery_id, when)
+
+    def retry_later(self, delivery_id: int, next_try: float, error: str) -> None:
+        with self._write() as conn:
+            sqlite_alerts.retry_later(conn, delivery_id, next_try, error)
+
+    def list_deliveries(self, state: str = "", limit: int = 100) -> list[Delivery]:
+        with self._read() as conn:
+            return sqlite_alerts.listed(conn, state, limit)
 
     # -- model commands ---------------------------------------------------------------------
 

@@ -1,0 +1,123 @@
+"""The SQLite store's alert channels and outbox: statements on a connection the store holds
+(its write lock, its transaction), so that an audit and its deliveries are stored together."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from garrison.audit.record import Audit
+from garrison.errors import InvalidInput
+from garrison.store import schema
+from garrison.store.base import ChannelRecord, Delivery, audit_from_doc
+
+_DELIVERY_COLUMNS = (
+    schema.alert_outbox.c.id,
+    schema.alert_outbox.c.channel,
+    schema.alert_outbox.c.state,
+    schema.alert_outbox.c.attempts,
+    schema.alert_outbox.c.next_try,
+    schema.alert_outbox.c.created,
+    schema.alert_outbox.c.sent,
+    schema.alert_outbox.c.error,
+    schema.audits.c.id.label("audit_id"),
+    schema.audits.c.count,
+    schema.audits.c.time,
+    schema.audits.c.doc,
+)
+
+
+def enqueue(conn: Connection, audits: Sequence[Audit], rows: Sequence[dict[str, Any]]) -> None:
+    """One pending delivery per channel for each audit stored new (its count is the one it
+    came with: a finding seen again adds to an audit already forwarded)."""
+    fresh = [a.id for a, row in zip(audits, rows, strict=True) if a.count == row["count"]]
+    if not fresh:
+        return
+    channels = conn.execute(sa.select(schema.alert_channels.c.name)).scalars().all()
+    now = time.time()
+    values = [
+        {"channel": c, "audit_id": audit_id, "state": "pending", "attempts": 0,
+         "next_try": now, "created": now, "error": ""}
+        for audit_id in fresh for c in channels
+    ]  # fmt: skip
+    if values:
+        conn.execute(schema.alert_outbox.insert(), values)
+
+
+def add_channel(conn: Connection, record: ChannelRecord) -> None:
+    table = schema.alert_channels
+    if conn.execute(sa.select(table.c.name).where(table.c.name == record.name)).first():
+        raise InvalidInput(f"channel name {record.name!r}: a channel of that name exists")
+    conn.execute(table.insert().values(name=record.name, url=record.url, created=record.created))
+
+
+def remove_channel(conn: Connection, name: str) -> bool:
+    outbox = schema.alert_outbox
+    conn.execute(outbox.delete().where(outbox.c.channel == name, outbox.c.state == "pending"))
+    table = schema.alert_channels
+    return bool(conn.execute(table.delete().where(table.c.name == name)).rowcount)
+
+
+def list_channels(conn: Connection) -> list[ChannelRecord]:
+    table = schema.alert_channels
+    rows = conn.execute(sa.select(table).order_by(table.c.name)).all()
+    return [ChannelRecord(r.name, r.url, r.created) for r in rows]
+
+
+def due(conn: Connection, channel: str, now: float, limit: int) -> list[Delivery]:
+    outbox = schema.alert_outbox
+    stmt = _deliveries().where(
+        outbox.c.channel == channel, outbox.c.state == "pending", outbox.c.next_try <= now
+    )
+    stmt = stmt.order_by(outbox.c.next_try, outbox.c.id).limit(limit)
+    return [_delivery(r) for r in conn.execute(stmt).all()]
+
+
+def delivered(conn: Connection, delivery_id: int, when: float) -> None:
+    outbox = schema.alert_outbox
+    conn.execute(
+        outbox.update()
+        .where(outbox.c.id == delivery_id)
+        .values(state="sent", sent=when, attempts=outbox.c.attempts + 1, error="")
+    )
+
+
+def retry_later(conn: Connection, delivery_id: int, next_try: float, error: str) -> None:
+    outbox = schema.alert_outbox
+    conn.execute(
+        outbox.update()
+        .where(outbox.c.id == delivery_id, outbox.c.state == "pending")
+        .values(next_try=next_try, attempts=outbox.c.attempts + 1, error=error[:500])
+    )
+
+
+def listed(conn: Connection, state: str, limit: int) -> list[Delivery]:
+    outbox = schema.alert_outbox
+    stmt = _deliveries().order_by(outbox.c.id.desc())
+    if state:
+        stmt = stmt.where(outbox.c.state == state)
+    if limit:
+        stmt = stmt.limit(limit)
+    return [_delivery(r) for r in conn.execute(stmt).all()]
+
+
+def _deliveries() -> sa.Select[Any]:
+    outbox, audits = schema.alert_outbox, schema.audits
+    return sa.select(*_DELIVERY_COLUMNS).join(audits, audits.c.id == outbox.c.audit_id)
+
+
+def _delivery(row: Any) -> Delivery:
+    audit = audit_from_doc(
+        json.loads(row.doc), id=int(row.audit_id), count=int(row.count), time=float(row.time)
+    )
+    return Delivery(
+        id=int(row.id), channel=row.channel, audit=audit,
+        state="sent" if row.state == "sent" else "pending", attempts=int(row.attempts),
+        next_try=float(row.next_try), created=float(row.created),
+        sent=None if row.sent is None else float(row.sent), error=row.error,
+    )  # fmt: skip

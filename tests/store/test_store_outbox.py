@@ -1,0 +1,72 @@
+"""The alerting outbox, on the real SQLite file and on the in-memory fake alike: an audit
+stored new makes one pending delivery per channel in the same transaction; a finding seen
+again does not; deliveries are sent once, retried until then, and go with their channel."""
+
+from __future__ import annotations
+
+import pytest
+
+from garrison.errors import InvalidInput
+from garrison.runtime.base import RestartPolicy
+from garrison.store import BlockedContainer, MemoryStore, SQLiteStore
+from garrison.store.base import ChannelRecord
+from tests.store.test_store_contract import audit
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def store(request, tmp_path):
+    made = SQLiteStore(tmp_path / "data" / "garrison.db") if request.param == "sqlite" else None
+    made = made or MemoryStore()
+    made.add_channel(ChannelRecord("mail", "mailto://u:p@127.0.0.1:2525", 1.0))
+    made.add_channel(ChannelRecord("hook", "json://127.0.0.1:8080/x", 2.0))
+    yield made
+    made.close()
+
+
+def test_a_new_audit_is_one_pending_delivery_per_channel_and_seen_again_adds_none(store):
+    first = store.add_audits([audit()])[0]
+    store.add_audits([audit(time=2000.0, count=5)])
+    pending = store.list_deliveries("pending")
+    assert sorted(d.channel for d in pending) == ["hook", "mail"]
+    assert {d.audit.id for d in pending} == {first.id}
+    assert all(d.audit.count == 6 for d in pending), "the audit as it is now"
+    assert [d.channel for d in store.due_deliveries("mail", 1e12, 10)] == ["mail"]
+
+
+def test_a_block_audit_is_forwarded_like_any_other(store):
+    record = BlockedContainer("c" * 64, "web", "nginx", RestartPolicy("always"), None, 1.0)
+    stored = store.begin_block(record, audit(effect="block"))
+    assert {d.audit.id for d in store.list_deliveries()} == {stored.audit_id}
+
+
+def test_a_delivery_is_sent_once_and_retried_until_then(store):
+    store.add_audits([audit()])
+    (mail,) = store.due_deliveries("mail", 1e12, 10)
+    store.retry_later(mail.id, next_try=5e12, error="connection refused")
+    assert store.due_deliveries("mail", 1e12, 10) == []
+    (later,) = store.due_deliveries("mail", 6e12, 10)
+    assert (later.attempts, later.error) == (1, "connection refused")
+    store.delivered(mail.id, when=7.0)
+    assert store.due_deliveries("mail", 1e13, 10) == []
+    (sent,) = store.list_deliveries("sent")
+    assert (sent.state, sent.sent, sent.attempts, sent.error) == ("sent", 7.0, 2, "")
+    store.retry_later(mail.id, next_try=1.0, error="late failure")  # no effect once sent
+    assert store.list_deliveries("sent")[0].state == "sent"
+
+
+def test_a_removed_channel_takes_its_pending_deliveries_and_a_name_is_unique(store):
+    store.add_audits([audit()])
+    assert store.remove_channel("mail")
+    assert not store.remove_channel("mail")
+    assert [d.channel for d in store.list_deliveries()] == ["hook"]
+    assert [c.name for c in store.list_channels()] == ["hook"]
+    with pytest.raises(InvalidInput, match="channel name 'hook'"):
+        store.add_channel(ChannelRecord("hook", "json://127.0.0.1:1/y", 3.0))
+    store.add_audits([audit(msg="another finding")])
+    assert len(store.list_deliveries("pending")) == 2
+
+
+def test_audits_stored_before_a_channel_existed_are_not_sent_to_it(store):
+    store.add_audits([audit()])
+    store.add_channel(ChannelRecord("late", "json://127.0.0.1:9/z", 3.0))
+    assert store.due_deliveries("late", 1e12, 10) == []
