@@ -1,18 +1,23 @@
 """Audits forwarded for real: a violation in a container reaches a webhook receiver on
-loopback (apprise's ``json://``), through the outbox in the store — and when the receiver is
-down, the defender restarted meanwhile, it arrives once the receiver is back, exactly once."""
+loopback (apprise's ``json://``) and an SMTP server (aiosmtpd), through the outbox in the
+store — when the receiver is down and the defender restarted meanwhile, it arrives once the
+receiver is back, exactly once; a hostile command line arrives inert; a thousand identical
+violations are one alert and one summary."""
 
 from __future__ import annotations
 
+import email
 import http.server
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from tests.alerts import receivers
 from tests.defender.conftest import DefenderProcess
 from tests.defender.enforcement_support import (
     DEBIAN,
@@ -134,3 +139,75 @@ def test_an_alert_raised_while_the_receiver_is_down_arrives_once_after_a_restart
     wait_for("the delivery marked sent", lambda: outbox(defender)[0]["state"] == "sent")
     defender.stop()  # nothing more can be sent: the count is final
     assert len(receiver.about("alert-down")) == 1
+
+
+def test_an_email_for_a_violation_with_a_hostile_command_line_arrives_inert(
+    start_defender: Start, run_container
+) -> None:
+    """The command line a container chose tries a header break (a Bcc), a Slack mention and a
+    syslog frame break: the mail has one recipient and the text shows as escapes."""
+    with receivers.smtp_server() as box:
+        defender = start_defender(learning="1h")
+        url = (
+            f"mailto://{receivers.SMTP_USER}:{receivers.SMTP_PASSWORD}@127.0.0.1:{box.port}"
+            "?from=garrison@example.test&to=sec@example.test&mode=insecure"
+        )
+        add_channel(defender, "mail", url)
+        put_rules(defender, deny_nc("alert-*"))
+        deb = watched(defender, run_container(DEBIAN, ["sleep", "3600"], name="alert-mail"))
+        hostile = "-h\r\nBcc: evil@example.test\r\n<!channel>\n<13>1 - - - - - - x"
+        deb.exec_run(["/usr/bin/nc", hostile])
+
+        [mail] = wait_for("the email", lambda: box.mails)
+    assert mail.rcpt_tos == ["sec@example.test"], "no recipient added by the command line"
+    message = email.message_from_bytes(mail.content)
+    assert "Bcc" not in message
+    assert "evil@example.test" not in message.get("To", "")
+    assert "alert-mail" in message["Subject"]
+    assert "prevent" in message["Subject"]
+    body = message.get_payload(decode=True).decode()
+    for expected in ("alert-mail", DEBIAN, "no netcat", "/usr/bin/nc", "\\r\\nBcc: evil"):
+        assert expected in body, (expected, body)
+    command = next(line for line in body.splitlines() if line.startswith("command: "))
+    assert "\r" not in command
+    assert "<13>1" in command
+
+
+def test_a_thousand_identical_violations_are_one_audit_one_alert_and_one_summary(
+    start_defender: Start, run_container, receiver: Receiver
+) -> None:
+    receiver.start()
+    defender = start_defender(learning="1h")
+    add_channel(defender, "hook", receiver.url)
+    profiles = "profiles: [{name: all, channels: [hook], aggregation: 2s}]"
+    done = garrison_input(defender, profiles)
+    assert done.returncode == 0, done.stderr
+    put_rules(defender, deny_nc("alert-*"))
+    deb = watched(defender, run_container(DEBIAN, ["sleep", "3600"], name="alert-many"))
+    storm = "for i in $(seq 1 1000); do /usr/bin/nc -h 2>/dev/null; done; true"
+    deb.exec_run(["bash", "-c", storm])
+
+    def counted() -> list[Any]:
+        return [a for a in wait_audits(defender, "the audit", container=deb.id) if a.count == 1000]
+
+    [audit] = wait_for("one audit counting 1,000", counted)
+    wait_for("the summary", lambda: len(receiver.about("alert-many")) == 2)
+    settle_for(5.0)  # two more periods: nothing more comes
+    bodies = receiver.about("alert-many")
+    assert len(bodies) == 2, bodies
+    first, summary = sorted(bodies, key=lambda b: "more" in str(b.get("title")))
+    assert "more" not in str(first["title"])
+    assert "more like it" in str(summary["message"])
+    assert "count: 1000" in str(summary["message"])
+    assert audit.effect == "prevent"
+
+
+def garrison_input(defender: DefenderProcess, profiles: str) -> Any:
+    path = defender.data_dir.parent / "profiles.yaml"
+    path.write_text(profiles)
+    return garrison("alerts", "profiles", "apply", "-f", str(path),
+                    "--data-dir", str(defender.data_dir))  # fmt: skip
+
+
+def settle_for(seconds: float) -> None:
+    time.sleep(seconds)

@@ -70,3 +70,30 @@ def test_audits_stored_before_a_channel_existed_are_not_sent_to_it(store):
     store.add_audits([audit()])
     store.add_channel(ChannelRecord("late", "json://127.0.0.1:9/z", 3.0))
     assert store.due_deliveries("late", 1e12, 10) == []
+
+
+def test_a_first_alert_sent_starts_summaries_of_what_is_seen_after_it(store):
+    store.add_audits([audit()])
+    (first,) = store.due_deliveries("mail", 1e12, 10)
+    store.delivered(first.id, when=100.0, period=10.0)
+    store.add_audits([audit(count=999)])
+    assert store.make_summaries("mail", 105.0) == 0, "the period is not over"
+    assert store.make_summaries("mail", 110.0) == 1
+    (summary,) = store.due_deliveries("mail", 1e12, 10)
+    assert (summary.folded, summary.audit.count) == (999, 1000)
+    assert store.make_summaries("mail", 1e6) == 0, "nothing more was seen"
+    store.add_audits([audit(count=5)])
+    assert store.make_summaries("mail", 115.0) == 0, "a new period started at 110"
+    assert store.make_summaries("mail", 120.0) == 1
+    assert store.due_deliveries("hook", 1e12, 10)[0].folded == 0, "hook never sent: no summary"
+
+
+def test_a_skipped_delivery_is_not_sent_and_starts_no_summary(store):
+    store.add_audits([audit()])
+    (hook,) = store.due_deliveries("hook", 1e12, 10)
+    store.skip(hook.id, "no alert profile sends it to this channel")
+    assert store.due_deliveries("hook", 1e12, 10) == []
+    store.add_audits([audit(count=3)])
+    assert store.make_summaries("hook", 1e12) == 0
+    (skipped,) = store.list_deliveries("skipped")
+    assert skipped.error == "no alert profile sends it to this channel"

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from garrison.alerts.channel import Channel
+from garrison.alerts.profiles import DEFAULT, KIND, Profiles, profiles_from_doc
 from garrison.alerts.render import Message, render
 from garrison.alerts.send import DeliveryFailed, deliver
 from garrison.errors import GarrisonError
@@ -53,6 +54,8 @@ class Dispatcher:
         self._send = send or self._deliver
         self._stopping = threading.Event()
         self._workers: dict[str, _Worker] = {}
+        self.profiles: Profiles = DEFAULT
+        self._profiles_doc: object = None
         self._thread: threading.Thread | None = None
 
     def _deliver(self, channel: Channel, message: Message) -> None:
@@ -89,6 +92,7 @@ class Dispatcher:
                 self._store_failed(exc)
                 self._stopping.wait(self.poll)
                 continue
+            self._load_profiles()
             for name in set(self._workers) - set(channels):
                 self._workers.pop(name).stopping.set()
             for name, record in channels.items():
@@ -101,6 +105,17 @@ class Dispatcher:
         for worker in self._workers.values():
             worker.stopping.set()
 
+    def _load_profiles(self) -> None:
+        """The alert profiles as stored (``garrison alerts profiles apply``); a document that
+        does not parse keeps the ones in force (it was checked when applied)."""
+        try:
+            doc = self.store.get_policy(KIND)
+            if doc != self._profiles_doc:
+                self._profiles_doc = doc
+                self.profiles = profiles_from_doc(doc)
+        except GarrisonError as exc:
+            log.error("alerts: the alert profiles are unreadable (%s); keeping the last", exc)
+
     def _store_failed(self, exc: GarrisonError) -> None:
         self.stats.store_errors += 1
         log.error("alerts: the outbox is unreadable (%s); trying again", exc)
@@ -108,6 +123,7 @@ class Dispatcher:
     def work(self, worker: _Worker) -> None:
         """One pass of a channel's worker: send what is due, oldest first."""
         try:
+            self.store.make_summaries(worker.channel.name, time.time())
             due = self.store.due_deliveries(worker.channel.name, time.time(), BATCH)
         except GarrisonError as exc:
             self._store_failed(exc)
@@ -118,13 +134,18 @@ class Dispatcher:
             self._attempt(worker.channel, delivery)
 
     def _attempt(self, channel: Channel, delivery: Delivery) -> None:
+        period = self.profiles.route(delivery.audit, channel.name)
+        if period is None:
+            reason = "no alert profile sends it to this channel"
+            self._record(lambda: self.store.skip(delivery.id, reason))
+            return
         try:
-            self._send(channel, render(delivery.audit))
+            self._send(channel, render(delivery.audit, folded=delivery.folded))
         except DeliveryFailed as exc:
             self._failed(channel, delivery, str(exc))
             return
         self.stats.sent += 1
-        self._record(lambda: self.store.delivered(delivery.id, time.time()))
+        self._record(lambda: self.store.delivered(delivery.id, time.time(), period))
 
     def _failed(self, channel: Channel, delivery: Delivery, reason: str) -> None:
         self.stats.failures += 1

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from rich.table import Table
 
 from garrison.alerts.channel import redacted
+from garrison.alerts.profiles import DEFAULT_PERIOD, load_profiles
 from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown, when
 from garrison.config import DEFAULT_DATA_DIR
 from garrison.errors import InvalidInput
+from garrison.policy.documents import DocumentError, read_document
 from garrison.store.base import Delivery
 
 app = typer.Typer(help="Alerts: audits forwarded to channels.", no_args_is_help=True)
@@ -20,6 +24,11 @@ channels = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(channels, name="channels")
+profiles = typer.Typer(
+    help="Alert profiles: which audits go to which channels, and their aggregation period.",
+    no_args_is_help=True,
+)
+app.add_typer(profiles, name="profiles")
 
 Name = Annotated[str, typer.Argument(help="The channel's name (letters, digits, . _ -).")]
 
@@ -79,7 +88,7 @@ def send_test(name: Name, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
 
 @app.command("outbox")
 def outbox(
-    state: Annotated[str, typer.Option(help="pending or sent (default: both).")] = "",
+    state: Annotated[str, typer.Option(help="pending, sent or skipped (default: all).")] = "",
     limit: Annotated[int, typer.Option(help="At most this many (0: all).")] = 100,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     as_json: AsJson = False,
@@ -93,10 +102,12 @@ def outbox(
     if not found:
         out.print("the outbox is empty")
         return
-    table = Table("id", "channel", "audit", "state", "attempts", "next try", "sent", "error")
+    columns = ("id", "channel", "audit", "kind", "state", "attempts", "next try", "sent", "error")
+    table = Table(*columns)
     for d in found:
+        kind = f"summary (+{d.folded})" if d.folded else "first"
         table.add_row(
-            str(d.id), shown(d.channel), f"{d.audit.id} {shown(d.audit.attackType)}", d.state,
+            str(d.id), shown(d.channel), f"{d.audit.id} {shown(d.audit.attackType)}", kind, d.state,
             str(d.attempts), when(d.next_try) if d.state == "pending" else "-", when(d.sent),
             shown(d.error or "-"),
         )  # fmt: skip
@@ -105,7 +116,55 @@ def outbox(
 
 def _json(d: Delivery) -> dict[str, object]:
     return {
-        "id": d.id, "channel": d.channel, "auditId": d.audit.id, "state": d.state,
+        "id": d.id, "channel": d.channel, "auditId": d.audit.id, "folded": d.folded,
+        "state": d.state,
         "attempts": d.attempts, "nextTry": d.next_try, "created": d.created, "sent": d.sent,
         "error": d.error, "audit": d.audit.to_json(),
     }  # fmt: skip
+
+
+@profiles.command("apply")
+def apply_profiles(
+    file: Annotated[Path, typer.Option("-f", "--file", help="YAML or JSON profiles.")],
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Put these profiles in force (they replace the ones before; a running defender follows
+    within a second)."""
+    try:
+        text = read_document(file)
+    except DocumentError as exc:
+        raise InvalidInput(f"{file}: {exc.problem}") from None
+    loaded = load_profiles(text, str(file))
+    with open_console(data_dir) as console:
+        console.apply_alert_profiles(loaded)
+    out.print(f"{len(loaded.profiles)} alert profile(s) in force")
+
+
+@profiles.command("export")
+def export_profiles(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """The profiles in force, as YAML (``apply -f`` takes it back)."""
+    with open_console(data_dir) as console:
+        doc = console.alert_profiles().model_dump(mode="json")
+    print(yaml.safe_dump(doc, sort_keys=False), end="")
+
+
+@profiles.command("list")
+def list_profiles(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False) -> None:
+    """The profiles in force, one line each."""
+    with open_console(data_dir) as console:
+        found = console.alert_profiles().profiles
+    if as_json:
+        print_json([p.model_dump(mode="json") for p in found])
+        return
+    if not found:
+        out.print(f"no alert profiles: every channel receives every audit ({DEFAULT_PERIOD:.0f} s "
+                  "aggregation)")  # fmt: skip
+        return
+    table = Table("name", "channels", "types", "attack types", "effects", "aggregation")
+    for p in found:
+        table.add_row(
+            shown(p.name), shown(", ".join(p.channels)), shown(", ".join(p.types) or "any"),
+            shown(", ".join(p.attackTypes) or "any"), shown(", ".join(p.effects)),
+            shown(p.aggregation),
+        )  # fmt: skip
+    out.print(table)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from garrison.alerts.channel import Channel, check_channel
+from garrison.alerts.profiles import KIND, Profiles, profiles_from_doc
 from garrison.alerts.render import render
 from garrison.alerts.send import deliver
 from garrison.audit.record import Audit
@@ -30,3 +31,20 @@ def test_channel(store: Store, name: str, hostname: str) -> None:
         effect="alert", msg=f"a test alert from Garrison to the channel {name}",
     )  # fmt: skip
     deliver(Channel(name, found[0].url), render(audit), hostname=hostname)
+
+
+def apply_profiles(store: Store, profiles: Profiles) -> None:
+    """Store the profiles (they replace those in force); each channel they name must exist."""
+    known = {c.name for c in store.list_channels()}
+    for profile in profiles.profiles:
+        missing = [c for c in profile.channels if c not in known]
+        if missing:
+            raise InvalidInput(
+                f"profile {profile.name!r}, channels: no channel named {missing[0]!r} "
+                "(garrison alerts channels add)"
+            )
+    store.set_policy(KIND, profiles.model_dump(mode="json"))
+
+
+def stored_profiles(store: Store) -> Profiles:
+    return profiles_from_doc(store.get_policy(KIND))

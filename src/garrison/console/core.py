@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from garrison.alerts.dispatch import Dispatcher
+from garrison.alerts.profiles import Profiles
 from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
 from garrison.console import alerts, models, runtime_rules
@@ -69,9 +70,16 @@ class Console:
         alerts.test_channel(self.store, name, hostname)
 
     def list_deliveries(self, state: str = "", limit: int = 100) -> list[Delivery]:
-        if state not in ("", "pending", "sent"):
-            raise InvalidInput(f"state must be pending or sent, not {state[:20]!r}")
+        if state not in ("", "pending", "sent", "skipped"):
+            raise InvalidInput(f"state must be pending, sent or skipped, not {state[:20]!r}")
         return self.store.list_deliveries(state, limit)
+
+    def apply_alert_profiles(self, profiles: Profiles) -> None:
+        alerts.apply_profiles(self.store, profiles)
+
+    def alert_profiles(self) -> Profiles:
+        """Those in force (none stored: every channel receives every audit)."""
+        return alerts.stored_profiles(self.store)
 
     def dispatcher(self, hostname: str) -> Dispatcher:
         """The sender of the outbox (started by ``garrison run``; stop it before closing)."""

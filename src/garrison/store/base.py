@@ -79,7 +79,7 @@ class ChannelRecord:
     created: float
 
 
-DeliveryState = Literal["pending", "sent"]
+DeliveryState = Literal["pending", "sent", "skipped"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +96,8 @@ class Delivery:
     next_try: float
     created: float
     sent: float | None = None
-    error: str = ""  # why the last attempt failed (redacted)
+    error: str = ""  # why the last attempt failed (redacted); why it was skipped
+    folded: int = 0  # 0: the audit's first alert; N: a summary of N more occurrences
 
 
 class Store(Protocol):
@@ -155,10 +156,23 @@ class Store(Protocol):
         """The channel's pending deliveries whose time has come, oldest first."""
         ...
 
-    def delivered(self, delivery_id: int, when: float) -> None: ...
+    def delivered(self, delivery_id: int, when: float, period: float = 60.0) -> None:
+        """Sent. A first alert starts the audit's summaries on that channel: one occurrence
+        told, the next summary due ``period`` seconds later."""
+        ...
+
+    def skip(self, delivery_id: int, reason: str) -> None:
+        """Not for this channel (no alert profile routes it there)."""
+        ...
+
+    def make_summaries(self, channel: str, now: float) -> int:
+        """A pending summary delivery for each audit whose count grew since the channel was
+        last told and whose period is over; how many were made."""
+        ...
+
     def retry_later(self, delivery_id: int, next_try: float, error: str) -> None: ...
     def list_deliveries(self, state: str = "", limit: int = 100) -> list[Delivery]:
-        """Newest first; ``state`` "pending" or "sent" ("" both)."""
+        """Newest first; ``state`` "pending", "sent" or "skipped" ("" all)."""
         ...
 
     # Defender status documents (counters…), one per source.

@@ -39,6 +39,8 @@ class MemoryStore:
         self._spool_mark = 0
         self._channels: dict[str, ChannelRecord] = {}
         self._outbox: dict[int, Delivery] = {}
+        # (channel, audit key) → [occurrences told, period, next summary]
+        self._marks: dict[tuple[str, tuple[str, ...]], list[float]] = {}
 
     def close(self) -> None:
         pass
@@ -107,6 +109,7 @@ class MemoryStore:
             self._outbox = {
                 i: d for i, d in self._outbox.items() if d.channel != name or d.state == "sent"
             }
+            self._marks = {k: m for k, m in self._marks.items() if k[0] != name}
             return self._channels.pop(name, None) is not None
 
     def list_channels(self) -> list[ChannelRecord]:
@@ -121,13 +124,40 @@ class MemoryStore:
             ]  # fmt: skip
         return sorted(due, key=lambda d: (d.next_try, d.id))[:limit]
 
-    def delivered(self, delivery_id: int, when: float) -> None:
+    def delivered(self, delivery_id: int, when: float, period: float = 60.0) -> None:
         with self._lock:
             d = self._outbox.get(delivery_id)
-            if d is not None:
+            if d is None:
+                return
+            self._outbox[delivery_id] = dataclasses.replace(
+                d, state="sent", sent=when, attempts=d.attempts + 1, error=""
+            )
+            if d.folded == 0:
+                self._marks.setdefault((d.channel, d.audit.key()), [1, period, when + period])
+
+    def skip(self, delivery_id: int, reason: str) -> None:
+        with self._lock:
+            d = self._outbox.get(delivery_id)
+            if d is not None and d.state == "pending":
                 self._outbox[delivery_id] = dataclasses.replace(
-                    d, state="sent", sent=when, attempts=d.attempts + 1, error=""
+                    d, state="skipped", error=reason[:500]
                 )
+
+    def make_summaries(self, channel: str, now: float) -> int:
+        made = 0
+        with self._lock:
+            for (name, key), mark in self._marks.items():
+                audit = self._audits[key]
+                if name != channel or mark[2] > now or audit.count <= mark[0]:
+                    continue
+                delivery_id = self._take_id()
+                self._outbox[delivery_id] = Delivery(
+                    delivery_id, channel, audit, "pending", 0, now, now,
+                    folded=audit.count - int(mark[0]),
+                )  # fmt: skip
+                mark[0], mark[2] = audit.count, now + mark[1]
+                made += 1
+        return made
 
     def retry_later(self, delivery_id: int, next_try: float, error: str) -> None:
         with self._lock:

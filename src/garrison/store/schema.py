@@ -98,11 +98,24 @@ alert_outbox = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("channel", Text, nullable=False),
     Column("audit_id", Integer, ForeignKey("audits.id"), nullable=False),
-    Column("state", Text, nullable=False),  # pending, sent
+    Column("state", Text, nullable=False),  # pending, sent, skipped (no profile routes it)
+    Column("folded", Integer, nullable=False),  # 0: the first alert; N: a summary of N more
     Column("attempts", Integer, nullable=False),
     Column("next_try", Float, nullable=False),
     Column("created", Float, nullable=False),
     Column("sent", Float, nullable=True),
     Column("error", Text, nullable=False),
     Index("alert_outbox_due", "channel", "state", "next_try"),
+)
+
+# Per channel and audit once its first alert went: how many occurrences were told so far, and
+# when the next summary may go (the aggregation period of garrison.alerts.profiles).
+alert_marks = Table(
+    "alert_marks",
+    metadata,
+    Column("channel", Text, primary_key=True),
+    Column("audit_id", Integer, primary_key=True),
+    Column("counted", Integer, nullable=False),
+    Column("period", Float, nullable=False),
+    Column("next_summary", Float, nullable=False),
 )

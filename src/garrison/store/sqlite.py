@@ -277,9 +277,17 @@ class SQLiteStore:
         with self._read() as conn:
             return sqlite_alerts.due(conn, channel, now, limit)
 
-    def delivered(self, delivery_id: int, when: float) -> None:
+    def delivered(self, delivery_id: int, when: float, period: float = 60.0) -> None:
         with self._write() as conn:
-            sqlite_alerts.delivered(conn, delivery_id, when)
+            sqlite_alerts.delivered(conn, delivery_id, when, period)
+
+    def skip(self, delivery_id: int, reason: str) -> None:
+        with self._write() as conn:
+            sqlite_alerts.skip(conn, delivery_id, reason)
+
+    def make_summaries(self, channel: str, now: float) -> int:
+        with self._write() as conn:
+            return sqlite_alerts.make_summaries(conn, channel, now)
 
     def retry_later(self, delivery_id: int, next_try: float, error: str) -> None:
         with self._write() as conn:

@@ -9,12 +9,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.engine import Connection
 
 from garrison.audit.record import Audit
 from garrison.errors import InvalidInput
 from garrison.store import schema
-from garrison.store.base import ChannelRecord, Delivery, audit_from_doc
+from garrison.store.base import ChannelRecord, Delivery, DeliveryState, audit_from_doc
 
 _DELIVERY_COLUMNS = (
     schema.alert_outbox.c.id,
@@ -25,6 +26,7 @@ _DELIVERY_COLUMNS = (
     schema.alert_outbox.c.created,
     schema.alert_outbox.c.sent,
     schema.alert_outbox.c.error,
+    schema.alert_outbox.c.folded,
     schema.audits.c.id.label("audit_id"),
     schema.audits.c.count,
     schema.audits.c.time,
@@ -42,7 +44,7 @@ def enqueue(conn: Connection, audits: Sequence[Audit], rows: Sequence[dict[str, 
     now = time.time()
     values = [
         {"channel": c, "audit_id": audit_id, "state": "pending", "attempts": 0,
-         "next_try": now, "created": now, "error": ""}
+         "next_try": now, "created": now, "error": "", "folded": 0}
         for audit_id in fresh for c in channels
     ]  # fmt: skip
     if values:
@@ -58,6 +60,7 @@ def add_channel(conn: Connection, record: ChannelRecord) -> None:
 
 def remove_channel(conn: Connection, name: str) -> bool:
     outbox = schema.alert_outbox
+    conn.execute(schema.alert_marks.delete().where(schema.alert_marks.c.channel == name))
     conn.execute(outbox.delete().where(outbox.c.channel == name, outbox.c.state == "pending"))
     table = schema.alert_channels
     return bool(conn.execute(table.delete().where(table.c.name == name)).rowcount)
@@ -78,13 +81,56 @@ def due(conn: Connection, channel: str, now: float, limit: int) -> list[Delivery
     return [_delivery(r) for r in conn.execute(stmt).all()]
 
 
-def delivered(conn: Connection, delivery_id: int, when: float) -> None:
+def delivered(conn: Connection, delivery_id: int, when: float, period: float) -> None:
     outbox = schema.alert_outbox
     conn.execute(
         outbox.update()
         .where(outbox.c.id == delivery_id)
         .values(state="sent", sent=when, attempts=outbox.c.attempts + 1, error="")
     )
+    row = conn.execute(
+        sa.select(outbox.c.channel, outbox.c.audit_id, outbox.c.folded).where(
+            outbox.c.id == delivery_id
+        )
+    ).first()
+    if row is not None and row.folded == 0:
+        marks = schema.alert_marks
+        mark = {"counted": 1, "period": period, "next_summary": when + period}
+        stmt = insert(marks).values(channel=row.channel, audit_id=row.audit_id, **mark)
+        conn.execute(stmt.on_conflict_do_nothing())
+
+
+def skip(conn: Connection, delivery_id: int, reason: str) -> None:
+    outbox = schema.alert_outbox
+    conn.execute(
+        outbox.update()
+        .where(outbox.c.id == delivery_id, outbox.c.state == "pending")
+        .values(state="skipped", error=reason[:500])
+    )
+
+
+def make_summaries(conn: Connection, channel: str, now: float) -> int:
+    marks, audits = schema.alert_marks, schema.audits
+    grown = conn.execute(
+        sa.select(marks.c.audit_id, marks.c.counted, marks.c.period, audits.c.count)
+        .join(audits, audits.c.id == marks.c.audit_id)
+        .where(
+            marks.c.channel == channel,
+            marks.c.next_summary <= now,
+            audits.c.count > marks.c.counted,
+        )
+    ).all()
+    for row in grown:
+        conn.execute(schema.alert_outbox.insert().values(
+            channel=channel, audit_id=row.audit_id, state="pending", attempts=0, next_try=now,
+            created=now, error="", folded=row.count - row.counted,
+        ))  # fmt: skip
+        conn.execute(
+            marks.update()
+            .where(marks.c.channel == channel, marks.c.audit_id == row.audit_id)
+            .values(counted=row.count, next_summary=now + row.period)
+        )
+    return len(grown)
 
 
 def retry_later(conn: Connection, delivery_id: int, next_try: float, error: str) -> None:
@@ -117,7 +163,11 @@ def _delivery(row: Any) -> Delivery:
     )
     return Delivery(
         id=int(row.id), channel=row.channel, audit=audit,
-        state="sent" if row.state == "sent" else "pending", attempts=int(row.attempts),
+        state=_state(row.state), attempts=int(row.attempts), folded=int(row.folded),
         next_try=float(row.next_try), created=float(row.created),
         sent=None if row.sent is None else float(row.sent), error=row.error,
     )  # fmt: skip
+
+
+def _state(text: str) -> DeliveryState:
+    return "sent" if text == "sent" else "skipped" if text == "skipped" else "pending"
