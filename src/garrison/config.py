@@ -68,6 +68,8 @@ class Settings(BaseModel):
     # containers wait on is silent for stall_timeout (docs/defender.md).
     watchdog: bool = True
     stall_timeout: float = 1.0
+    # Where Prometheus metrics are served (HOST:PORT); "" none (docs/alerts.md#metrics).
+    metrics_address: str = ""
 
     @field_validator(
         "learning_period",

@@ -97,3 +97,15 @@ def test_a_skipped_delivery_is_not_sent_and_starts_no_summary(store):
     assert store.make_summaries("hook", 1e12) == 0
     (skipped,) = store.list_deliveries("skipped")
     assert skipped.error == "no alert profile sends it to this channel"
+
+
+def test_totals_count_occurrences_by_type_and_effect_and_deliveries_by_state(store):
+    store.add_audits([audit(), audit(time=2000.0, count=4)])
+    store.add_audits([audit(msg="other", effect="prevent")])
+    (mail, _other) = store.due_deliveries("mail", 1e12, 10)
+    store.delivered(mail.id, when=7.0)
+    totals = store.audit_totals()
+    assert sum(totals.values()) == 6
+    assert {effect for (_type, effect) in totals} == {"alert", "prevent"}
+    assert store.outbox_totals() == {("mail", "sent"): 1, ("mail", "pending"): 1,
+                                     ("hook", "pending"): 2}  # fmt: skip

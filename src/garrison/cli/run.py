@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 from typing import Annotated
+from wsgiref.simple_server import WSGIServer
 
 import docker
 import docker.errors
@@ -20,8 +21,11 @@ from garrison.config import DEFAULT_DATA_DIR, Settings, load_settings
 from garrison.console import Console
 from garrison.defender import Defender
 from garrison.devengine import EngineConfig, PrivateEngine, ensure_packages
+from garrison.errors import ConfigError
 from garrison.runtime.docker import DockerRuntime
 from garrison.watchdog import Supervisor, WatchdogState, die_with_supervisor, faults
+
+log = logging.getLogger(__name__)
 
 
 def reachable(base_url: str) -> bool:
@@ -114,6 +118,13 @@ def run(
             show_default=False,
         ),
     ] = None,
+    metrics_address: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics-address",
+            help="Serve Prometheus metrics on HOST:PORT, e.g. 127.0.0.1:9464 (default: none).",
+        ),
+    ] = None,
     stall_timeout: Annotated[
         str | None,
         typer.Option(
@@ -143,6 +154,7 @@ def run(
         "engine_dir": engine_dir,
         "watchdog": watchdog,
         "stall_timeout": stall_timeout,
+        "metrics_address": metrics_address,
     }
     settings = load_settings(config, overrides)
     supervised = WatchdogState.from_env()
@@ -173,6 +185,7 @@ async def _serve(settings: Settings, watchdog: WatchdogState | None) -> None:
     runtime = DockerRuntime(settings.docker_host)
     defender = Defender(settings, runtime, link, watchdog=watchdog)
     dispatcher = console.dispatcher(settings.hostname).start()  # the alert channels
+    metrics = _metrics(console, settings.metrics_address)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, defender.request_stop)
@@ -181,12 +194,29 @@ async def _serve(settings: Settings, watchdog: WatchdogState | None) -> None:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        if metrics is not None:
+            metrics.shutdown()
+            metrics.server_close()
         link.close()
         dispatcher.stop()
         runtime.close()
         console.close()
         if watchdog is None:
             out.print("Garrison stopped; models and audits are stored.")
+
+
+def _metrics(console: Console, address: str) -> WSGIServer | None:
+    """The metrics server, when asked for; one that cannot listen is logged, and the
+    defender runs on without it (defending matters more than being scraped)."""
+    if not address:
+        return None
+    from garrison.console.metrics import serve_metrics  # noqa: PLC0415 - only when asked for
+
+    try:
+        return serve_metrics(console.store, address)
+    except ConfigError as exc:
+        log.error("%s; no metrics are served", exc)
+        return None
 
 
 def _configure_logging() -> None:

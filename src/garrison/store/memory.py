@@ -184,6 +184,20 @@ class MemoryStore:
         found.sort(key=lambda a: (a.time, a.id or 0), reverse=True)
         return found[: query.limit] if query.limit else found
 
+    def audit_totals(self) -> dict[tuple[str, str], int]:
+        totals: dict[tuple[str, str], int] = {}
+        with self._lock:
+            for a in self._audits.values():
+                totals[a.type, a.effect] = totals.get((a.type, a.effect), 0) + a.count
+        return totals
+
+    def outbox_totals(self) -> dict[tuple[str, str], int]:
+        totals: dict[tuple[str, str], int] = {}
+        with self._lock:
+            for d in self._outbox.values():
+                totals[d.channel, d.state] = totals.get((d.channel, d.state), 0) + 1
+        return totals
+
     def get_policy(self, kind: str) -> Doc | None:
         with self._lock:
             text = self._policies.get(kind)

@@ -202,6 +202,13 @@ class SQLiteStore:
             rows = conn.execute(stmt).all()
         return [_audit_of(r) for r in rows]
 
+    def audit_totals(self) -> dict[tuple[str, str], int]:
+        table = schema.audits
+        stmt = sa.select(table.c.type, table.c.effect, sa.func.sum(table.c.count))
+        with self._read() as conn:
+            rows = conn.execute(stmt.group_by(table.c.type, table.c.effect)).all()
+        return {(t, e): int(n) for t, e, n in rows}
+
     # -- policies, status -------------------------------------------------------------------
 
     def get_policy(self, kind: str) -> Doc | None:
@@ -292,6 +299,10 @@ class SQLiteStore:
     def retry_later(self, delivery_id: int, next_try: float, error: str) -> None:
         with self._write() as conn:
             sqlite_alerts.retry_later(conn, delivery_id, next_try, error)
+
+    def outbox_totals(self) -> dict[tuple[str, str], int]:
+        with self._read() as conn:
+            return sqlite_alerts.totals(conn)
 
     def list_deliveries(self, state: str = "", limit: int = 100) -> list[Delivery]:
         with self._read() as conn:

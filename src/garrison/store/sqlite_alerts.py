@@ -152,6 +152,13 @@ def listed(conn: Connection, state: str, limit: int) -> list[Delivery]:
     return [_delivery(r) for r in conn.execute(stmt).all()]
 
 
+def totals(conn: Connection) -> dict[tuple[str, str], int]:
+    outbox = schema.alert_outbox
+    stmt = sa.select(outbox.c.channel, outbox.c.state, sa.func.count())
+    rows = conn.execute(stmt.group_by(outbox.c.channel, outbox.c.state)).all()
+    return {(c, s): int(n) for c, s, n in rows}
+
+
 def _deliveries() -> sa.Select[Any]:
     outbox, audits = schema.alert_outbox, schema.audits
     return sa.select(*_DELIVERY_COLUMNS).join(audits, audits.c.id == outbox.c.audit_id)
