@@ -75,3 +75,28 @@ def test_the_process_events_source_is_one_of_three() -> None:
     assert load_settings(env=env).process_events == "proc_connector"
     with pytest.raises(ConfigError, match="process_events"):
         load_settings(env={"GARRISON_PROCESS_EVENTS": "ebpf"})
+
+
+def test_audit_retention_defaults_to_90_days_and_a_million_audits() -> None:
+    settings = load_settings(env={})
+    assert (settings.audit_retention, settings.audit_max_count) == (90 * 86400.0, 1_000_000)
+
+
+def test_audit_retention_comes_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    config = tmp_path / "garrison.yaml"
+    config.write_text("audit-retention: 30d\naudit_max_count: 5000\n")
+    settings = load_settings(config, env={})
+    assert (settings.audit_retention, settings.audit_max_count) == (30 * 86400.0, 5000)
+    env = {"GARRISON_AUDIT_RETENTION": "12h", "GARRISON_AUDIT_MAX_COUNT": "0"}
+    settings = load_settings(config, env=env)
+    assert (settings.audit_retention, settings.audit_max_count) == (12 * 3600.0, 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("AUDIT_RETENTION", "0"), ("AUDIT_RETENTION", "forever"), ("AUDIT_MAX_COUNT", "-1"),
+     ("AUDIT_MAX_COUNT", "1e3"), ("AUDIT_MAX_COUNT", "99999999999999999999")],
+)  # fmt: skip
+def test_a_bad_audit_retention_names_its_setting(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name.lower()):
+        load_settings(env={f"GARRISON_{name}": value})

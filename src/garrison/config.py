@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from garrison.audit.retention import DEFAULT_MAX_AGE, DEFAULT_MAX_COUNT, MAX_COUNT
 from garrison.errors import ConfigError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -60,6 +61,10 @@ class Settings(BaseModel):
     learning_period: float = 3600.0
     archive_after: float = 86400.0
     retention: float = 30 * 86400.0
+    # Audits last seen longer ago are deleted, and all but the newest audit_max_count (0: no
+    # cap), by garrison run at start and hourly (docs/defender.md#settings).
+    audit_retention: float = DEFAULT_MAX_AGE
+    audit_max_count: int = Field(default=DEFAULT_MAX_COUNT, ge=0, le=MAX_COUNT)
     network_interval: float = 1.0
     status_interval: float = 2.0
     process_events: ProcessEventSource = "auto"
@@ -75,6 +80,7 @@ class Settings(BaseModel):
         "learning_period",
         "archive_after",
         "retention",
+        "audit_retention",
         "network_interval",
         "status_interval",
         "stall_timeout",

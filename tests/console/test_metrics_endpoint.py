@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from garrison.console.metrics import serve_metrics
 from garrison.errors import ConfigError, StoreError
+from garrison.sensors.latency import LatencyHistogram
 from garrison.store import MemoryStore
 from tests.store.test_store_contract import audit
 
@@ -87,3 +88,35 @@ def test_a_busy_port_is_refused_clearly() -> None:
         port = busy.getsockname()[1]
         with pytest.raises(ConfigError, match=f"127.0.0.1:{port}"):
             serve_metrics(MemoryStore(), f"127.0.0.1:{port}")
+
+
+def test_verdict_latency_and_channel_health_are_exported_from_the_status_reports() -> None:
+    store = MemoryStore()
+    exec_latency = LatencyHistogram()
+    for ns in (40_000, 60_000, 60_000, 3_000_000):
+        exec_latency.observe(ns)
+    store.set_status({"updatedAt": 5.0, "verdictLatency": {
+        "exec": exec_latency.snapshot(), "file": LatencyHistogram().snapshot()}})  # fmt: skip
+    store.set_status({"channels": {
+        "hook": {"up": True, "sent": 7, "failures": 2},
+        "mail": {"up": False, "sent": 0, "failures": 3},
+    }}, source="alerts")  # fmt: skip
+    server, port = served(store)
+    try:
+        found = samples(port)
+    finally:
+        server.shutdown()
+        server.server_close()
+    bucket = "garrison_verdict_latency_seconds_bucket{kind=exec,le=%s}"
+    assert found[bucket % "5e-05"] == 1
+    assert found[bucket % "0.0001"] == 3
+    assert found[bucket % "0.0025"] == 3
+    assert found[bucket % "0.005"] == 4
+    assert found[bucket % "+Inf"] == 4
+    assert found["garrison_verdict_latency_seconds_count{kind=exec}"] == 4
+    assert abs(found["garrison_verdict_latency_seconds_sum{kind=exec}"] - 0.00316) < 1e-9
+    assert found["garrison_verdict_latency_seconds_count{kind=file}"] == 0
+    assert found["garrison_alert_sent_total{channel=hook}"] == 7
+    assert found["garrison_alert_failures_total{channel=mail}"] == 3
+    assert found["garrison_alert_channel_up{channel=hook}"] == 1
+    assert found["garrison_alert_channel_up{channel=mail}"] == 0

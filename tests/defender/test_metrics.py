@@ -59,7 +59,9 @@ def test_the_metrics_match_what_happened(start_defender: Start, run_container) -
         audited = found.get(("garrison_audits_total", (("effect", "prevent"),
                                                        ("type", "processes"))))  # fmt: skip
         verdicts = found.get(("garrison_verdicts_total", ()), 0)
-        return found if audited == 3 and verdicts >= 3 else None  # the status report lags
+        hook_down = found.get(("garrison_alert_channel_up", (("channel", "hook"),))) == 0
+        # the status reports lag
+        return found if audited == 3 and verdicts >= 3 and hook_down else None
 
     found = wait_for("3 prevented execs and their verdicts in the metrics", settled)
     assert found[("garrison_store_up", ())] == 1
@@ -68,3 +70,10 @@ def test_the_metrics_match_what_happened(start_defender: Start, run_container) -
     assert ("garrison_sensor_events_total", (("sensor", "exec"),)) in found
     assert found[("garrison_models", (("state", "learning"),))] == 1
     assert found[("garrison_pending_blocks", ())] == 0
+    # each prevented exec waited for its verdict: counted in the latency histogram
+    waited = found[("garrison_verdict_latency_seconds_count", (("kind", "exec"),))]
+    slowest = ("garrison_verdict_latency_seconds_bucket", (("kind", "exec"), ("le", "+Inf")))
+    assert waited >= 3
+    assert found[slowest] == waited
+    assert found[("garrison_alert_failures_total", (("channel", "hook"),))] >= 1
+    assert found[("garrison_alert_sent_total", (("channel", "hook"),))] == 0

@@ -188,3 +188,87 @@ def test_stored_audits_keep_every_field(store):
     stored = store.add_audits([original])[0]
     assert stored == dataclasses.replace(original, id=stored.id)
     assert store.list_audits() == [stored]
+
+
+def operator_audits():
+    """Audits that differ in what an operator searches and filters by, times 100 to 105."""
+    return [
+        audit(time=100.0, msg="Curl ran", command="curl http://x/100%_done", ruleName="r1"),
+        audit(time=101.0, msg="wget ran", command="wget 'a' \"b\" c\\d", hostname="node-2"),
+        audit(time=102.0, msg="ÉCHEC of /bin/été", attackType="unexpectedListeningPort"),
+        audit(time=103.0, msg="plain", command="rm -rf /tmp/x\udcff", ruleName="r2"),
+        audit(time=104.0, msg="100 percent done", command="ls", ruleName="r1"),
+        audit(time=105.0, msg="=cmd|' /C calc'!A0", command="sh", hostname="node-2"),
+    ]
+
+
+def times(store, **query):
+    return [int(a.time) for a in store.list_audits(AuditFilter(**({"limit": 0} | query)))]
+
+
+@pytest.mark.parametrize(
+    ("search", "found"),
+    [
+        ("CURL", [100]),  # case aside, in the message
+        ("HTTP://X", [100]),  # and in the command line
+        ("ran", [101, 100]),
+        ("100%", [100]),  # % is itself, not "anything"
+        ("100%_", [100]),
+        ("100_", []),  # _ is itself, not "one character"
+        ("%", [100]),
+        ("_", [100]),
+        ("c\\d", [101]),  # a backslash is itself, not an escape
+        ("\\", [101]),
+        ("'a'", [101]),
+        ('"b"', [101]),
+        ("' /c calc'!", [105]),
+        ("échec", [102]),  # Unicode case folding, not ASCII only
+        ("ÉTÉ", [102]),
+        ("\udcff", [103]),  # a command line's non-UTF-8 byte, as os.fsdecode gives it
+        ("x\udcff", [103]),
+        ("'; DROP TABLE audits; --", []),
+        ("nowhere", []),
+    ],
+)
+def test_search_is_a_literal_case_insensitive_substring_of_msg_or_command(store, search, found):
+    store.add_audits(operator_audits())
+    assert times(store, search=search) == found
+    assert len(store.list_audits(AuditFilter(limit=0))) == 6, "nothing dropped"
+
+
+def test_a_stored_non_utf8_command_breaks_no_other_search(store):
+    store.add_audits(operator_audits())
+    assert times(store, search="100") == [104, 100]
+
+
+def test_rule_host_and_attack_type_match_exactly(store):
+    store.add_audits(operator_audits())
+    assert times(store, rule="r1") == [104, 100]
+    assert times(store, rule="r") == []
+    assert times(store, rule="R1") == []
+    assert times(store, host="node-2") == [105, 101]
+    assert times(store, host="h") == [104, 103, 102, 100]
+    assert times(store, attack_type="unexpectedListeningPort") == [102]
+    assert times(store, attack_type="unexpected") == []
+    assert times(store, rule="r1", search="curl", host="h") == [100]
+
+
+def test_until_is_an_upper_bound_that_excludes_itself(store):
+    store.add_audits(operator_audits())
+    assert times(store, until=102.0) == [101, 100]
+    assert times(store, since=102.0, until=104.0) == [103, 102]
+    assert times(store, since=102.0) + times(store, since=100.0, until=102.0) == times(store)
+
+
+def test_offset_and_limit_page_through_newest_first(store):
+    store.add_audits(operator_audits())
+    pages = [times(store, limit=4, offset=n) for n in (0, 4, 8)]
+    assert pages == [[105, 104, 103, 102], [101, 100], []]
+    assert times(store, offset=5) == [100]
+    assert times(store, rule="r1", offset=1) == [100]
+
+
+def test_audits_stream_as_they_list(store):
+    store.add_audits(operator_audits())
+    for query in (AuditFilter(limit=0), AuditFilter(limit=2, offset=1), AuditFilter(rule="r1")):
+        assert list(store.iter_audits(query)) == store.list_audits(query)

@@ -5,28 +5,34 @@ what is sent was stored, and what is stored and not yet sent survives a restart 
 dispatcher sends it). A delivery is marked sent right after the channel took it; only a crash
 between the two sends it again — the payloads carry the audit's id so a receiver can tell.
 A channel that fails is retried with backoff, on its own thread: a slow or dead channel delays
-neither the others nor any verdict (the defender never waits on this).
+neither the others nor any verdict (the defender never waits on this). Each channel's health
+(``alerts/health.py``) is written to the store's ``alerts`` status when it changes and every
+STATUS_SECONDS: ``garrison status`` and the metrics show a failing channel.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from garrison.alerts.channel import Channel
+from garrison.alerts.health import STATUS_SOURCE, Health
 from garrison.alerts.profiles import DEFAULT, KIND, Profiles, profiles_from_doc
 from garrison.alerts.render import Message, render
 from garrison.alerts.send import DeliveryFailed, deliver
 from garrison.errors import GarrisonError
-from garrison.store.base import Delivery, Store
+from garrison.store.base import ChannelRecord, Delivery, Store
 
 log = logging.getLogger(__name__)
 
 BACKOFF = (2.0, 5.0, 15.0, 60.0, 300.0)  # seconds before the next attempt; then the last
 BATCH = 20
+STATUS_SECONDS = 10.0  # the report is written at least this often (its updatedAt shows life)
 
 Send = Callable[[Channel, Message], None]
 
@@ -51,6 +57,8 @@ class Dispatcher:
         self.hostname = hostname
         self.poll = poll
         self.stats = DispatchStats()
+        self.health = Health()
+        self._reported = (-1, 0.0)  # (health.changes, monotonic time) of the last report
         self._send = send or self._deliver
         self._stopping = threading.Event()
         self._workers: dict[str, _Worker] = {}
@@ -93,17 +101,45 @@ class Dispatcher:
                 self._stopping.wait(self.poll)
                 continue
             self._load_profiles()
-            for name in set(self._workers) - set(channels):
-                self._workers.pop(name).stopping.set()
-            for name, record in channels.items():
-                known = self._workers.get(name)
-                if known is None or known.channel.url != record.url:
-                    if known is not None:
-                        known.stopping.set()
-                    self._workers[name] = _Worker(self, Channel(name, record.url))
+            self._follow(channels)
+            self._report()
             self._stopping.wait(self.poll)
         for worker in self._workers.values():
             worker.stopping.set()
+        self._report(final=True)
+
+    def _follow(self, channels: dict[str, ChannelRecord]) -> None:
+        for name in set(self._workers) - set(channels):
+            self._workers.pop(name).stopping.set()
+            self.health.drop(name)
+        for name, record in channels.items():
+            known = self._workers.get(name)
+            if known is None or known.channel.url != record.url:
+                if known is not None:
+                    known.stopping.set()
+                self.health.track(name, record.url)
+                self._workers[name] = _Worker(self, Channel(name, record.url))
+
+    def status(self, state: str = "running") -> dict[str, Any]:
+        """The ``alerts`` status document: the dispatcher's totals and each channel's health."""
+        return {
+            "hostname": self.hostname,
+            "pid": os.getpid(),
+            "state": state,
+            "updatedAt": time.time(),
+            **self.counters(),
+            "channels": self.health.to_json(),
+        }
+
+    def _report(self, final: bool = False) -> None:
+        """Write the status when the health changed, or STATUS_SECONDS after the last."""
+        changes, now = self.health.changes, time.monotonic()
+        last_changes, last_time = self._reported
+        if not final and changes == last_changes and now - last_time < STATUS_SECONDS:
+            return
+        doc = self.status("stopped" if final else "running")
+        self._record(lambda: self.store.set_status(doc, source=STATUS_SOURCE))
+        self._reported = (changes, now)
 
     def _load_profiles(self) -> None:
         """The alert profiles as stored (``garrison alerts profiles apply``); a document that
@@ -120,18 +156,24 @@ class Dispatcher:
         self.stats.store_errors += 1
         log.error("alerts: the outbox is unreadable (%s); trying again", exc)
 
-    def work(self, worker: _Worker) -> None:
-        """One pass of a channel's worker: send what is due, oldest first."""
+    def work(self, worker: _Worker) -> bool:
+        """One pass of a channel's worker: send what is due, oldest first. True when a
+        whole batch was due and sent: more may be, and the worker goes on without a pause
+        (a channel that failed in the pass waits, as before, and so does a store that could
+        not record a delivery: the same ones would come back at once)."""
         try:
             self.store.make_summaries(worker.channel.name, time.time())
             due = self.store.due_deliveries(worker.channel.name, time.time(), BATCH)
         except GarrisonError as exc:
             self._store_failed(exc)
-            return
+            return False
+        store_errors = self.stats.store_errors
         for delivery in due:
             if worker.stopping.is_set() or self._stopping.is_set():
-                return
+                return False
             self._attempt(worker.channel, delivery)
+        full = len(due) >= BATCH and self.stats.store_errors == store_errors
+        return full and self.health.up(worker.channel.name)
 
     def _attempt(self, channel: Channel, delivery: Delivery) -> None:
         period = self.profiles.route(delivery.audit, channel.name)
@@ -145,10 +187,12 @@ class Dispatcher:
             self._failed(channel, delivery, str(exc))
             return
         self.stats.sent += 1
+        self.health.succeeded(channel.name, time.time())
         self._record(lambda: self.store.delivered(delivery.id, time.time(), period))
 
     def _failed(self, channel: Channel, delivery: Delivery, reason: str) -> None:
         self.stats.failures += 1
+        self.health.failed(channel.name, time.time(), reason)
         wait = backoff(delivery.attempts + 1)
         log.warning("alerts: %s refused audit %s (%s); again in %.0f s",
                     channel.name, delivery.audit.id, reason, wait)  # fmt: skip
@@ -173,5 +217,5 @@ class _Worker:
 
     def _run(self, dispatcher: Dispatcher) -> None:
         while not self.stopping.is_set():
-            dispatcher.work(self)
-            self.stopping.wait(dispatcher.poll)
+            if not dispatcher.work(self):
+                self.stopping.wait(dispatcher.poll)

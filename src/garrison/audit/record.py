@@ -10,6 +10,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from garrison.audit.mitre import mitre_of
+
 # "defender": Garrison about itself (a stall the watchdog ended, a defender that crashed).
 AuditType = Literal["processes", "network", "filesystem", "vulnerability", "compliance", "defender"]
 Effect = Literal["alert", "prevent", "block", "allow"]
@@ -30,6 +32,10 @@ class Audit:
     ruleName: str = ""
     pid: int = 0
     processPath: str = ""
+    parentPath: str = ""  # processes: the parent's executable, when known
+    filePath: str = ""  # filesystem: the file written
+    remoteIP: str = ""  # network: the address connected to ("" for a listening port)
+    port: int = 0  # network: the port connected to, or the port listened on
     command: str = ""
     user: str = ""
     profileId: str = ""  # the model id
@@ -52,4 +58,7 @@ class Audit:
         data["time"] = (
             dt.datetime.fromtimestamp(self.time, tz=dt.UTC).isoformat().replace("+00:00", "Z")
         )
+        mitre = mitre_of(self.attackType)
+        data["mitreTactic"] = mitre.tactic_text if mitre else ""
+        data["mitreTechnique"] = mitre.technique_text if mitre else ""
         return data

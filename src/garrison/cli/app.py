@@ -13,6 +13,7 @@ from garrison.cli import (
     authz,
     containers,
     engine,
+    incidents,
     models,
     policies,
     rules,
@@ -35,6 +36,7 @@ app.command()(run)
 app.command()(status)
 app.add_typer(audits.app, name="audits")
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(incidents.app, name="incidents")
 app.add_typer(models.app, name="models")
 app.add_typer(rules.app, name="rules")
 app.add_typer(containers.app, name="containers")

@@ -16,6 +16,7 @@ import docker
 import docker.errors
 import typer
 
+from garrison.audit.retention import Retention
 from garrison.cli.options import out
 from garrison.config import DEFAULT_DATA_DIR, Settings, load_settings
 from garrison.console import Console
@@ -180,11 +181,14 @@ def run(
 
 
 async def _serve(settings: Settings, watchdog: WatchdogState | None) -> None:
-    console = Console.open(settings.data_dir)
+    retention = Retention(settings.audit_retention, settings.audit_max_count)
+    console = Console.open(settings.data_dir, retention=retention)
     link = console.link()
     runtime = DockerRuntime(settings.docker_host)
     defender = Defender(settings, runtime, link, watchdog=watchdog)
     dispatcher = console.dispatcher(settings.hostname).start()  # the alert channels
+    correlator = console.correlator().start()  # audits into incidents
+    pruner = console.audit_pruner().start()  # audit retention: at start, then hourly
     metrics = _metrics(console, settings.metrics_address)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -199,6 +203,8 @@ async def _serve(settings: Settings, watchdog: WatchdogState | None) -> None:
             metrics.server_close()
         link.close()
         dispatcher.stop()
+        correlator.stop()
+        pruner.stop()
         runtime.close()
         console.close()
         if watchdog is None:

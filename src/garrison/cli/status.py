@@ -13,6 +13,7 @@ from rich.table import Table
 
 from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown, when
 from garrison.config import DEFAULT_DATA_DIR
+from garrison.sensors.latency import upper_bound
 
 EXIT_CODES = {"running": 0, "silent": 2}
 
@@ -54,11 +55,16 @@ def _print(doc: dict[str, Any]) -> None:
     out.print(
         f"models: {doc.get('models') or {}}; blocked containers: {doc.get('blockedContainers')}"
     )
+    for line in _channel_lines(doc.get("alerts") or {}):
+        out.print(line)
 
 
 def _print_details(defender: dict[str, Any]) -> None:
     sensors: dict[str, dict[str, Any]] = defender.get("sensors") or {}
     out.print(_sensor_table(sensors))
+    latency = _latency_line(defender.get("verdictLatency") or {})
+    if latency:
+        out.print(latency)
     for line in _unwatched_lines(sensors):
         out.print(shown(line))
     reason = (sensors.get("processes") or {}).get("reason")
@@ -111,3 +117,40 @@ def _sensor_table(sensors: dict[str, dict[str, Any]]) -> Table:
             str(c.get("errors")),
         )
     return table
+
+
+def _latency_line(doc: dict[str, dict[str, Any]]) -> str:
+    """How long containers waited for verdicts, per kind, as bucket bounds."""
+    parts = []
+    for kind, snapshot in doc.items():
+        p50, p99 = upper_bound(snapshot, 0.5), upper_bound(snapshot, 0.99)
+        if p50 is not None and p99 is not None:
+            count = snapshot.get("count")
+            parts.append(f"{kind} {count} answered, p50 <= {_seconds(p50)}, p99 <= {_seconds(p99)}")
+    return f"verdict latency: {'; '.join(parts)}" if parts else ""
+
+
+def _seconds(value: float) -> str:
+    if value == float("inf"):
+        return "+Inf"
+    return f"{value * 1e6:g} us" if value < 1e-3 else f"{value * 1e3:g} ms"
+
+
+def _channel_lines(alerts: dict[str, Any]) -> list[str]:
+    """One line per alert channel; one that failed since its last success in red."""
+    stopped = (
+        " (as last reported: the dispatcher stopped)" if alerts.get("state") == "stopped" else ""
+    )
+    lines = []
+    for name, c in (alerts.get("channels") or {}).items():
+        head = f"alert channel {shown(name)} ({shown(c.get('url'))}): "
+        counts = f"{c.get('sent', 0)} sent, {c.get('failures', 0)} failed attempts"
+        if c.get("up", True):
+            lines.append(f"{head}up, {counts}, last sent {when(c.get('lastSuccessAt'))}{stopped}")
+            continue
+        lines.append(
+            f"[red]{head}FAILING, {c.get('consecutiveFailures')} failed attempts in a row "
+            f"({counts}), last sent {when(c.get('lastSuccessAt'))}; last error "
+            f"{when(c.get('lastFailureAt'))}: {shown(c.get('lastError'))}[/red]{stopped}"
+        )
+    return lines

@@ -6,19 +6,25 @@ defender holding the models applies them (``sync_models``) — the CLI is anothe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from garrison.alerts.dispatch import Dispatcher
+from garrison.alerts.health import STATUS_SOURCE
 from garrison.alerts.profiles import Profiles
+from garrison.audit import export
 from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
-from garrison.console import alerts, models, runtime_rules
+from garrison.audit.retention import PRUNE_INTERVAL, Retention
+from garrison.console import alerts, incidents, models, runtime_rules
 from garrison.console.inprocess import InProcessLink
 from garrison.console.liveness import liveness
+from garrison.console.pruner import AuditPruner
 from garrison.console.spool import AuditSpool
 from garrison.errors import InvalidInput
+from garrison.incidents import Incident, IncidentFilter
+from garrison.incidents.worker import CorrelatorThread
 from garrison.model.clock import Clock, system_clock
 from garrison.model.commands import ModelCommand, ModelOp
 from garrison.policy import RuleSet, RuntimeRule
@@ -29,16 +35,29 @@ from garrison.store.sqlite import SQLiteStore
 
 class Console:
     def __init__(
-        self, store: Store, *, clock: Clock = system_clock, data_dir: Path | None = None
+        self,
+        store: Store,
+        *,
+        clock: Clock = system_clock,
+        data_dir: Path | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.data_dir = data_dir  # where the defender's audit spool lives, with the store
+        self.retention = retention or Retention()
 
     @classmethod
-    def open(cls, data_dir: Path | str, *, clock: Clock = system_clock) -> Console:
+    def open(
+        cls,
+        data_dir: Path | str,
+        *,
+        clock: Clock = system_clock,
+        retention: Retention | None = None,
+    ) -> Console:
         """The console of the SQLite store in ``data_dir`` (created when missing)."""
-        return cls(SQLiteStore.in_dir(data_dir), clock=clock, data_dir=Path(data_dir))
+        store = SQLiteStore.in_dir(data_dir)
+        return cls(store, clock=clock, data_dir=Path(data_dir), retention=retention)
 
     def link(self, *, flush_interval: float = 0.5) -> InProcessLink:
         """A link for a defender in this process, with the audit spool of the data directory
@@ -91,6 +110,41 @@ class Console:
         """Newest first (``--json``: ``[a.to_json() for a in ...]``)."""
         return self.store.list_audits(query)
 
+    def export_audits(self, query: AuditFilter, fmt: str) -> Iterator[str]:
+        """The audits ``query`` asks for as ``fmt`` ("jsonl" or "csv"), a line at a time,
+        streamed from the store (InvalidInput for another format, before any)."""
+        return export.chunks(fmt, self.store.iter_audits(query))
+
+    def prune_audits(self, now: float, retention: Retention | None = None) -> int:
+        """Apply ``retention`` (the console's when None); how many audits were deleted."""
+        rules = retention or self.retention
+        return self.store.prune_audits(rules.cutoff(now), rules.max_count)
+
+    def audit_pruner(self, interval: float = PRUNE_INTERVAL) -> AuditPruner:
+        """Retention on a thread, at start and every ``interval`` (started by ``garrison
+        run``; stop it before closing)."""
+        return AuditPruner(self.prune_audits, interval, clock=self.clock)
+
+    # -- incidents (console/incidents.py) ------------------------------------------------------
+
+    def list_incidents(self, query: IncidentFilter | None = None) -> list[Incident]:
+        """The most recently active first."""
+        return self.store.list_incidents(query or IncidentFilter())
+
+    def show_incident(self, ref: str | int) -> tuple[Incident, list[Audit]]:
+        return incidents.show(self.store, ref)
+
+    def archive_incident(self, ref: str | int) -> Incident:
+        """Archived: a new audit about the same thing opens a new incident."""
+        return incidents.set_state(self.store, ref, "archived")
+
+    def reopen_incident(self, ref: str | int) -> Incident:
+        return incidents.set_state(self.store, ref, "open")
+
+    def correlator(self) -> CorrelatorThread:
+        """The correlator of audits into incidents (started by ``garrison run``)."""
+        return CorrelatorThread(self.store)
+
     # -- models -----------------------------------------------------------------------------
 
     def list_models(self) -> list[dict[str, Any]]:
@@ -128,7 +182,8 @@ class Console:
     # -- status, policies, blocked containers --------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        """The defender's last report, with model counts by state and queued commands."""
+        """The defender's last report, with model counts by state and queued commands, and
+        the alert dispatcher's (``alerts``: each channel's health; None before any)."""
         states: dict[str, int] = {}
         for doc in self.store.load_models():
             state = str(doc.get("state"))
@@ -140,6 +195,7 @@ class Console:
             "models": states,
             "pendingModelCommands": len(self.store.pending_model_commands()),
             "blockedContainers": len(self.store.list_blocked()),
+            "alerts": self.store.get_status(STATUS_SOURCE),
         }
 
     def get_policy(self, kind: str) -> Doc | None:

@@ -14,9 +14,15 @@ from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
+from garrison.alerts.health import STATUS_SOURCE
 from garrison.errors import ConfigError, GarrisonError
 from garrison.store.base import Store
 
@@ -34,6 +40,7 @@ class GarrisonCollector(Collector):
             status = self.store.get_status() or {}
             audits = self.store.audit_totals()
             outbox = self.store.outbox_totals()
+            alerts = self.store.get_status(STATUS_SOURCE) or {}
         except GarrisonError as exc:  # a scrape of a broken store says so, and no more
             log.error("metrics: the store is unreadable: %s", exc)
             yield _gauge("garrison_store_up", "1 when the store could be read", 0.0)
@@ -41,6 +48,7 @@ class GarrisonCollector(Collector):
         yield _gauge("garrison_store_up", "1 when the store could be read", 1.0)
         yield _audits(audits)
         yield from _outbox(outbox)
+        yield from _channels(alerts.get("channels") or {})
         yield from _defender(status)
 
 
@@ -68,6 +76,43 @@ def _outbox(totals: Mapping[tuple[str, str], int]) -> Iterator[Metric]:
     yield family
 
 
+def _channels(channels: Mapping[str, Any]) -> Iterator[Metric]:
+    """Each channel's health as the alert dispatcher last reported it."""
+    sent = CounterMetricFamily("garrison_alert_sent", "Alerts a channel took",
+                               labels=["channel"])  # fmt: skip
+    failures = CounterMetricFamily(
+        "garrison_alert_failures", "Failed delivery attempts (each retried with backoff)",
+        labels=["channel"],
+    )  # fmt: skip
+    up = GaugeMetricFamily(
+        "garrison_alert_channel_up", "0 after a failed attempt until one succeeds",
+        labels=["channel"],
+    )  # fmt: skip
+    for name, health in sorted(channels.items()):
+        if isinstance(health, Mapping):
+            sent.add_metric([str(name)], float(health.get("sent") or 0))
+            failures.add_metric([str(name)], float(health.get("failures") or 0))
+            up.add_metric([str(name)], 1.0 if health.get("up", True) else 0.0)
+    yield from (sent, failures, up)
+
+
+def _latency(doc: Mapping[str, Any]) -> Metric:
+    family = HistogramMetricFamily(
+        "garrison_verdict_latency_seconds",
+        "How long a process waited for the defender's answer to a permission event",
+        labels=["kind"],
+    )
+    for kind, h in sorted(doc.items()):
+        if not isinstance(h, Mapping) or len(h.get("le") or ()) != len(h.get("buckets") or ()):
+            continue
+        # repr gives the bound as Prometheus's own clients write it (5e-05, 0.001, 1.0)
+        pairs = zip(h["le"], h["buckets"], strict=True)
+        buckets = [(repr(float(le)), float(n)) for le, n in pairs]
+        buckets.append(("+Inf", float(h.get("count") or 0)))
+        family.add_metric([str(kind)], buckets, sum_value=float(h.get("sum") or 0))
+    return family
+
+
 def _defender(status: Mapping[str, Any]) -> Iterator[Metric]:
     yield _gauge("garrison_defender_status_time_seconds", "When the defender last reported",
                  float(status.get("updatedAt") or 0))  # fmt: skip
@@ -82,6 +127,7 @@ def _defender(status: Mapping[str, Any]) -> Iterator[Metric]:
     events = status.get("events") or {}
     yield CounterMetricFamily("garrison_verdicts", "Exec permission events the defender answered",
                               value=float(events.get("verdicts") or 0))  # fmt: skip
+    yield _latency(status.get("verdictLatency") or {})
 
 
 def _enforcement(doc: Mapping[str, Any]) -> Iterator[Metric]:

@@ -43,8 +43,13 @@ def make_audit(
     fields: dict[str, Any] = {"pid": event.pid or 0}
     if isinstance(event, ProcessEvent):
         fields |= {"processPath": event.path, "command": event.command, "user": event.user}
+        fields["parentPath"] = event.parent_path
     else:
         fields["processPath"] = event.process_path
+    if isinstance(event, FileEvent):
+        fields["filePath"] = event.path
+    if isinstance(event, NetEvent):
+        fields |= _net_fields(event)
     return Audit(
         time=time.time(),
         hostname=host,
@@ -56,6 +61,12 @@ def make_audit(
         **decision.audit_fields(),
         **fields,
     )
+
+
+def _net_fields(event: NetEvent) -> dict[str, Any]:
+    if event.kind == "listen":
+        return {"port": event.local_port}
+    return {"remoteIP": event.remote_ip, "port": event.remote_port}
 
 
 class Actions:

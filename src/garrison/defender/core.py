@@ -359,6 +359,7 @@ class Defender(ListenerBase):
                 "pending": len(self.enforcer.pending()),
             },
             "sensors": self.sensors.counters(),
+            "verdictLatency": self.sensors.verdict_latency(),
             "tracker": asdict(self.tracker.stats),
             "watchdog": self.watchdog.status() if self.watchdog else None,
             "link": self.link.counters(),

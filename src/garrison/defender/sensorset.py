@@ -30,6 +30,7 @@ from garrison.sensors.bpf.proc_events import BpfProcEvents
 from garrison.sensors.events import FileEvent, NetEvent, ProcessEvent, SensorCounters
 from garrison.sensors.exec_sensor import ExecSensor
 from garrison.sensors.file_sensor import FileSensor
+from garrison.sensors.latency import LatencyHistogram
 from garrison.sensors.network import NetworkSensor
 from garrison.sensors.proc_connector import ProcConnector
 from garrison.sensors.process_tracker import ProcessTracker
@@ -321,6 +322,12 @@ class SensorSet:
                 sensor.unwatch(container_id)
         for sensor_name in list(self.unwatched):
             self._note_unwatched(sensor_name, container_id, None)
+
+    def verdict_latency(self) -> dict[str, dict[str, Any]]:
+        """Per kind of permission event (exec, file): how long the waiting process waited
+        for its answer, as a histogram (``garrison.sensors.latency``)."""
+        files = self.files.latency or LatencyHistogram()
+        return {"exec": self.exec.latency.snapshot(), "file": files.snapshot()}
 
     def counters(self) -> dict[str, dict[str, Any]]:
         """Per sensor: events, drops, late, errors, and the containers it does not watch

@@ -48,6 +48,9 @@ class Where:
         process_path: str,
         command: str = "",
         user: str = "",
+        parent_path: str = "",
+        file_path: str = "",
+        remote: tuple[str, int] = ("", 0),
     ) -> Audit:
         return Audit(
             time=time,
@@ -63,6 +66,10 @@ class Where:
             ruleName=RULE_NAME,
             pid=pid,
             processPath=process_path,
+            parentPath=parent_path,
+            filePath=file_path,
+            remoteIP=remote[0],
+            port=remote[1],
             command=command,
             user=user,
             profileId=self.profile_id,
@@ -79,6 +86,7 @@ def process_audit(event: ProcessEvent, where: Where) -> Audit:
         process_path=event.path,
         command=event.command,
         user=event.user,
+        parent_path=event.parent_path,
     )
 
 
@@ -117,6 +125,9 @@ def _net_audit(event: NetEvent, where: Where, attack: str, msg: str) -> Audit:
         time=event.time,
         pid=event.pid or 0,
         process_path=event.process_path,
+        remote=(event.remote_ip, event.remote_port)
+        if event.kind != "listen"
+        else ("", event.local_port),
     )
 
 
@@ -129,4 +140,5 @@ def file_audit(event: FileEvent, where: Where) -> Audit:
         time=event.time,
         pid=event.pid,
         process_path=event.process_path,
+        file_path=event.path,
     )

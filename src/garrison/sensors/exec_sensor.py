@@ -39,6 +39,7 @@ from garrison.sensors.events import (
     Verdict,
 )
 from garrison.sensors.fanotify_loop import FilesystemMarks, GroupThread, WatchedRoot
+from garrison.sensors.latency import LatencyHistogram
 from garrison.sensors.multicall import is_multicall, is_self_exe
 from garrison.sensors.parents import ParentPaths
 from garrison.sensors.passwd import open_in_root
@@ -101,6 +102,11 @@ class ExecSensor:
     @property
     def _group(self) -> fan.FanotifyGroup | None:
         return self._io.group
+
+    @property
+    def latency(self) -> LatencyHistogram:
+        """From each event read to its answer written (the exec waits that long)."""
+        return self._io.latency
 
     def start(self) -> None:
         """Create the group, mark every container watched so far, start the reader thread."""

@@ -16,10 +16,12 @@ import fcntl
 import os
 import resource
 import struct
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from garrison.errors import SensorError
+from garrison.sensors.latency import LatencyHistogram
 
 # fanotify_init() flags: notification class and behaviour of the group.
 FAN_CLOEXEC = 0x0000_0001
@@ -241,15 +243,25 @@ def _released_first(fd: int) -> int:
 
 
 class FanotifyGroup:
-    """One fanotify group (one fd): marks, batched reads, answers."""
+    """One fanotify group (one fd): marks, batched reads, answers.
 
-    def __init__(self, flags: int, event_flags: int = os.O_RDONLY | os.O_LARGEFILE) -> None:
+    ``latency``, when given, gets the time from each batch's read to each answer written: how
+    long the container waited on us (the kernel's own queueing before the read is not seen)."""
+
+    def __init__(
+        self,
+        flags: int,
+        event_flags: int = os.O_RDONLY | os.O_LARGEFILE,
+        latency: LatencyHistogram | None = None,
+    ) -> None:
         fd = _fanotify_init(flags | FAN_CLOEXEC, event_flags | os.O_CLOEXEC)
         if fd < 0:
             raise _error("fanotify_init", ctypes.get_errno())
         if flags & (FAN_CLASS_CONTENT | FAN_CLASS_PRE_CONTENT):
             fd = _released_first(fd)
         self.fd = fd
+        self.latency = latency
+        self._read_ns = 0  # when the batch being answered was read
 
     def mark(self, flags: int, mask: int, path: str | None, dirfd: int = AT_FDCWD) -> None:
         """fanotify_mark(2); ``path=None`` marks the object ``dirfd`` refers to."""
@@ -261,6 +273,7 @@ class FanotifyGroup:
         """One batch of events; blocks unless the group was made with FAN_NONBLOCK."""
         try:
             buf = os.read(self.fd, size)
+            self._read_ns = time.monotonic_ns()
         except BlockingIOError:
             return []
         except OSError as exc:
@@ -271,6 +284,8 @@ class FanotifyGroup:
         """Answer one permission event (one write per answer: the kernel takes one a call)."""
         try:
             os.write(self.fd, _RESPONSE.pack(event_fd, response))
+            if self.latency is not None:
+                self.latency.observe(time.monotonic_ns() - self._read_ns)
         except OSError as exc:
             # ENOENT: the event was already answered or its group is closing.
             if exc.errno != errno.ENOENT:

@@ -25,6 +25,7 @@ from garrison.sensors.fanotify import (
     FanotifyGroup,
     RawEvent,
 )
+from garrison.sensors.latency import LatencyHistogram
 from garrison.sensors.other_mounts import ContainerMount, container_mounts, mount_id, open_mount
 from garrison.sensors.own_filesystem import own_root
 from garrison.sensors.passwd import UserNames
@@ -213,7 +214,8 @@ def _spin() -> None:
 
 class GroupThread:
     """A fanotify group and the thread reading it: what every fanotify sensor starts and
-    stops. ``group`` is None while stopped."""
+    stops. ``group`` is None while stopped. ``latency``: how long its permission events
+    waited for their answers, across restarts of the group."""
 
     def __init__(
         self,
@@ -228,14 +230,15 @@ class GroupThread:
         self.tick = tick
         self.group: FanotifyGroup | None = None
         self._reader: ReaderThread | None = None
+        self.latency = LatencyHistogram()
 
     def start(self, mark_all: Callable[[], None]) -> None:
         """Make the group, start reading, let ``mark_all`` mark what is watched so far. The
         reader runs before the first mark: no event may wait on a group nobody reads."""
         if self.group is not None:
             return
-        self.group = FanotifyGroup(self.flags)
         answers = bool(self.flags & (FAN_CLASS_CONTENT | FAN_CLASS_PRE_CONTENT))
+        self.group = FanotifyGroup(self.flags, latency=self.latency if answers else None)
         self._reader = ReaderThread(self.name, self.group, self.handle, self.tick, answers=answers)
         self._reader.start()
         try:

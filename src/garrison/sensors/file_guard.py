@@ -34,6 +34,7 @@ from garrison.errors import ProcessGone, SensorError
 from garrison.sensors import fanotify as fan
 from garrison.sensors.events import FileEvent, FileKind, SensorCounters, Verdict
 from garrison.sensors.fanotify_loop import FilesystemMarks, GroupThread, WatchedRoot
+from garrison.sensors.latency import LatencyHistogram
 from garrison.sensors.links import other_name
 from garrison.sensors.procfs import NotAsleep, ProcFS, has_write_intent
 
@@ -88,6 +89,11 @@ class FileGuard:
     @property
     def _group(self) -> fan.FanotifyGroup | None:
         return self._io.group
+
+    @property
+    def latency(self) -> LatencyHistogram:
+        """From each open event read to its answer written (the open waits that long)."""
+        return self._io.latency
 
     def start(self) -> None:
         self._io.start(self._marks.mark_all)

@@ -48,6 +48,7 @@ from garrison.sensors.events import FileEvent, FileKind, SensorCounters
 from garrison.sensors.fanotify_loop import FilesystemMarks, GroupThread, WatchedRoot
 from garrison.sensors.file_dirents import DirentWatcher
 from garrison.sensors.file_guard import FileGuard, FileJudge, Linked, MayDeny
+from garrison.sensors.latency import LatencyHistogram
 from garrison.sensors.links import other_name
 from garrison.sensors.procfs import ProcFS
 from garrison.sensors.write_barrier import WriteBarrier
@@ -228,6 +229,11 @@ class FileSensor:
 
     def guarded(self) -> list[str]:
         return self._guard.guarded() if self._guard is not None else []
+
+    @property
+    def latency(self) -> LatencyHistogram | None:
+        """The open-permission guard's answers (None: no guard, no open ever waits)."""
+        return self._guard.latency if self._guard is not None else None
 
     def unwatch(self, container_id: str) -> None:
         self._marks.remove(container_id)

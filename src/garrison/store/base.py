@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
 from garrison.errors import InvalidInput
+from garrison.incidents.record import Incident, IncidentFilter, IncidentState
 from garrison.model.commands import ModelCommand
 from garrison.runtime.base import RestartPolicy
 
@@ -126,9 +127,48 @@ class Store(Protocol):
         ...
 
     def list_audits(self, query: AuditFilter | None = None) -> list[Audit]: ...
-    def audit_totals(self) -> dict[tuple[str, str], int]:
-        """Occurrences (counts summed) by (type, effect): the metrics' audit counters."""
+    def iter_audits(self, query: AuditFilter | None = None) -> Iterator[Audit]:
+        """As ``list_audits``, one at a time from one consistent read (an export of millions
+        holds a batch, not a list); exhaust or close it."""
         ...
+
+    def prune_audits(self, before: float | None, keep: int) -> int:
+        """Delete the audits last seen before ``before`` (None: any time) and those beyond the
+        newest ``keep`` (0: no cap), oldest first, with their deliveries; never one with a
+        delivery still pending (not forwarded yet) nor the one a blocked container names.
+        How many were deleted."""
+        ...
+
+    def audit_totals(self) -> dict[tuple[str, str], int]:
+        """Occurrences (counts summed) by (type, effect), those of audits retention deleted
+        included: the metrics' audit counters, which must never go down."""
+        ...
+
+    # Incidents (garrison.incidents): written by one correlator, which reads audits by id.
+    def audits_after(self, audit_id: int, limit: int) -> list[Audit]:
+        """Audits stored with an id above ``audit_id``, in id order (stored order)."""
+        ...
+
+    def get_audits(self, audit_ids: Sequence[int]) -> list[Audit]:
+        """The audits of these ids that are stored (in no given order)."""
+        ...
+
+    def incident_mark(self) -> int:
+        """The last audit id the correlator finished (0: none)."""
+        ...
+
+    def save_incident(
+        self, incident: Incident, joined: Sequence[tuple[int, float]], mark: int | None = None
+    ) -> Incident:
+        """Insert (``id`` None) or update an incident; ``joined``: (audit id, time) of audits
+        that join its story; ``mark`` moves the correlator's mark in the same transaction."""
+        ...
+
+    def set_incident_mark(self, audit_id: int) -> None: ...
+    def open_incident(self, container_id: str, anchor: str) -> Incident | None: ...
+    def get_incident(self, incident_id: int) -> Incident | None: ...
+    def list_incidents(self, query: IncidentFilter) -> list[Incident]: ...
+    def set_incident_state(self, incident_id: int, state: IncidentState) -> bool: ...
 
     # Policies: one JSON document per kind ("runtime", "vulnerability", …).
     def get_policy(self, kind: str) -> Doc | None: ...

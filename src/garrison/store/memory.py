@@ -6,7 +6,7 @@ import dataclasses
 import json
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from garrison.audit.query import AuditFilter
@@ -24,13 +24,16 @@ from garrison.store.base import (
     dump_doc,
     profile_of,
 )
+from garrison.store.memory_incidents import MemoryIncidents
 
 
-class MemoryStore:
+class MemoryStore(MemoryIncidents):
     def __init__(self) -> None:
+        super().__init__()
         self._lock = threading.Lock()
         self._models: dict[str, str] = {}
         self._audits: dict[tuple[str, ...], Audit] = {}
+        self._pruned_totals: dict[tuple[str, str], int] = {}  # occurrences of pruned audits
         self._policies: dict[str, str] = {}
         self._blocked: dict[str, BlockedContainer] = {}
         self._status: dict[str, str] = {}
@@ -182,11 +185,47 @@ class MemoryStore:
         with self._lock:
             found = [a for a in self._audits.values() if query.matches(a)]
         found.sort(key=lambda a: (a.time, a.id or 0), reverse=True)
+        found = found[query.offset :]
         return found[: query.limit] if query.limit else found
 
-    def audit_totals(self) -> dict[tuple[str, str], int]:
-        totals: dict[tuple[str, str], int] = {}
+    def iter_audits(self, query: AuditFilter | None = None) -> Iterator[Audit]:
+        yield from self.list_audits(query)
+
+    def prune_audits(self, before: float | None, keep: int) -> int:
         with self._lock:
+            oldest_first = sorted(self._audits.values(), key=lambda a: (a.time, a.id or 0))
+            beyond = len(oldest_first) - keep if keep else 0
+            spared = self._spared()
+            gone = [
+                a for i, a in enumerate(oldest_first)
+                if (i < beyond or (before is not None and a.time < before)) and a.id not in spared
+            ]  # fmt: skip
+            self._forget(gone)
+        return len(gone)
+
+    def _spared(self) -> set[int | None]:
+        """Audits retention keeps: owed to a channel, naming a blocked container, the highest
+        id (as SQLite, which would give it again)."""
+        pending = {d.audit.id for d in self._outbox.values() if d.state == "pending"}
+        blocking = {b.audit_id for b in self._blocked.values() if b.audit_id is not None}
+        return pending | blocking | {max((a.id or 0 for a in self._audits.values()), default=0)}
+
+    def _forget(self, audits: Sequence[Audit]) -> None:
+        """Delete audits with their deliveries, summary marks and incident memberships."""
+        keys, ids = {a.key() for a in audits}, {a.id or 0 for a in audits}
+        for a in audits:
+            kind = (a.type, a.effect)
+            self._pruned_totals[kind] = self._pruned_totals.get(kind, 0) + a.count
+        self._audits = {k: a for k, a in self._audits.items() if k not in keys}
+        self._outbox = {i: d for i, d in self._outbox.items() if d.audit.key() not in keys}
+        self._marks = {k: m for k, m in self._marks.items() if k[1] not in keys}
+        for links in self._joined.values():
+            for audit_id in ids & links.keys():
+                del links[audit_id]
+
+    def audit_totals(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            totals = dict(self._pruned_totals)
             for a in self._audits.values():
                 totals[a.type, a.effect] = totals.get((a.type, a.effect), 0) + a.count
         return totals

@@ -106,6 +106,9 @@ alert_outbox = Table(
     Column("sent", Float, nullable=True),
     Column("error", Text, nullable=False),
     Index("alert_outbox_due", "channel", "state", "next_try"),
+    # Retention: whether an audit is still owed to a channel, and its deliveries deleted with
+    # it, without a scan of the outbox per audit. Added to stores that exist on open.
+    Index("alert_outbox_audit", "audit_id", "state"),
 )
 
 # Per channel and audit once its first alert went: how many occurrences were told so far, and
@@ -118,4 +121,40 @@ alert_marks = Table(
     Column("counted", Integer, nullable=False),
     Column("period", Float, nullable=False),
     Column("next_summary", Float, nullable=False),
+    Index("alert_marks_audit", "audit_id"),  # retention deletes an audit's marks with it
+)
+
+# Occurrences of the audits retention deleted, by type and effect: added to the live audits'
+# counts, they keep the metrics' audit counters from going down when old audits are pruned.
+audit_pruned_totals = Table(
+    "audit_pruned_totals",
+    metadata,
+    Column("type", Text, primary_key=True),
+    Column("effect", Text, primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
+# Incidents (garrison.incidents): audits of one container correlated into a story. New tables
+# only, as the outbox. An incident's audits are rows of incident_audits, with the time each
+# joined (the story's order: an audit's own time is that of its latest occurrence).
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("container_id", Text, nullable=False),
+    Column("anchor", Text, nullable=False),
+    Column("state", Text, nullable=False),  # open, archived
+    Column("last", Float, nullable=False),
+    Column("doc", Text, nullable=False),
+    Index("incidents_open", "container_id", "anchor", "state"),
+    Index("incidents_last", "last"),
+)
+
+incident_audits = Table(
+    "incident_audits",
+    metadata,
+    Column("incident_id", Integer, ForeignKey("incidents.id"), primary_key=True),
+    Column("audit_id", Integer, ForeignKey("audits.id"), primary_key=True),
+    Column("time", Float, nullable=False),
+    Index("incident_audits_audit", "audit_id"),
 )

@@ -26,8 +26,9 @@ from sqlalchemy.engine import Connection
 from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
 from garrison.errors import StoreError
+from garrison.incidents.record import Incident, IncidentFilter, IncidentState
 from garrison.model.commands import ModelCommand, check_op
-from garrison.store import schema, sqlite_alerts
+from garrison.store import schema, sqlite_alerts, sqlite_audits, sqlite_incidents
 from garrison.store.base import (
     BlockedContainer,
     ChannelRecord,
@@ -44,6 +45,8 @@ from garrison.store.datadir import create_private_file, open_private, secure_dat
 
 DB_NAME = "garrison.db"
 BUSY_TIMEOUT_MS = 10_000
+PRUNE_BATCH = 1000  # audits deleted per transaction: a writer waits for one batch at most
+EXPORT_BATCH = 500  # rows fetched at a time by iter_audits
 
 
 def _insert_audits(conn: Connection, rows: list[dict[str, Any]]) -> list[Audit]:
@@ -77,6 +80,7 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
+    sqlite_audits.register_functions(dbapi_connection)
 
 
 class SQLiteStore:
@@ -125,6 +129,7 @@ class SQLiteStore:
             if version > schema.SCHEMA_VERSION:
                 raise StoreError(f"store {self.path} was made by a newer Garrison")
             schema.metadata.create_all(conn)  # writes only what is missing
+            _create_new_indexes(conn)
             if version != schema.SCHEMA_VERSION:  # a store that exists is opened without a
                 # write, so that reading it works on a full disk (`garrison status` then)
                 conn.exec_driver_sql(f"PRAGMA user_version={schema.SCHEMA_VERSION}")
@@ -192,22 +197,75 @@ class SQLiteStore:
         return int(seq or 0)
 
     def list_audits(self, query: AuditFilter | None = None) -> list[Audit]:
-        query = query or AuditFilter()
-        table = schema.audits
-        stmt = sa.select(table.c.id, table.c.count, table.c.time, table.c.doc)
-        stmt = stmt.where(*_audit_where(query)).order_by(table.c.time.desc(), table.c.id.desc())
-        if query.limit:
-            stmt = stmt.limit(query.limit)
+        stmt = sqlite_audits.select(query or AuditFilter())
         with self._read() as conn:
             rows = conn.execute(stmt).all()
         return [_audit_of(r) for r in rows]
 
-    def audit_totals(self) -> dict[tuple[str, str], int]:
-        table = schema.audits
-        stmt = sa.select(table.c.type, table.c.effect, sa.func.sum(table.c.count))
+    def iter_audits(self, query: AuditFilter | None = None) -> Iterator[Audit]:
+        # One statement, fetched in batches: it reads one snapshot of the WAL from its first
+        # row to its last, so an audit that moves meanwhile is neither missed nor repeated.
+        stmt = sqlite_audits.select(query or AuditFilter())
         with self._read() as conn:
-            rows = conn.execute(stmt.group_by(table.c.type, table.c.effect)).all()
-        return {(t, e): int(n) for t, e, n in rows}
+            result = conn.execute(stmt)
+            while rows := result.fetchmany(EXPORT_BATCH):
+                yield from (_audit_of(r) for r in rows)
+
+    def prune_audits(self, before: float | None, keep: int) -> int:
+        deleted = 0
+        while True:  # a transaction per batch, so that audits being stored wait little
+            with self._write() as conn:
+                done = sqlite_audits.prune_batch(conn, before, keep, PRUNE_BATCH)
+            deleted += done
+            if done < PRUNE_BATCH:
+                return deleted
+
+    def audit_totals(self) -> dict[tuple[str, str], int]:
+        with self._read() as conn:
+            return sqlite_audits.totals(conn)
+
+    # -- incidents (store/sqlite_incidents.py) ---------------------------------------------
+
+    def audits_after(self, audit_id: int, limit: int) -> list[Audit]:
+        with self._read() as conn:
+            return sqlite_incidents.audits_after(conn, audit_id, limit)
+
+    def get_audits(self, audit_ids: Sequence[int]) -> list[Audit]:
+        with self._read() as conn:
+            return sqlite_incidents.get_audits(conn, audit_ids)
+
+    def incident_mark(self) -> int:
+        with self._read() as conn:
+            return sqlite_incidents.mark(conn)
+
+    def save_incident(
+        self, incident: Incident, joined: Sequence[tuple[int, float]], mark: int | None = None
+    ) -> Incident:
+        with self._write() as conn:
+            saved = sqlite_incidents.save(conn, incident, joined)
+            if mark is not None:
+                sqlite_incidents.set_mark(conn, mark)
+        return saved
+
+    def set_incident_mark(self, audit_id: int) -> None:
+        with self._write() as conn:
+            sqlite_incidents.set_mark(conn, audit_id)
+
+    def open_incident(self, container_id: str, anchor: str) -> Incident | None:
+        with self._read() as conn:
+            return sqlite_incidents.open_incident(conn, container_id, anchor)
+
+    def get_incident(self, incident_id: int) -> Incident | None:
+        with self._read() as conn:
+            return sqlite_incidents.get(conn, incident_id)
+
+    def list_incidents(self, query: IncidentFilter) -> list[Incident]:
+        with self._read() as conn:
+            return sqlite_incidents.listed(conn, query)
+
+    def set_incident_state(self, incident_id: int, state: IncidentState) -> bool:
+        with self._write() as conn:
+            return sqlite_incidents.set_state(conn, incident_id, state)
 
     # -- policies, status -------------------------------------------------------------------
 
@@ -359,22 +417,12 @@ def _audit_of(row: Sequence[Any]) -> Audit:
     return audit_from_doc(json.loads(doc), id=int(audit_id), count=int(count), time=float(when))
 
 
-def _audit_where(query: AuditFilter) -> list[sa.ColumnElement[bool]]:
-    table = schema.audits
-    where: list[sa.ColumnElement[bool]] = []
-    if query.container:
-        prefix = table.c.container_id.startswith(query.container, autoescape=True)
-        where.append(sa.or_(table.c.container_name == query.container_name(), prefix))
-    if query.image:
-        ids = [table.c.image_id.startswith(p, autoescape=True) for p in query.image_id_prefixes()]
-        where.append(sa.or_(table.c.image_name.in_(query.image_name_values()), *ids))
-    if query.type:
-        where.append(table.c.type == query.type)
-    if query.effect:
-        where.append(table.c.effect == query.effect)
-    if query.since is not None:
-        where.append(table.c.time >= query.since)
-    return where
+def _create_new_indexes(conn: Connection) -> None:
+    """Indexes added to a table that already exists (``create_all`` makes a table's indexes
+    only with the table); each is written only when missing."""
+    for table in schema.metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
 
 
 @contextlib.contextmanager
