@@ -22,6 +22,7 @@ from hypothesis import settings
 from garrison.devengine import EngineConfig, PrivateEngine, ensure_all, ensure_packages
 from garrison.devengine.images import cache_dir_from_env
 from garrison.runtime import DockerRuntime
+from garrison.store import MemoryStore, SQLiteStore
 
 TEST_ENGINE_DIR = Path("/var/tmp/garrison-test-engine")
 
@@ -120,3 +121,13 @@ def remove_all(containers: list[Container]) -> None:
             if exc.status_code != 409:  # "removal already in progress": it goes anyway
                 failures.append(f"{container.name}: {exc}")
     assert not failures, failures
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLiteStore | MemoryStore]:
+    """The store, once on the real SQLite file and once as the in-memory fake: what a test
+    proves with it holds for both (a module may define its own ``store`` to add to it)."""
+    made = SQLiteStore(tmp_path / "data" / "garrison.db") if request.param == "sqlite" else None
+    made = made or MemoryStore()
+    yield made
+    made.close()

@@ -3,23 +3,12 @@ are filed into incidents once, across restarts, and an archived incident is not 
 
 from __future__ import annotations
 
-import pytest
-
 from garrison.audit.record import Audit
 from garrison.incidents import IncidentFilter
 from garrison.incidents.worker import Correlator, CorrelatorThread
-from garrison.store import MemoryStore, SQLiteStore
 from tests.support import wait_for
 
 CID = "c" * 64
-
-
-@pytest.fixture(params=["sqlite", "memory"])
-def store(request, tmp_path):
-    made = SQLiteStore(tmp_path / "data" / "garrison.db") if request.param == "sqlite" else None
-    made = made or MemoryStore()
-    yield made
-    made.close()
 
 
 def audit(type_: str, attack: str, when: float, **fields: object) -> Audit:

@@ -10,18 +10,9 @@ import pytest
 
 from garrison.errors import InvalidInput
 from garrison.incidents import Incident, IncidentFilter
-from garrison.store import MemoryStore, SQLiteStore
 from tests.store.test_store_contract import audit
 
 CID = "c1" + "0" * 62
-
-
-@pytest.fixture(params=["sqlite", "memory"])
-def store(request, tmp_path):
-    made = SQLiteStore(tmp_path / "data" / "garrison.db") if request.param == "sqlite" else None
-    made = made or MemoryStore()
-    yield made
-    made.close()
 
 
 def incident(**fields: object) -> Incident:

@@ -4,21 +4,11 @@ blocked container names; a pruned audit's deliveries go with it."""
 
 from __future__ import annotations
 
-import pytest
-
 from garrison.audit.query import AuditFilter
 from garrison.runtime.base import RestartPolicy
-from garrison.store import BlockedContainer, MemoryStore, SQLiteStore
+from garrison.store import BlockedContainer
 from garrison.store.base import ChannelRecord
 from tests.store.test_store_contract import audit
-
-
-@pytest.fixture(params=["sqlite", "memory"])
-def store(request, tmp_path):
-    made = SQLiteStore(tmp_path / "data" / "garrison.db") if request.param == "sqlite" else None
-    made = made or MemoryStore()
-    yield made
-    made.close()
 
 
 def add(store, *times):

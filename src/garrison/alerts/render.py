@@ -97,14 +97,15 @@ def email_header_safe(text: str) -> str:
 
 
 def _raw_fields(audit: Audit) -> dict[str, str]:
+    doc = audit.to_json()
     return {
-        "time": str(audit.to_json()["time"]),
+        "time": str(doc["time"]),
         "host": audit.hostname,
         "container": audit.containerName or audit.containerId[:12],
         "image": audit.imageName,
         "type": audit.type,
         "attackType": audit.attackType,
-        "mitreTechnique": str(audit.to_json()["mitreTechnique"]),
+        "mitreTechnique": str(doc["mitreTechnique"]),
         "effect": audit.effect,
         "rule": audit.ruleName,
         "msg": audit.msg,

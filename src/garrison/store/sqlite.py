@@ -34,7 +34,6 @@ from garrison.store.base import (
     ChannelRecord,
     Delivery,
     Doc,
-    audit_from_doc,
     check_audit,
     check_command,
     check_kind,
@@ -61,7 +60,7 @@ def _insert_audits(conn: Connection, rows: list[dict[str, Any]]) -> list[Audit]:
         },
     ).returning(table.c.id, table.c.count, table.c.time, table.c.doc)
     # One statement per audit: RETURNING with executemany is not portable.
-    return [_audit_of(conn.execute(stmt, row).one()) for row in rows]
+    return [sqlite_audits.audit_of(conn.execute(stmt, row).one()) for row in rows]
 
 
 def _blocked_upsert(record: BlockedContainer) -> sa.Insert:
@@ -200,7 +199,7 @@ class SQLiteStore:
         stmt = sqlite_audits.select(query or AuditFilter())
         with self._read() as conn:
             rows = conn.execute(stmt).all()
-        return [_audit_of(r) for r in rows]
+        return [sqlite_audits.audit_of(r) for r in rows]
 
     def iter_audits(self, query: AuditFilter | None = None) -> Iterator[Audit]:
         # One statement, fetched in batches: it reads one snapshot of the WAL from its first
@@ -209,7 +208,7 @@ class SQLiteStore:
         with self._read() as conn:
             result = conn.execute(stmt)
             while rows := result.fetchmany(EXPORT_BATCH):
-                yield from (_audit_of(r) for r in rows)
+                yield from (sqlite_audits.audit_of(r) for r in rows)
 
     def prune_audits(self, before: float | None, keep: int) -> int:
         deleted = 0
@@ -409,12 +408,6 @@ def _audit_row(audit: Audit) -> dict[str, Any]:
         "count": audit.count,
         "doc": dump_doc(doc, f"audit {audit.attackType}"),
     }
-
-
-def _audit_of(row: Sequence[Any]) -> Audit:
-    """A stored audit from a row of (id, count, time, doc)."""
-    audit_id, count, when, doc = row
-    return audit_from_doc(json.loads(doc), id=int(audit_id), count=int(count), time=float(when))
 
 
 def _create_new_indexes(conn: Connection) -> None:

@@ -8,6 +8,7 @@ retention bounds (``audit_max_count``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +17,9 @@ from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.engine import Connection
 
 from garrison.audit.query import AuditFilter, folded_contains
+from garrison.audit.record import Audit
 from garrison.store import schema
+from garrison.store.base import audit_from_doc
 
 SEARCH_FUNCTION = "garrison_search"
 
@@ -44,11 +47,22 @@ def _text(raw: bytes) -> str:
         return raw.decode("utf-8", "replace")
 
 
+def rows() -> sa.Select[Any]:
+    """(id, count, time, doc) of audits: what ``audit_of`` reads."""
+    table = schema.audits
+    return sa.select(table.c.id, table.c.count, table.c.time, table.c.doc)
+
+
+def audit_of(row: Sequence[Any]) -> Audit:
+    """A stored audit from a row of (id, count, time, doc)."""
+    audit_id, count, when, doc = row
+    return audit_from_doc(json.loads(doc), id=int(audit_id), count=int(count), time=float(when))
+
+
 def select(query: AuditFilter) -> sa.Select[Any]:
     """(id, count, time, doc) of the audits ``query`` asks for, newest first, paged."""
     table = schema.audits
-    stmt = sa.select(table.c.id, table.c.count, table.c.time, table.c.doc)
-    stmt = stmt.where(*where(query)).order_by(table.c.time.desc(), table.c.id.desc())
+    stmt = rows().where(*where(query)).order_by(table.c.time.desc(), table.c.id.desc())
     if query.limit:
         stmt = stmt.limit(query.limit)
     if query.offset:

@@ -13,8 +13,8 @@ from sqlalchemy.engine import Connection
 
 from garrison.audit.record import Audit
 from garrison.incidents.record import Incident, IncidentFilter, IncidentState
-from garrison.store import schema
-from garrison.store.base import audit_from_doc, dump_doc
+from garrison.store import schema, sqlite_audits
+from garrison.store.base import dump_doc
 
 MARK = "incidents"  # the row of spool_marks: the last audit id correlated
 _DOC_FIELDS = ("kind", "anchor", "containerId", "containerName", "imageName", "hostname",
@@ -23,28 +23,17 @@ _DOC_FIELDS = ("kind", "anchor", "containerId", "containerName", "imageName", "h
 
 def audits_after(conn: Connection, audit_id: int, limit: int) -> list[Audit]:
     table = schema.audits
-    stmt = _audit_rows().where(table.c.id > audit_id).order_by(table.c.id).limit(limit)
-    return _audits(conn, stmt)
+    stmt = sqlite_audits.rows().where(table.c.id > audit_id).order_by(table.c.id).limit(limit)
+    return [sqlite_audits.audit_of(r) for r in conn.execute(stmt).all()]
 
 
 def get_audits(conn: Connection, audit_ids: Sequence[int]) -> list[Audit]:
     found: list[Audit] = []
     for start in range(0, len(audit_ids), 500):  # SQLite's bound on parameters
         chunk = list(audit_ids[start : start + 500])
-        found += _audits(conn, _audit_rows().where(schema.audits.c.id.in_(chunk)))
+        stmt = sqlite_audits.rows().where(schema.audits.c.id.in_(chunk))
+        found += [sqlite_audits.audit_of(r) for r in conn.execute(stmt).all()]
     return found
-
-
-def _audit_rows() -> sa.Select[Any]:
-    table = schema.audits
-    return sa.select(table.c.id, table.c.count, table.c.time, table.c.doc)
-
-
-def _audits(conn: Connection, stmt: sa.Select[Any]) -> list[Audit]:
-    return [
-        audit_from_doc(json.loads(doc), id=int(i), count=int(n), time=float(t))
-        for i, n, t, doc in conn.execute(stmt).all()
-    ]
 
 
 def mark(conn: Connection) -> int:
