@@ -152,3 +152,32 @@ def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path: Path) -> No
         ]
         errors = [p.communicate()[1] for p in procs]
         assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
+
+
+CLOSE_IN_CHILD = """
+import sys
+from garrison.store import SQLiteStore
+store = SQLiteStore.in_dir(sys.argv[1])
+store.list_audits()
+store.close()  # the last connection, as far as SQLite can tell: it checkpoints, drops the WAL
+"""
+
+
+def test_a_second_store_on_the_same_file_in_one_process_keeps_the_first_ones_locks(
+    tmp_path: Path,
+) -> None:
+    """SQLite's locks on a file are the process's (fcntl), and closing any descriptor of the
+    file drops them all: opening the store a second time must not open and close the file
+    under the first, or another process takes itself for the last user and truncates the
+    shared memory the first one still reads (a "disk I/O error")."""
+    first = SQLiteStore.in_dir(tmp_path)
+    first.add_audits([audit(1)])  # a pooled connection holds its shared lock from here
+    second = SQLiteStore.in_dir(tmp_path)
+    try:
+        subprocess.run([sys.executable, "-c", CLOSE_IN_CHILD, str(tmp_path)], check=True)
+        assert (tmp_path / f"{DB_NAME}-wal").exists()  # the child saw it was not the last
+        first.add_audits([audit(2)])
+        assert {a.msg for a in second.list_audits()} == {"/bin/p1 launched", "/bin/p2 launched"}
+    finally:
+        second.close()
+        first.close()

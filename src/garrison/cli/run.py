@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 from wsgiref.simple_server import WSGIServer
@@ -175,21 +177,20 @@ def run(
     # The defender runs this same command again, on the engine resolved here.
     argv = [sys.executable, *sys.orig_argv[1:]]
     env = {**os.environ, "GARRISON_DOCKER_HOST": host}
-    code = Supervisor(argv, env, settings.stall_timeout).run()
+    with _services(settings):
+        code = Supervisor(argv, env, settings.stall_timeout).run()
     out.print("Garrison stopped; models and audits are stored.")
     raise typer.Exit(code)
 
 
 async def _serve(settings: Settings, watchdog: WatchdogState | None) -> None:
-    retention = Retention(settings.audit_retention, settings.audit_max_count)
-    console = Console.open(settings.data_dir, retention=retention)
+    console = Console.open(settings.data_dir)
     link = console.link()
     runtime = DockerRuntime(settings.docker_host)
     defender = Defender(settings, runtime, link, watchdog=watchdog)
-    dispatcher = console.dispatcher(settings.hostname).start()  # the alert channels
-    correlator = console.correlator().start()  # audits into incidents
-    pruner = console.audit_pruner().start()  # audit retention: at start, then hourly
-    metrics = _metrics(console, settings.metrics_address)
+    # Under the watchdog, the console's own work runs in the watchdog's process (see run).
+    services = _services(settings) if watchdog is None else contextlib.nullcontext()
+    services.__enter__()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, defender.request_stop)
@@ -198,17 +199,36 @@ async def _serve(settings: Settings, watchdog: WatchdogState | None) -> None:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        if metrics is not None:
-            metrics.shutdown()
-            metrics.server_close()
         link.close()
-        dispatcher.stop()
-        correlator.stop()
-        pruner.stop()
+        services.__exit__(None, None, None)
         runtime.close()
         console.close()
         if watchdog is None:
             out.print("Garrison stopped; models and audits are stored.")
+
+
+@contextlib.contextmanager
+def _services(settings: Settings) -> Iterator[None]:
+    """The console's background work, which only talks to the store: alert dispatch, audits
+    into incidents, audit retention, metrics. Kept out of the process that answers the kernel
+    when there is a watchdog, so that their CPU (an alert sent through apprise costs
+    milliseconds) never holds the interpreter lock a verdict waits for."""
+    retention = Retention(settings.audit_retention, settings.audit_max_count)
+    console = Console.open(settings.data_dir, retention=retention)
+    dispatcher = console.dispatcher(settings.hostname).start()  # the alert channels
+    correlator = console.correlator().start()  # audits into incidents
+    pruner = console.audit_pruner().start()  # audit retention: at start, then hourly
+    metrics = _metrics(console, settings.metrics_address)
+    try:
+        yield
+    finally:
+        if metrics is not None:
+            metrics.shutdown()
+            metrics.server_close()
+        dispatcher.stop()
+        correlator.stop()
+        pruner.stop()
+        console.close()
 
 
 def _metrics(console: Console, address: str) -> WSGIServer | None:

@@ -66,11 +66,23 @@ def open_private(path: Path, flags: int) -> int:
 
 def create_private_file(path: Path) -> None:
     """Make ``path`` an empty 0600 file when missing (SQLite takes an empty file for an empty
-    database); raises StoreError when it cannot."""
+    database); raises StoreError when it cannot.
+
+    A file that exists is not opened: SQLite's locks on it are this process's (fcntl), and
+    closing any descriptor of the file would drop the locks of a store already open on it here.
+    """
     try:
-        os.close(open_private(path, os.O_RDONLY))
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+    except FileExistsError:
+        return
     except OSError as exc:
         raise StoreError(f"cannot create {path}: {_why(exc)}") from exc
+    try:
+        os.fchmod(fd, FILE_MODE)  # new, so no lock of ours is on it to drop at the close
+    except OSError as exc:
+        raise StoreError(f"cannot create {path}: {_why(exc)}") from exc
+    finally:
+        os.close(fd)
 
 
 def _make(data_dir: Path) -> bool:
