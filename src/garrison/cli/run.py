@@ -190,17 +190,18 @@ async def _serve(settings: Settings, watchdog: WatchdogState | None) -> None:
     defender = Defender(settings, runtime, link, watchdog=watchdog)
     # Under the watchdog, the console's own work runs in the watchdog's process (see run).
     services = _services(settings) if watchdog is None else contextlib.nullcontext()
-    services.__enter__()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, defender.request_stop)
     try:
-        await defender.serve()
+        with services:
+            try:
+                await defender.serve()
+            finally:
+                link.close()  # the audits it holds are stored before the services stop
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        link.close()
-        services.__exit__(None, None, None)
         runtime.close()
         console.close()
         if watchdog is None:
