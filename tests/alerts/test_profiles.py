@@ -52,6 +52,18 @@ def test_types_attack_types_effects_and_scope_filter() -> None:
     assert profiles.route(files, "mail") is None
 
 
+def test_a_label_scope_matches_the_labels_the_audit_carries() -> None:
+    profiles = load_profiles(
+        "profiles: [{name: shop, channels: [m], scope: [{labels: ['team:shop', 'tier:f*']}]}]"
+    )
+    shop = dataclasses.replace(AUDIT, labels={"team": "shop", "app": "web"})
+    assert profiles.route(shop, "m") == DEFAULT_PERIOD
+    front = dataclasses.replace(AUDIT, labels={"tier": "front"})
+    assert profiles.route(front, "m") == DEFAULT_PERIOD
+    assert profiles.route(dataclasses.replace(AUDIT, labels={"team": "ops"}), "m") is None
+    assert profiles.route(AUDIT, "m") is None, "an audit without labels is outside the scope"
+
+
 @pytest.mark.parametrize(
     ("text", "says"),
     [

@@ -24,7 +24,7 @@ def audits() -> list[Audit]:
         Audit(200.0, "node-1", "processes", "unexpectedProcess", "alert", "ran\r\nBcc: x",
               command=HOSTILE, ruleName="r, \"quoted\"", pid=42, id=2, count=3),
         Audit(100.0, "node-1", "network", "unexpectedListeningPort", "prevent", "été 100%",
-              command="nc -l 4444", user="@root", id=1),
+              command="nc -l 4444", user="@root", labels={"team": "=shop", "app": "web"}, id=1),
     ]  # fmt: skip
 
 
@@ -40,6 +40,11 @@ def test_csv_parses_back_to_every_field_of_each_audit_in_order():
         assert row == expected
     assert rows[1][rows[0].index("msg")] == "ran\r\nBcc: x", "a line break stays in its cell"
     assert rows[1][rows[0].index("pid")] == "42"
+
+
+def test_labels_are_one_json_cell_in_csv():
+    rows = list(csv.DictReader(io.StringIO(as_text("csv", audits()), newline="")))
+    assert [json.loads(r["labels"]) for r in rows] == [{}, {"app": "web", "team": "=shop"}]
 
 
 def test_a_hostile_command_comes_out_inert_in_csv():

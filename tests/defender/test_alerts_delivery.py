@@ -104,16 +104,34 @@ def test_a_violation_reaches_the_webhook_naming_container_image_rule_effect_and_
     receiver.start()
     defender = start_defender(learning="1h")
     add_channel(defender, "hook", receiver.url)
+    shop = "profiles: [{name: shop, channels: [hook], scope: [{labels: ['team:shop']}]}]"
+    assert garrison_input(defender, shop).returncode == 0
     put_rules(defender, deny_nc("alert-*"))
-    deb = watched(defender, run_container(DEBIAN, ["sleep", "3600"], name="alert-hook"))
-    deb.exec_run(["/usr/bin/nc", "-h"])
+    labels = {"team": "shop"}
+    deb = run_container(DEBIAN, ["sleep", "3600"], name="alert-hook", labels=labels)
+    other = run_container(DEBIAN, ["sleep", "3600"], name="alert-other")
+    for container in (watched(defender, deb), watched(defender, other)):
+        container.exec_run(["/usr/bin/nc", "-h"])
 
     [body] = wait_for("the alert at the receiver", lambda: receiver.about("alert-hook"))
     text = f"{body.get('title')}\n{body.get('message')}"
     for expected in ("alert-hook", DEBIAN, "no netcat", "prevent", "/usr/bin/nc"):
         assert expected in text, (expected, text)
-    [sent] = [d for d in outbox(defender) if d["channel"] == "hook"]
+    sent, skipped = wait_for("both audits in the outbox", lambda: hook_deliveries(defender, 2))
     assert (sent["state"], sent["attempts"], sent["error"]) == ("sent", 1, "")
+    assert sent["audit"]["containerName"] == "alert-hook"
+    assert sent["audit"]["labels"]["team"] == "shop"  # with the image's own labels
+    assert (skipped["state"], skipped["audit"]["containerName"]) == ("skipped", "alert-other")
+    assert "team" not in skipped["audit"]["labels"]  # outside the label scope: not sent
+    assert not receiver.about("alert-other")
+
+
+def hook_deliveries(defender: DefenderProcess, count: int) -> list[dict[str, Any]] | None:
+    """The hook channel's deliveries, the sent one first, once there are ``count``."""
+    found = [d for d in outbox(defender) if d["channel"] == "hook"]
+    if len(found) < count or any(d["state"] == "pending" for d in found):
+        return None
+    return sorted(found, key=lambda d: d["state"] != "sent")
 
 
 def test_an_alert_raised_while_the_receiver_is_down_arrives_once_after_a_restart(

@@ -58,7 +58,7 @@ class Profile(BaseModel):
 
     def takes(self, audit: Audit) -> bool:
         subject = Subject(image=audit.imageName, container=audit.containerName,
-                          host=audit.hostname)  # fmt: skip
+                          host=audit.hostname, labels=audit.labels)  # fmt: skip
         return (
             (not self.types or audit.type in self.types)
             and (not self.attackTypes or audit.attackType in self.attackTypes)

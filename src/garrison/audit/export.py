@@ -62,6 +62,8 @@ def _taken(buffer: io.StringIO) -> str:
 
 def inert_cell(value: Any) -> str:
     """A CSV cell no spreadsheet evaluates: text that starts like a formula gets a ``'``."""
+    if isinstance(value, dict):  # labels: as JSON, not as Python writes a dict
+        value = json.dumps(value, sort_keys=True)
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 

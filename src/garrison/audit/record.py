@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from garrison.audit.mitre import mitre_of
@@ -39,6 +39,8 @@ class Audit:
     command: str = ""
     user: str = ""
     profileId: str = ""  # the model id
+    # The container's labels when it was seen (what alert profiles' label scopes match).
+    labels: dict[str, str] = field(default_factory=dict, hash=False)
     count: int = 1
     id: int | None = None  # assigned by the store
 

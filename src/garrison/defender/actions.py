@@ -57,6 +57,7 @@ def make_audit(
         containerName=container.name,
         imageName=container.image_name,
         imageId=container.image_id,
+        labels=dict(container.labels),
         profileId=profile_id,
         **decision.audit_fields(),
         **fields,
@@ -117,6 +118,7 @@ class Actions:
             containerName=container.name,
             imageName=container.image_name,
             imageId=container.image_id,
+            labels=dict(container.labels),
         )
         self.audits += 1
         self._spawn(self.enforcer.block(container, audit))

@@ -63,6 +63,7 @@ class Where:
             containerName=self.container.name,
             imageName=self.container.image_name,
             imageId=self.container.image_id,
+            labels=dict(self.container.labels),
             ruleName=RULE_NAME,
             pid=pid,
             processPath=process_path,

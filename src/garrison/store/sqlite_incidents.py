@@ -101,7 +101,7 @@ def listed(conn: Connection, query: IncidentFilter) -> list[Incident]:
         stmt = stmt.where(sa.func.json_extract(table.c.doc, "$.kind") == query.kind)
     if query.limit:
         stmt = stmt.limit(query.limit)
-    return [_incident(conn, row) for row in conn.execute(stmt).all()]
+    return _incidents(conn, conn.execute(stmt).all())
 
 
 def set_state(conn: Connection, incident_id: int, state: IncidentState) -> bool:
@@ -111,9 +111,21 @@ def set_state(conn: Connection, incident_id: int, state: IncidentState) -> bool:
 
 
 def _incident(conn: Connection, row: Any) -> Incident:
+    return _incidents(conn, [row])[0]
+
+
+def _incidents(conn: Connection, rows: Sequence[Any]) -> list[Incident]:
+    """The incidents of ``rows``, each with its audits in story order (one query for all)."""
     links = schema.incident_audits
-    stmt = sa.select(links.c.audit_id).where(links.c.incident_id == row.id)
-    ids = conn.execute(stmt.order_by(links.c.time, links.c.audit_id)).scalars().all()
+    stmt = sa.select(links.c.incident_id, links.c.audit_id)
+    stmt = stmt.where(links.c.incident_id.in_([row.id for row in rows]))
+    ids: dict[int, list[int]] = {row.id: [] for row in rows}
+    for incident_id, audit_id in conn.execute(stmt.order_by(links.c.time, links.c.audit_id)):
+        ids[incident_id].append(int(audit_id))
+    return [_of_row(row, ids[row.id]) for row in rows]
+
+
+def _of_row(row: Any, audit_ids: list[int]) -> Incident:
     doc = json.loads(row.doc)
     fields = {f: doc[f] for f in _DOC_FIELDS}
-    return Incident(**fields, state=row.state, auditIds=tuple(int(i) for i in ids), id=row.id)
+    return Incident(**fields, state=row.state, auditIds=tuple(audit_ids), id=row.id)

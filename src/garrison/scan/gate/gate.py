@@ -268,6 +268,7 @@ class Gate:
             containerName=ctx.subject.container,
             imageName=ctx.subject.image,
             imageId=ctx.image_id,
+            labels=dict(ctx.subject.labels),
             ruleName=decision.rule,
             command=ctx.command,
         )
