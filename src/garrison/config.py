@@ -49,6 +49,10 @@ ProcessEventSource = Literal["auto", "bpf", "proc_connector"]
 WritePrevention = Literal["auto", "fanotify"]
 
 
+MB = 1024 * 1024
+GB = 1024 * MB
+
+
 class Settings(BaseModel):
     """What ``garrison run`` needs. Field names are the config file's keys."""
 
@@ -75,6 +79,12 @@ class Settings(BaseModel):
     stall_timeout: float = 1.0
     # Where Prometheus metrics are served (HOST:PORT); "" none (docs/alerts.md#metrics).
     metrics_address: str = ""
+    # Forensics (docs/forensics.md): the journal's ring on disk, a bundle captured for each
+    # block, and the bundles kept (oldest unpinned first out, by total size, then by age).
+    forensics_journal_bytes: int = Field(default=100 * MB, ge=0, le=100 * GB)
+    forensics_capture: bool = True
+    forensics_max_bytes: int = Field(default=10 * GB, ge=0, le=100_000 * GB)
+    forensics_max_age: float = 90 * 86400.0
 
     @field_validator(
         "learning_period",
@@ -84,6 +94,7 @@ class Settings(BaseModel):
         "network_interval",
         "status_interval",
         "stall_timeout",
+        "forensics_max_age",
         mode="before",
     )
     @classmethod

@@ -17,6 +17,7 @@ The hierarchy::
     ├── NotFound                  a named object (model, rule, container…) does not exist
     ├── InvalidInput              malformed user input (rule, policy, OSV record, request…)
     ├── ScanError                 an image could not be scanned
+    ├── ForensicsError            a forensics bundle could not be written (it was discarded)
     └── DeliveryFailed            an alert channel did not take an alert (reason redacted)
 
 A user sees ``str(error)``: one clear line, never a traceback, for a mistake they made.
@@ -98,6 +99,12 @@ class InvalidInput(GarrisonError):
 
 class ScanError(GarrisonError):
     """An image could not be scanned."""
+
+
+class ForensicsError(GarrisonError):
+    """A forensics bundle could not be written: its compressed stream broke (a full disk, an
+    I/O error) or it was used after it was finished. The partial file is removed first, so
+    what is left on disk is either a whole bundle or nothing."""
 
 
 class DeliveryFailed(GarrisonError):

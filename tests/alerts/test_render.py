@@ -38,7 +38,7 @@ def test_body_has_one_line_per_non_empty_field_in_order():
     audit = dataclasses.replace(PLAIN, user="", ruleName="")
     message = render(audit)
     keys = [line.split(": ", 1)[0] for line in message.body.split("\n")]
-    empty = ("user", "rule", "auditId", "filePath")  # an exec audit names no file written
+    empty = ("user", "rule", "auditId", "filePath", "bundle")  # no file written, no block
     assert keys == [name for name in FIELD_NAMES if name not in empty]
     assert "mitreTechnique: T1059 Command and Scripting Interpreter" in message.body.split("\n")
     assert "container: web-1" in message.body.split("\n")
@@ -86,7 +86,7 @@ def test_hostile_audit_renders_inert():
     assert "\\u2028second line\\u2029\\x85\\x1b[31m" in message.fields["command"]
     assert message.title.startswith("Garrison prevent: processes/unexpectedProcess in web-1\\r\\n")
     # The body's only line breaks are between fields.
-    assert len(message.body.split("\n")) == len(FIELD_NAMES) - 2  # no auditId, no filePath
+    assert len(message.body.split("\n")) == len(FIELD_NAMES) - 3  # no auditId, filePath, bundle
     assert message.body.splitlines() == message.body.split("\n")
 
 

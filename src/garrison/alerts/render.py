@@ -37,6 +37,7 @@ FIELD_NAMES = (
     "count",
     "auditId",  # the store's id: a receiver that sees an alert twice (a crash between the
     # send and its record) can tell
+    "bundle",  # a block's forensics bundle: `garrison forensics show BUNDLE` on its host
 )
 
 _NAMED_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
@@ -115,6 +116,7 @@ def _raw_fields(audit: Audit) -> dict[str, str]:
         "user": audit.user,
         "count": str(audit.count),
         "auditId": "" if audit.id is None else str(audit.id),
+        "bundle": audit.bundle,
     }
 
 

@@ -41,6 +41,7 @@ class Audit:
     profileId: str = ""  # the model id
     # The container's labels when it was seen (what alert profiles' label scopes match).
     labels: dict[str, str] = field(default_factory=dict, hash=False)
+    bundle: str = ""  # a block's forensics bundle (docs/forensics.md); "" for none
     count: int = 1
     id: int | None = None  # assigned by the store
 

@@ -13,6 +13,7 @@ from garrison.cli import (
     authz,
     containers,
     engine,
+    forensics,
     incidents,
     models,
     policies,
@@ -37,6 +38,7 @@ app.command()(status)
 app.add_typer(audits.app, name="audits")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(incidents.app, name="incidents")
+app.add_typer(forensics.app, name="forensics")
 app.add_typer(models.app, name="models")
 app.add_typer(rules.app, name="rules")
 app.add_typer(containers.app, name="containers")

@@ -28,12 +28,16 @@ def blocked(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False) -> No
     if as_json:
         print_json([{**b.to_json(), "audit": a.to_json() if a else None} for b, a in rows])
         return
-    table = Table("container", "id", "image", "blocked at", "state", "restart policy", "why")
+    table = Table(
+        "container", "id", "image", "blocked at", "state", "restart policy", "forensics", "why"
+    )
     for record, audit in rows:
         state = record.state if record.state == "done" else f"pending: {record.reason}"
+        bundle = f"{record.bundle} ({record.capture})" if record.bundle else "-"
         table.add_row(
             shown(record.name), record.container_id[:12], shown(record.image), when(record.time),
-            shown(state), shown(record.restart_policy.name), shown(audit.msg) if audit else "-",
+            shown(state), shown(record.restart_policy.name), bundle,
+            shown(audit.msg) if audit else "-",
         )  # fmt: skip
     out.print(table)
 

@@ -17,12 +17,14 @@ from garrison.audit import export
 from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
 from garrison.audit.retention import PRUNE_INTERVAL, Retention
-from garrison.console import alerts, incidents, models, runtime_rules
+from garrison.console import alerts, forensics, incidents, models, runtime_rules
 from garrison.console.inprocess import InProcessLink
 from garrison.console.liveness import liveness
 from garrison.console.pruner import AuditPruner
 from garrison.console.spool import AuditSpool
 from garrison.errors import InvalidInput
+from garrison.forensics.bundle import Manifest
+from garrison.forensics.library import Library
 from garrison.incidents import Incident, IncidentFilter
 from garrison.incidents.worker import CorrelatorThread
 from garrison.model.clock import Clock, system_clock
@@ -213,6 +215,16 @@ class Console:
 
     def unblock(self, runtime: ContainerRuntime, ref: str) -> BlockedContainer:
         return runtime_rules.unblock(self.store, runtime, ref)
+
+    # -- forensics --------------------------------------------------------------------------
+
+    def bundles(self) -> Library:
+        """The forensics bundles kept in the data directory (list, get, pin, remove)."""
+        return forensics.library(self.data_dir)
+
+    def export_bundle(self, runtime: ContainerRuntime, ref: str, path: Path) -> Manifest:
+        """Capture the container ``ref`` now, into a bundle at ``path``."""
+        return forensics.export_bundle(self.store, self.data_dir, runtime, ref, path)
 
     # -- runtime rules ----------------------------------------------------------------------
 

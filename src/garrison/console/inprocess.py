@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
 from garrison.console.spool import AuditSpool
 from garrison.errors import InvalidInput, StoreError
@@ -215,6 +216,9 @@ class InProcessLink:
 
     def list_blocked(self) -> list[BlockedContainer]:
         return self.store.list_blocked()
+
+    def audits_of(self, container_id: str, limit: int) -> list[Audit]:
+        return self.store.list_audits(AuditFilter(container=container_id, limit=limit))
 
     # -- flushing ---------------------------------------------------------------------------
 

@@ -73,6 +73,7 @@ def _net_fields(event: NetEvent) -> dict[str, Any]:
 class Actions:
     def __init__(self, enforcer: Enforcer, link: ConsoleLink, host: str) -> None:
         self.enforcer = enforcer
+        self.forensics = enforcer.forensics  # the journal keeps every audit of a container
         self.link = link
         self.host = host
         self.audits = 0
@@ -91,12 +92,19 @@ class Actions:
         audits = [make_audit(container, model.profile_id, event, d, self.host) for d in strongest]
         self.audits += len(audits)
         if strongest[0].effect == "block":
+            self._journal(audits[:1])
             self._spawn(self.enforcer.block(container, audits[0]))
             audits = audits[1:]
         elif strongest[0].effect == "prevent" and not refused:
             audits = [self._prevent_after_the_fact(event, a) for a in audits]
         for audit in audits:
             self.link.report_audit(audit)
+        self._journal(audits)
+
+    def _journal(self, audits: Sequence[Audit]) -> None:
+        if self.forensics is not None:
+            for audit in audits:
+                self.forensics.audited(audit)
 
     def _prevent_after_the_fact(self, event: object, audit: Audit) -> Audit:
         if isinstance(event, ProcessEvent) and self.enforcer.kill_process(event.pid):
@@ -121,6 +129,7 @@ class Actions:
             labels=dict(container.labels),
         )
         self.audits += 1
+        self._journal([audit])
         self._spawn(self.enforcer.block(container, audit))
 
     def resume_blocks(self) -> None:

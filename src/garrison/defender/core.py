@@ -30,6 +30,7 @@ from garrison.defender.judge import Judge, Judged
 from garrison.defender.policies import Policies
 from garrison.defender.sensorset import Event, SensorSet
 from garrison.errors import GarrisonError, InvalidInput
+from garrison.forensics.host import HostForensics
 from garrison.model.book import ModelBook
 from garrison.model.clock import Clock, system_clock
 from garrison.model.lifecycle import LearningConfig
@@ -90,7 +91,8 @@ class Defender(ListenerBase):
             settings.write_prevention,
         )
         self.tracker = ContainerTracker(runtime, [self])
-        self.enforcer = Enforcer(runtime, link)
+        self.forensics = HostForensics(settings, runtime, link.audits_of)
+        self.enforcer = Enforcer(runtime, link, self.forensics)
         self.actions = Actions(self.enforcer, link, settings.hostname)
         self._model_states: dict[str, str] = {}
         self._rules_doc: object = _NOT_READ  # the stored rules last parsed
@@ -108,6 +110,7 @@ class Defender(ListenerBase):
         if info.id in self.enforcer.blocked and self._still_blocked(info.id):
             self.actions.restarted_while_blocked(info)
             return
+        self.forensics.lifecycle(info, "start")
         self.book.container_started(info)
         policy = self.policies.add(info)
         readonly = policy.filesystem.readonly_paths
@@ -133,6 +136,7 @@ class Defender(ListenerBase):
             self.actions.forget_block(container_id)
 
     def on_stop(self, container_id: str) -> None:
+        self.forensics.stopped(container_id)
         self.sensors.unwatch(container_id)
         self.policies.remove(container_id)
         self.book.container_stopped(container_id)
@@ -154,7 +158,9 @@ class Defender(ListenerBase):
         for error in self.book.load(await asyncio.to_thread(self.link.load_models)):
             log.warning("stored model skipped: %s", error)
         await self.enforcer.load()
+        self.forensics.start()
         self.actions.resume_blocks()
+        self.enforcer.resume_captures()
         await self._report_incidents()
         self._sync_rules()
         self.sensors.start()
@@ -187,6 +193,7 @@ class Defender(ListenerBase):
         self.sensors.stop()
         await self.actions.drain()
         self.handle_events(self.inbox.drain(limit=len(self.inbox) + 1))
+        self.forensics.stop()  # a capture under way is given up: the next defender redoes it
         self.stopped_at = time.time()
         self.tick(force_status=True)
         await asyncio.to_thread(self.link.flush, 10.0)
@@ -231,6 +238,7 @@ class Defender(ListenerBase):
             self.unmatched += 1
             return
         self.handled += 1
+        self.forensics.saw(item.event if isinstance(item, Judged) else item)
         if isinstance(item, Judged):
             self.actions.act(container, model, item.event, item.decisions, refused=item.refused)
             return
@@ -358,6 +366,7 @@ class Defender(ListenerBase):
                 "blocked": len(self.enforcer.blocked),
                 "pending": len(self.enforcer.pending()),
             },
+            "forensics": self.forensics.counters(),
             "sensors": self.sensors.counters(),
             "verdictLatency": self.sensors.verdict_latency(),
             "tracker": asdict(self.tracker.stats),

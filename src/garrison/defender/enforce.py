@@ -31,8 +31,10 @@ from collections.abc import Callable, KeysView
 from garrison.audit.record import Audit
 from garrison.console.link import ConsoleLink
 from garrison.errors import ContainerGone, RuntimeRefused, RuntimeUnavailable
+from garrison.forensics.capture import CaptureStopped, Request
+from garrison.forensics.host import HostForensics
 from garrison.runtime.base import ContainerInfo, ContainerRuntime, RestartPolicy
-from garrison.store.base import BlockedContainer
+from garrison.store.base import BlockedContainer, CaptureState
 from garrison.watchdog.faults import crash_point
 
 log = logging.getLogger(__name__)
@@ -44,9 +46,15 @@ REMOVED_MAX = 4096
 
 
 class Enforcer:
-    def __init__(self, runtime: ContainerRuntime, link: ConsoleLink) -> None:
+    def __init__(
+        self, runtime: ContainerRuntime, link: ConsoleLink, forensics: HostForensics | None = None
+    ) -> None:
         self.runtime = runtime
         self.link = link
+        self.forensics = forensics
+        self._captures: set[asyncio.Task[None]] = set()  # not waited for at shutdown
+        self._capture_slot = asyncio.Semaphore(1)
+        self._orphans: list[BlockedContainer] = []  # removed before their capture was done
         self.records: dict[str, BlockedContainer] = {}  # containers Garrison keeps stopped
         self.blocks = 0
         self.kills = 0
@@ -70,6 +78,8 @@ class Enforcer:
             if await self._exists(record.container_id):
                 self.records[record.container_id] = record
             else:
+                if record.capture == "pending":  # its bundle still gets what Garrison saw
+                    self._orphans.append(record)
                 await asyncio.to_thread(self.link.remove_blocked, record.container_id)
 
     def refresh(self) -> None:
@@ -96,15 +106,22 @@ class Enforcer:
         return True
 
     async def block(self, container: ContainerInfo, audit: Audit) -> None:
-        """Stop ``container`` and keep it stopped; the audit says why. Once at a time."""
+        """Stop ``container`` and keep it stopped; the audit says why. Once at a time. Then,
+        the container stopped, its forensics bundle is captured (never before the kill)."""
         if container.id in self._busy:
             return
         self._busy.add(container.id)
         try:
-            record = await self._intend(container, audit)
+            forensics = self.forensics
+            bundle = forensics.new_bundle_id(container.id, audit.time) if forensics else ""
+            record = await self._intend(container, dataclasses.replace(audit, bundle=bundle))
+            request = await self._request(container, bundle, audit)  # the processes, still alive
             crash_point("audit")
             await self._enforce(record, set_policy=container.orchestrator is None)
             self.blocks += 1
+            if request is not None:
+                subject = {**request.subject, "auditId": record.audit_id}
+                self._capture_later(dataclasses.replace(request, subject=subject))
         finally:
             self._busy.discard(container.id)
 
@@ -118,12 +135,14 @@ class Enforcer:
                 info = await asyncio.to_thread(self.runtime.inspect, record.container_id)
             except ContainerGone:
                 await self._drop(record.container_id)
+                self._resume_capture(record)  # what Garrison saw of it, at least
                 return
             except RuntimeUnavailable:
                 info = None  # the attempts below wait for Docker
             log.info("finishing the block of %s left pending", record.container_id[:12])
             orchestrated = info is not None and info.orchestrator is not None
             await self._enforce(record, set_policy=not orchestrated)
+            self._resume_capture(record)  # after the kill, as for any block
         finally:
             self._busy.discard(record.container_id)
 
@@ -135,7 +154,8 @@ class Enforcer:
         original = known.restart_policy if known else container.restart_policy
         record = BlockedContainer(
             container.id, container.name, container.image_name, original, None, time.time(),
-            state="pending", reason="stopping",
+            state="pending", reason="stopping", bundle=audit.bundle,
+            capture="pending" if audit.bundle else "",
         )  # fmt: skip
         stored = await asyncio.to_thread(self.link.begin_block, record, audit)
         if container.id in self._removed:  # removed while the record was written
@@ -143,6 +163,48 @@ class Enforcer:
         else:
             self.records[container.id] = stored
         return stored
+
+    # -- forensics -----------------------------------------------------------------------------
+
+    async def _request(self, container: ContainerInfo, bundle: str, audit: Audit) -> Request | None:
+        if self.forensics is None or not bundle:
+            return None
+        return await asyncio.to_thread(self.forensics.request, container, bundle, audit)
+
+    def resume_captures(self) -> None:
+        """Captures a defender before this one left undone (it stopped or died midway) of
+        containers it had stopped (a pending block captures once ``resume`` has stopped it),
+        and of containers removed since (their bundle holds what Garrison saw)."""
+        done = [r for r in self.records.values() if r.state == "done"]
+        for record in [*done, *self._orphans]:
+            self._resume_capture(record)
+        self._orphans = []
+
+    def _resume_capture(self, r: BlockedContainer) -> None:
+        if self.forensics is not None and r.capture == "pending" and r.bundle:
+            self._capture_later(self.forensics.resumed(r.container_id, r.name, r.image, r.bundle))
+
+    def _capture_later(self, request: Request) -> None:
+        task = asyncio.get_running_loop().create_task(self._capture(request))
+        self._captures.add(task)
+        task.add_done_callback(self._captures.discard)
+
+    async def _capture(self, request: Request) -> None:
+        """One capture at a time (the default executor's threads stay free for Docker)."""
+        assert self.forensics is not None
+        async with self._capture_slot:
+            try:
+                await asyncio.to_thread(self.forensics.capture, request)
+                state: CaptureState = "done"
+            except CaptureStopped:
+                return  # still pending: the next defender captures it
+            except Exception:  # a capture never takes the defender down
+                log.exception("forensics: capture of %s failed", request.container_id[:12])
+                self.forensics.failed += 1
+                state = "failed"
+        record = self.records.get(request.container_id)
+        if record is not None and record.bundle == request.bundle_id:
+            await self._set(dataclasses.replace(record, capture=state))
 
     async def _enforce(self, record: BlockedContainer, set_policy: bool) -> None:
         """Kill, change the policy, record it done; again and again while Docker refuses."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 ORCHESTRATOR_LABELS = {
     "io.kubernetes.pod.name": "kubernetes",
@@ -49,6 +49,9 @@ class ContainerInfo:
     # Where the container sees its other file systems: volumes, bind mounts, tmpfs, and the
     # files the engine mounts into it (/etc/hosts, /etc/resolv.conf, /etc/hostname).
     mounts: tuple[str, ...] = ()
+    # The runtime's own description when it was inspected (Docker's inspect document): kept
+    # for a forensics bundle, since an --rm container is gone once it is stopped.
+    document: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def orchestrator(self) -> str | None:
@@ -108,5 +111,23 @@ class ContainerRuntime(Protocol):
     def start(self, container_id: str) -> None: ...
 
     def set_restart_policy(self, container_id: str, policy: RestartPolicy) -> None: ...
+
+    # What a forensics bundle holds; a stopped container still answers them.
+    def inspect_document(self, container_id: str) -> dict[str, Any]:
+        """The runtime's whole description of the container (``docker inspect``)."""
+        ...
+
+    def export(self, container_id: str) -> Iterator[bytes]:
+        """Its whole file system as a tar stream (``docker export``), in chunks; errors may
+        come at the first chunk or midway."""
+        ...
+
+    def diff(self, container_id: str) -> list[dict[str, Any]]:
+        """What changed in its file system against the image (``docker diff``)."""
+        ...
+
+    def logs(self, container_id: str, tail: int) -> bytes:
+        """The last ``tail`` lines of its output, stdout and stderr, timestamped."""
+        ...
 
     def close(self) -> None: ...

@@ -27,6 +27,8 @@ from garrison.runtime.base import ContainerInfo, RestartPolicy, RuntimeEvent
 T = TypeVar("T")
 Json = Mapping[str, Any]
 
+EXPORT_CHUNK = 1024 * 1024
+
 # A daemon going away shows as one of these from requests/urllib3 (the socket refused, reset,
 # or timed out), or as a DockerException when the SDK cannot even build the connection.
 _UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout, OSError)
@@ -105,8 +107,31 @@ class DockerRuntime:
         return infos
 
     def inspect(self, container_id: str) -> ContainerInfo:
-        data = _call(container_id, lambda: self._client().inspect_container(container_id))
+        data = self.inspect_document(container_id)
         return info_from_inspect(data, digest=self._image_digest(data.get("Image", "")))
+
+    def inspect_document(self, container_id: str) -> dict[str, Any]:
+        return dict(_call(container_id, lambda: self._client().inspect_container(container_id)))
+
+    def export(self, container_id: str) -> Iterator[bytes]:
+        """``GET /containers/{id}/export``, 1 MiB at a time; errors mapped as they come."""
+        chunks = _call(container_id, lambda: self._client().export(container_id, EXPORT_CHUNK))
+        while True:
+            chunk = _call(container_id, lambda: next(chunks, None))
+            if chunk is None:
+                return
+            yield chunk
+
+    def diff(self, container_id: str) -> list[dict[str, Any]]:
+        changes = _call(container_id, lambda: self._client().diff(container_id))
+        return [dict(c) for c in changes or []]
+
+    def logs(self, container_id: str, tail: int) -> bytes:
+        def read() -> bytes:
+            text = self._client().logs(container_id, tail=tail, timestamps=True)
+            return text if isinstance(text, bytes) else b""
+
+        return _call(container_id, read)
 
     def _image_digest(self, image_id: str) -> str | None:
         """The image's first repo digest (``name@sha256:…``); None for local or built images."""
@@ -226,6 +251,7 @@ def info_from_inspect(data: Json, digest: str | None = None) -> ContainerInfo:
         merged_dir=((data.get("GraphDriver") or {}).get("Data") or {}).get("MergedDir"),
         upper_dir=((data.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir"),
         restart_policy=_restart_policy((data.get("HostConfig") or {}).get("RestartPolicy")),
+        document=data,
         running=running,
         hostname=config.get("Hostname") or "",
         entrypoint=_argv(config.get("Entrypoint")),

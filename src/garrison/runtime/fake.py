@@ -183,6 +183,23 @@ class FakeRuntime:
         self._set(container_id, restart_policy=policy)
         self.emit("update", container_id)
 
+    def inspect_document(self, container_id: str) -> dict[str, Any]:
+        info = self.inspect(container_id)
+        return {"Id": info.id, "Name": f"/{info.name}", "Config": {"Image": info.image_name}}
+
+    def export(self, container_id: str) -> Iterator[bytes]:
+        """An empty tar: the fake keeps no file systems."""
+        self.inspect(container_id)
+        yield bytes(1024)  # a tar's end: two zero blocks
+
+    def diff(self, container_id: str) -> list[dict[str, Any]]:
+        self.inspect(container_id)
+        return []
+
+    def logs(self, container_id: str, tail: int) -> bytes:
+        self.inspect(container_id)
+        return b""
+
     def close(self) -> None:
         with self._lock:
             streams, self._streams = self._streams, []

@@ -20,6 +20,9 @@ Doc = dict[str, Any]
 
 
 BlockState = Literal["pending", "done"]
+# A block's forensics bundle: none asked for (""), being captured, or captured (its manifest
+# says what it holds and what is missing).
+CaptureState = Literal["", "pending", "done", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,8 @@ class BlockedContainer:
     time: float
     state: BlockState = "done"
     reason: str = ""
+    bundle: str = ""  # the forensics bundle's id
+    capture: CaptureState = ""
 
     def to_json(self) -> Doc:
         return {
@@ -53,6 +58,8 @@ class BlockedContainer:
             "time": self.time,
             "state": self.state,
             "reason": self.reason,
+            "bundle": self.bundle,
+            "capture": self.capture,
         }
 
     @classmethod
@@ -67,7 +74,14 @@ class BlockedContainer:
             time=float(doc["time"]),
             state="pending" if doc.get("state") == "pending" else "done",
             reason=str(doc.get("reason") or ""),
+            bundle=str(doc.get("bundle") or ""),
+            capture=_capture_state(doc.get("capture")),
         )
+
+
+def _capture_state(value: object) -> CaptureState:
+    states: dict[object, CaptureState] = {"pending": "pending", "done": "done", "failed": "failed"}
+    return states.get(value, "")
 
 
 @dataclass(frozen=True, slots=True)
