@@ -45,6 +45,7 @@ def test_a_scrape_reads_the_store_as_it_is_now() -> None:
         store.set_status({"updatedAt": 5.0, "watching": ["a", "b"], "models": {"active": 2},
                           "sensors": {"exec": {"events": 7, "drops": 1}},
                           "enforcement": {"blocks": 1, "pending": 0},
+                          "forensics": {"captured": 1, "written": 12, "dropped": 2},
                           "events": {"verdicts": 9}})  # fmt: skip
         after = samples(port)
     finally:
@@ -59,6 +60,10 @@ def test_a_scrape_reads_the_store_as_it_is_now() -> None:
     assert after["garrison_verdicts_total{}"] == 9
     assert after["garrison_blocks_total{}"] == 1
     assert after["garrison_defender_status_time_seconds{}"] == 5.0
+    assert after["garrison_forensics_bundles_total{}"] == 1
+    assert after["garrison_forensics_failures_total{}"] == 0
+    assert after["garrison_journal_entries_total{}"] == 12
+    assert after["garrison_journal_dropped_total{}"] == 2
 
 
 class BrokenStore(MemoryStore):

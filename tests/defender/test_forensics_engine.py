@@ -8,8 +8,9 @@ from __future__ import annotations
 import io
 import json
 import signal
+import subprocess
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +202,37 @@ def test_any_container_is_exported_on_demand_and_keeps_running(
     assert tree[0]["argv"] == ["sleep", "3600"]
     assert bundles(defender) == [], "an export on demand is not kept on the host"
     assert garrison("forensics", "verify", str(out)).returncode == 0
+
+
+@pytest.fixture
+def small_data_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 48 MB tmpfs for the data directory: room for the store, not for a 64 MB export."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m,mode=0700", "tmpfs", str(mount)],
+                   check=True)  # fmt: skip
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_a_disk_that_fills_keeps_the_small_members_and_says_the_file_system_did_not_fit(
+    start_defender: Start, run_container, small_data_disk: Path
+) -> None:
+    defender = start_defender(learning="1h", data_dir=small_data_disk / "data")
+    put_rules(defender, BLOCK_DRIFT)
+    box = watched(defender, run_container(DEBIAN, ["sleep", "3600"], name="fx-full"))
+    box.exec_run(["dd", "if=/dev/urandom", "of=/big", "bs=1M", "count=64"])
+    box.exec_run(["/bin/sh", "-c", SCRIPT])
+    wait_stopped(box, "blocked")
+
+    bundle = bundle_of(defender, box.id)
+    assert bundle["missing"] == ["filesystem.tar"]
+    held = members(Path(bundle["path"]))
+    missing = {m["name"]: m["why"] for m in json.loads(held["manifest.json"])["missing"]}
+    assert "No space left on device" in missing["filesystem.tar"], missing
+    assert {"inspect.json", "journal.jsonl", "audits.json", "diff.json"} <= set(held)
+    assert garrison("forensics", "verify", bundle["path"]).returncode == 0
+    assert list((defender.data_dir / "forensics" / "bundles").glob("*.partial")) == []
+    assert defender.status()["forensics"]["failed"] == 0  # a bundle, short of one member

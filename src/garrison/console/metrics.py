@@ -123,6 +123,7 @@ def _defender(status: Mapping[str, Any]) -> Iterator[Metric]:
         models.add_metric([str(state)], float(count))
     yield models
     yield from _enforcement(status.get("enforcement") or {})
+    yield from _forensics(status.get("forensics") or {})
     yield from _sensors(status.get("sensors") or {})
     events = status.get("events") or {}
     yield CounterMetricFamily("garrison_verdicts", "Exec permission events the defender answered",
@@ -140,6 +141,16 @@ def _enforcement(doc: Mapping[str, Any]) -> Iterator[Metric]:
     yield _gauge("garrison_blocked_containers", "Containers kept stopped",
                  float(doc.get("blocked") or 0))  # fmt: skip
     yield _gauge("garrison_pending_blocks", "Blocks not done yet", float(doc.get("pending") or 0))
+
+
+def _forensics(doc: Mapping[str, Any]) -> Iterator[Metric]:
+    for key, name, help_text in (
+        ("captured", "garrison_forensics_bundles", "Forensics bundles captured"),
+        ("failed", "garrison_forensics_failures", "Forensics captures that failed"),
+        ("written", "garrison_journal_entries", "Journal entries written"),
+        ("dropped", "garrison_journal_dropped", "Journal entries dropped (writer behind, disk)"),
+    ):
+        yield CounterMetricFamily(name, help_text, value=float(doc.get(key) or 0))
 
 
 def _sensors(doc: Mapping[str, Any]) -> Iterator[Metric]:
