@@ -11,6 +11,7 @@ from garrison.cli import (
     alerts,
     audits,
     authz,
+    console,
     containers,
     engine,
     forensics,
@@ -19,6 +20,7 @@ from garrison.cli import (
     policies,
     rules,
     scan,
+    users,
     vulndb,
 )
 from garrison.cli.options import shown
@@ -47,6 +49,8 @@ app.add_typer(policies.app, name="policies")
 app.add_typer(vulndb.app, name="vulndb")
 app.add_typer(authz.app, name="authz")
 app.add_typer(engine.app, name="engine")
+app.add_typer(users.app, name="users")
+app.add_typer(console.app, name="console")
 
 err = Console(stderr=True, soft_wrap=True)
 

@@ -11,7 +11,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from wsgiref.simple_server import WSGIServer
 
 import docker
@@ -27,6 +27,9 @@ from garrison.devengine import EngineConfig, PrivateEngine, ensure_packages
 from garrison.errors import ConfigError
 from garrison.runtime.docker import DockerRuntime
 from garrison.watchdog import Supervisor, WatchdogState, die_with_supervisor, faults
+
+if TYPE_CHECKING:
+    from garrison.api.server import ConsoleServer
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +131,14 @@ def run(
             help="Serve Prometheus metrics on HOST:PORT, e.g. 127.0.0.1:9464 (default: none).",
         ),
     ] = None,
+    console_address: Annotated[
+        str | None,
+        typer.Option(
+            "--console-address",
+            help="Serve the console (REST API) on HOST:PORT, e.g. 127.0.0.1:8080 (default: "
+            "none; `garrison console serve` runs it alone).",
+        ),
+    ] = None,
     stall_timeout: Annotated[
         str | None,
         typer.Option(
@@ -158,6 +169,7 @@ def run(
         "watchdog": watchdog,
         "stall_timeout": stall_timeout,
         "metrics_address": metrics_address,
+        "console_address": console_address,
     }
     settings = load_settings(config, overrides)
     supervised = WatchdogState.from_env()
@@ -220,9 +232,12 @@ def _services(settings: Settings) -> Iterator[None]:
     correlator = console.correlator().start()  # audits into incidents
     pruner = console.audit_pruner().start()  # audit retention: at start, then hourly
     metrics = _metrics(console, settings.metrics_address)
+    served = _console(console, settings)
     try:
         yield
     finally:
+        if served is not None:
+            served.stop()
         if metrics is not None:
             metrics.shutdown()
             metrics.server_close()
@@ -230,6 +245,27 @@ def _services(settings: Settings) -> Iterator[None]:
         correlator.stop()
         pruner.stop()
         console.close()
+
+
+def _console(console: Console, settings: Settings) -> ConsoleServer | None:
+    """The console's API beside the defender, when asked for; an address that cannot be
+    served is logged, and the defender runs on (defending matters more)."""
+    if not settings.console_address:
+        return None
+    from garrison.api.server import ConsoleServer, first_admin  # noqa: PLC0415 - FastAPI's import costs
+
+    try:
+        server = ConsoleServer(
+            console, settings.console_address, lambda: DockerRuntime(settings.docker_host)
+        )
+    except ConfigError as exc:
+        log.error("%s; no console is served", exc)
+        return None
+    log.info("console on %s", server.url)
+    hint = first_admin(console, settings.data_dir)
+    if hint:
+        out.print(hint)
+    return server.start()
 
 
 def _metrics(console: Console, address: str) -> WSGIServer | None:

@@ -17,6 +17,7 @@ from garrison.audit import export
 from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
 from garrison.audit.retention import PRUNE_INTERVAL, Retention
+from garrison.auth import Accounts
 from garrison.console import alerts, forensics, incidents, models, runtime_rules
 from garrison.console.inprocess import InProcessLink
 from garrison.console.liveness import liveness
@@ -75,6 +76,10 @@ class Console:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+    def accounts(self) -> Accounts:
+        """Users, roles, API tokens and page sessions (garrison.auth)."""
+        return Accounts(self.store, self.clock)
 
     # -- alert channels and the outbox --------------------------------------------------------
 

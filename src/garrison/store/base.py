@@ -115,6 +115,41 @@ class Delivery:
     folded: int = 0  # 0: the audit's first alert; N: a summary of N more occurrences
 
 
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A console user as stored (``garrison.auth.User`` is what leaves the store: no hash)."""
+
+    name: str
+    role: str  # auditor, operator, admin (garrison.auth checks it)
+    password_hash: str  # argon2id, PHC string
+    created: float
+    disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """An API token as stored: its public id and the SHA-256 (hex) of its secret."""
+
+    id: str
+    user: str
+    name: str
+    secret_hash: str
+    created: float
+    expires: float | None = None
+    last_used: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A page session as stored, keyed by the SHA-256 (hex) of its cookie."""
+
+    key_hash: str
+    user: str
+    csrf: str
+    created: float
+    expires: float
+
+
 class Store(Protocol):
     """Persistence. Every write is atomic: on an error nothing already stored is lost.
 
@@ -245,6 +280,61 @@ class Store(Protocol):
     def pending_model_commands(self) -> list[ModelCommand]: ...
     def finish_model_commands(self, ids: Sequence[int]) -> None: ...
 
+    # Console users, their API tokens and page sessions (garrison.auth). A change that would
+    # leave no enabled admin is refused (InvalidInput) in the transaction that makes it, so
+    # two admins demoting each other at once cannot both succeed.
+    def add_user(self, record: UserRecord) -> None:
+        """InvalidInput when a user of that name exists (the store's own check: atomic)."""
+        ...
+
+    def get_user(self, name: str) -> UserRecord | None: ...
+    def list_users(self) -> list[UserRecord]:
+        """By name."""
+        ...
+
+    def update_user(
+        self,
+        name: str,
+        *,
+        role: str | None = None,
+        password_hash: str | None = None,
+        disabled: bool | None = None,
+    ) -> bool:
+        """Change what is given; False when there is no such user."""
+        ...
+
+    def delete_user(self, name: str) -> bool:
+        """The user with its tokens and sessions, in one transaction; False when none."""
+        ...
+
+    def add_token(self, record: TokenRecord) -> None:
+        """NotFound when its user does not exist; InvalidInput when its id does."""
+        ...
+
+    def get_token(self, token_id: str) -> TokenRecord | None: ...
+    def list_tokens(self, user: str | None = None) -> list[TokenRecord]:
+        """Those of ``user`` (None: everyone's), oldest first."""
+        ...
+
+    def delete_token(self, token_id: str) -> bool: ...
+    def touch_token(self, token_id: str, when: float) -> None:
+        """Record that the token was used at ``when``."""
+        ...
+
+    def add_session(self, record: SessionRecord) -> None:
+        """NotFound when its user does not exist."""
+        ...
+
+    def get_session(self, key_hash: str) -> SessionRecord | None: ...
+    def delete_session(self, key_hash: str) -> bool: ...
+    def delete_sessions_of(self, user: str) -> int:
+        """End every session of ``user``; how many there were."""
+        ...
+
+    def prune_sessions(self, now: float) -> int:
+        """Delete the sessions expired at ``now``; how many."""
+        ...
+
 
 def dump_doc(doc: Mapping[str, Any], what: str) -> str:
     """A document as JSON text; InvalidInput (before any write) when it is not JSON."""
@@ -289,3 +379,13 @@ def audit_from_doc(doc: Mapping[str, Any], **override: Any) -> Audit:
     fields = {k: v for k, v in doc.items() if k in Audit.__dataclass_fields__}
     fields.update(override)
     return Audit(**fields)
+
+
+def user_exists(name: str) -> InvalidInput:
+    return InvalidInput(f"name: a user named {name[:64]!r} exists")
+
+
+def last_admin(name: str) -> InvalidInput:
+    return InvalidInput(
+        f"name: {name[:64]!r} is the last enabled admin; make another user admin first"
+    )

@@ -25,11 +25,13 @@ from garrison.store.base import (
     profile_of,
 )
 from garrison.store.memory_incidents import MemoryIncidents
+from garrison.store.memory_users import MemoryUsers
 
 
-class MemoryStore(MemoryIncidents):
+class MemoryStore(MemoryIncidents, MemoryUsers):
     def __init__(self) -> None:
-        super().__init__()
+        MemoryIncidents.__init__(self)
+        MemoryUsers.__init__(self)
         self._lock = threading.Lock()
         self._models: dict[str, str] = {}
         self._audits: dict[tuple[str, ...], Audit] = {}

@@ -6,7 +6,7 @@ refused rather than misread. Migrations (Alembic) come with the first schema cha
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, ForeignKey, Index, Integer, MetaData, Table, Text
+from sqlalchemy import Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, Table, Text
 
 SCHEMA_VERSION = 1
 
@@ -157,4 +157,44 @@ incident_audits = Table(
     Column("audit_id", Integer, ForeignKey("audits.id"), primary_key=True),
     Column("time", Float, nullable=False),
     Index("incident_audits_audit", "audit_id"),
+)
+
+# Console users, API tokens and page sessions (garrison.auth). New tables only, as the
+# outbox: an older Garrison ignores them. Only hashes of what authenticates are kept: the
+# argon2id hash of a password, the SHA-256 of a token's secret and of a session's cookie.
+# Foreign keys document the links (SQLite enforces none without PRAGMA foreign_keys): a
+# user's tokens and sessions are deleted with it explicitly, in its transaction.
+users = Table(
+    "users",
+    metadata,
+    Column("name", Text, primary_key=True),  # unique: two processes adding it, one wins
+    Column("role", Text, nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("user", Text, ForeignKey("users.name"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("secret_hash", Text, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("expires", Float, nullable=True),
+    Column("last_used", Float, nullable=True),
+    Index("api_tokens_user", "user"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("key_hash", Text, primary_key=True),
+    Column("user", Text, ForeignKey("users.name"), nullable=False),
+    Column("csrf", Text, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("expires", Float, nullable=False),
+    Index("sessions_user", "user"),
+    Index("sessions_expires", "expires"),
 )

@@ -41,6 +41,7 @@ from garrison.store.base import (
     profile_of,
 )
 from garrison.store.datadir import create_private_file, open_private, secure_data_dir
+from garrison.store.sqlite_users import SQLiteUsers
 
 DB_NAME = "garrison.db"
 BUSY_TIMEOUT_MS = 10_000
@@ -82,8 +83,9 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     sqlite_audits.register_functions(dbapi_connection)
 
 
-class SQLiteStore:
-    """Open (and create) the store at ``path``; raises StoreError when it cannot."""
+class SQLiteStore(SQLiteUsers):
+    """Open (and create) the store at ``path``; raises StoreError when it cannot. Users, API
+    tokens and sessions: ``SQLiteUsers`` (store/sqlite_users.py)."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
