@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 import yaml
-from rich.table import Table
 
 from garrison.alerts.channel import redacted
-from garrison.alerts.profiles import DEFAULT_PERIOD, load_profiles
-from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown, when
+from garrison.alerts.profiles import DEFAULT_PERIOD, Profile, load_profiles
+from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown
+from garrison.cli.render import (
+    Column,
+    Output,
+    OutputOption,
+    ago,
+    duration,
+    emit,
+    free,
+    key,
+    local_time,
+    number,
+    output_of,
+    print_table,
+)
 from garrison.config import DEFAULT_DATA_DIR
 from garrison.errors import InvalidInput
 from garrison.policy.documents import DocumentError, read_document
-from garrison.store.base import Delivery
+from garrison.store.base import ChannelRecord, Delivery
 
 app = typer.Typer(help="Alerts: audits forwarded to channels.", no_args_is_help=True)
 channels = typer.Typer(
@@ -61,6 +75,13 @@ def remove(name: Name, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     out.print(f"channel {shown(name)} removed")
 
 
+CHANNELS: list[Column[ChannelRecord]] = [
+    key("name", lambda c: shown(c.name)),
+    free("url", lambda c: shown(redacted(c.url))),
+    key("added", lambda c: ago(c.created)),
+]
+
+
 @channels.command("list")
 def list_channels(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False) -> None:
     """The channels, their URLs with secrets hidden."""
@@ -69,13 +90,8 @@ def list_channels(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False)
     if as_json:
         print_json([{"name": c.name, "url": redacted(c.url), "created": c.created} for c in found])
         return
-    if not found:
-        out.print("no channels: audits are stored and shown, not forwarded")
-        return
-    table = Table("name", "url", "added")
-    for c in found:
-        table.add_row(shown(c.name), shown(redacted(c.url)), when(c.created))
-    out.print(table)
+    empty = "No alert channels: audits are stored and shown, not forwarded."
+    print_table(CHANNELS, found, empty)
 
 
 @channels.command("test")
@@ -86,32 +102,57 @@ def send_test(name: Name, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     out.print(f"a test alert went to {shown(name)}")
 
 
+def _kind(d: Delivery) -> str:
+    return f"summary (+{d.folded})" if d.folded else "first"
+
+
+def _when(d: Delivery) -> str:
+    """When it was sent, or when it is tried next."""
+    if d.state == "pending":
+        wait = d.next_try - time.time()
+        return f"next in {duration(wait)}" if wait >= 1 else "due now"
+    return f"sent {ago(d.sent)}" if d.sent else "-"
+
+
+OUTBOX: list[Column[Delivery]] = [
+    number("id", lambda d: d.id),
+    key("channel", lambda d: shown(d.channel)),
+    number("audit", lambda d: d.audit.id),
+    key("state", lambda d: d.state),
+    number("tries", lambda d: d.attempts),
+    key("when", _when),
+    free("error", lambda d: shown(d.error or "-")),
+]
+OUTBOX_WIDE: list[Column[Delivery]] = [
+    *OUTBOX[:3],
+    key("attack type", lambda d: shown(d.audit.attackType)),
+    key("kind", _kind),
+    *OUTBOX[3:5],
+    key("created", lambda d: local_time(d.created)),
+    key("next try", lambda d: local_time(d.next_try) if d.state == "pending" else "-"),
+    key("sent", lambda d: local_time(d.sent)),
+    OUTBOX[6],
+]
+
+
 @app.command("outbox")
 def outbox(
     state: Annotated[str, typer.Option(help="pending, sent or skipped (default: all).")] = "",
     limit: Annotated[int, typer.Option(help="At most this many (0: all).")] = 100,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     as_json: AsJson = False,
+    output: OutputOption = None,
 ) -> None:
     """What was forwarded to each channel and what waits (retried with backoff)."""
+    chosen = output_of(output, as_json)
     with open_console(data_dir) as console:
         found = console.list_deliveries(state, limit)
-    if as_json:
-        print_json([_json(d) for d in found])
+    if chosen in (Output.JSON, Output.YAML):
+        emit([_json(d) for d in found], chosen)
         return
-    if not found:
-        out.print("the outbox is empty")
-        return
-    columns = ("id", "channel", "audit", "kind", "state", "attempts", "next try", "sent", "error")
-    table = Table(*columns)
-    for d in found:
-        kind = f"summary (+{d.folded})" if d.folded else "first"
-        table.add_row(
-            str(d.id), shown(d.channel), f"{d.audit.id} {shown(d.audit.attackType)}", kind, d.state,
-            str(d.attempts), when(d.next_try) if d.state == "pending" else "-", when(d.sent),
-            shown(d.error or "-"),
-        )  # fmt: skip
-    out.print(table)
+    empty = f"No {state} deliveries." if state else "The outbox is empty."
+    wide = chosen is Output.WIDE
+    print_table(OUTBOX_WIDE if wide else OUTBOX, found, empty, fit=not wide)
 
 
 def _json(d: Delivery) -> dict[str, object]:
@@ -148,6 +189,16 @@ def export_profiles(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     print(yaml.safe_dump(doc, sort_keys=False), end="")
 
 
+PROFILES: list[Column[Profile]] = [
+    key("name", lambda p: shown(p.name)),
+    free("channels", lambda p: shown(", ".join(p.channels))),
+    free("types", lambda p: shown(", ".join(p.types) or "any")),
+    free("attack types", lambda p: shown(", ".join(p.attackTypes) or "any")),
+    key("effects", lambda p: shown(", ".join(p.effects))),
+    key("aggregation", lambda p: shown(p.aggregation)),
+]
+
+
 @profiles.command("list")
 def list_profiles(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False) -> None:
     """The profiles in force, one line each."""
@@ -156,15 +207,8 @@ def list_profiles(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False)
     if as_json:
         print_json([p.model_dump(mode="json") for p in found])
         return
-    if not found:
-        out.print(f"no alert profiles: every channel receives every audit ({DEFAULT_PERIOD:.0f} s "
-                  "aggregation)")  # fmt: skip
-        return
-    table = Table("name", "channels", "types", "attack types", "effects", "aggregation")
-    for p in found:
-        table.add_row(
-            shown(p.name), shown(", ".join(p.channels)), shown(", ".join(p.types) or "any"),
-            shown(", ".join(p.attackTypes) or "any"), shown(", ".join(p.effects)),
-            shown(p.aggregation),
-        )  # fmt: skip
-    out.print(table)
+    empty = (
+        f"No alert profiles: every channel receives every audit ({DEFAULT_PERIOD:.0f} s "
+        "aggregation)."
+    )
+    print_table(PROFILES, found, empty)

@@ -11,12 +11,26 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from garrison.audit import export
 from garrison.audit.query import DEFAULT_LIMIT, AuditFilter, parse_when
+from garrison.audit.record import Audit
 from garrison.audit.retention import DEFAULT_MAX_AGE, DEFAULT_MAX_COUNT, Retention
 from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown, when
+from garrison.cli.render import (
+    Column,
+    Output,
+    OutputOption,
+    ago,
+    emit,
+    free,
+    key,
+    local_time,
+    number,
+    output_of,
+    print_table,
+    short_id,
+)
 from garrison.config import DEFAULT_DATA_DIR, parse_duration
 from garrison.errors import InvalidInput
 
@@ -89,6 +103,31 @@ def _query(
     )
 
 
+# What a container ran or wrote (msg, command) is anything at all: free text, shown escaped.
+DEFAULT: list[Column[Audit]] = [
+    key("time", lambda a: ago(a.time)),
+    key("container", lambda a: shown(a.containerName or "-")),
+    key("effect", lambda a: shown(a.effect)),
+    number("count", lambda a: a.count),
+    free("message", lambda a: shown(a.msg)),
+]
+WIDE: list[Column[Audit]] = [
+    number("id", lambda a: a.id),
+    key("time", lambda a: local_time(a.time)),
+    DEFAULT[1],
+    key("container id", lambda a: short_id(a.containerId)),
+    key("image", lambda a: shown(a.imageName or "-")),
+    key("type", lambda a: shown(a.type)),
+    key("attack type", lambda a: shown(a.attackType)),
+    DEFAULT[2],
+    key("rule", lambda a: shown(a.ruleName or "-")),
+    key("host", lambda a: shown(a.hostname)),
+    DEFAULT[3],
+    DEFAULT[4],
+    free("command", lambda a: shown(a.command or "-")),
+]
+
+
 @app.command("list")
 def list_audits(
     container: Container = "",
@@ -105,8 +144,10 @@ def list_audits(
     offset: Offset = 0,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     as_json: AsJson = False,
+    output: OutputOption = None,
 ) -> None:
     """List audits, filtered, newest first."""
+    chosen = output_of(output, as_json)
     query = _query(
         container=container, image=image, type_=type_, effect=effect, since=since,
         until=until, search=search, rule=rule, host=host, attack_type=attack_type,
@@ -114,22 +155,13 @@ def list_audits(
     )  # fmt: skip
     with open_console(data_dir) as console:
         audits = console.list_audits(query)
-    if as_json:
-        print_json([a.to_json() for a in audits])
+    if chosen in (Output.JSON, Output.YAML):
+        emit([a.to_json() for a in audits], chosen)
         return
-    table = Table("time", "container", "image", "type", "attackType", "effect", "count", "msg")
-    for a in audits:
-        table.add_row(
-            when(a.time),
-            shown(a.containerName),
-            shown(a.imageName),
-            shown(a.type),
-            shown(a.attackType),
-            shown(a.effect),
-            str(a.count),
-            shown(a.msg),  # what a container ran or wrote: anything at all
-        )
-    out.print(table)
+    unfiltered = query == AuditFilter(limit=query.limit)
+    empty = "No audits." if unfiltered else "No audits match these options."
+    wide = chosen is Output.WIDE
+    print_table(WIDE if wide else DEFAULT, audits, empty, fit=not wide)
 
 
 @app.command("export")

@@ -5,11 +5,25 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown, when
+from garrison.audit.record import Audit
+from garrison.cli.options import AsJson, DataDir, open_console, out, shown
+from garrison.cli.render import (
+    Column,
+    Output,
+    OutputOption,
+    ago,
+    emit,
+    free,
+    key,
+    local_time,
+    output_of,
+    print_table,
+    short_id,
+)
 from garrison.config import DEFAULT_DATA_DIR
 from garrison.runtime.docker import DockerRuntime
+from garrison.store.base import BlockedContainer
 
 app = typer.Typer(help="Containers Garrison blocked.", no_args_is_help=True)
 
@@ -19,27 +33,54 @@ DockerHost = Annotated[
 ]
 
 
+Blocked = tuple[BlockedContainer, Audit | None]
+
+
+def _why(row: Blocked) -> str:
+    """The audit's message; for a block not done yet, what keeps it from being done first."""
+    record, audit = row
+    msg = shown(audit.msg) if audit else "-"
+    return msg if record.state == "done" else f"not done yet: {shown(record.reason)}; {msg}"
+
+
+def _forensics(row: Blocked) -> str:
+    record = row[0]
+    return f"{record.bundle} ({record.capture})" if record.bundle else "-"
+
+
+DEFAULT: list[Column[Blocked]] = [
+    key("container", lambda r: shown(r[0].name)),
+    key("container id", lambda r: short_id(r[0].container_id)),
+    key("blocked", lambda r: ago(r[0].time)),
+    key("state", lambda r: shown(r[0].state)),
+    free("why", _why),
+]
+WIDE: list[Column[Blocked]] = [
+    *DEFAULT[:2],
+    key("image", lambda r: shown(r[0].image)),
+    key("blocked", lambda r: local_time(r[0].time)),
+    DEFAULT[3],
+    key("restart policy", lambda r: shown(r[0].restart_policy.name)),
+    key("forensics", _forensics),
+    DEFAULT[4],
+]
+
+
 @app.command()
-def blocked(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False) -> None:
+def blocked(
+    data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False, output: OutputOption = None
+) -> None:
     """List blocked containers with the audit that blocked them. A block still under way is
     *pending*, with what keeps it from being done (e.g. Docker refusing the kill)."""
+    chosen = output_of(output, as_json)
     with open_console(data_dir) as console:
         rows = console.blocked_with_audits()
-    if as_json:
-        print_json([{**b.to_json(), "audit": a.to_json() if a else None} for b, a in rows])
+    if chosen in (Output.JSON, Output.YAML):
+        emit([{**b.to_json(), "audit": a.to_json() if a else None} for b, a in rows], chosen)
         return
-    table = Table(
-        "container", "id", "image", "blocked at", "state", "restart policy", "forensics", "why"
-    )
-    for record, audit in rows:
-        state = record.state if record.state == "done" else f"pending: {record.reason}"
-        bundle = f"{record.bundle} ({record.capture})" if record.bundle else "-"
-        table.add_row(
-            shown(record.name), record.container_id[:12], shown(record.image), when(record.time),
-            shown(state), shown(record.restart_policy.name), bundle,
-            shown(audit.msg) if audit else "-",
-        )  # fmt: skip
-    out.print(table)
+    empty = "No blocked containers."
+    wide = chosen is Output.WIDE
+    print_table(WIDE if wide else DEFAULT, rows, empty, fit=not wide)
 
 
 @app.command()

@@ -6,9 +6,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown, when
+from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown
+from garrison.cli.render import (
+    Column,
+    Output,
+    OutputOption,
+    emit,
+    free,
+    key,
+    local_time,
+    output_of,
+    print_table,
+    short_id,
+)
 from garrison.config import DEFAULT_DATA_DIR
 from garrison.forensics.library import BundleInfo
 from garrison.forensics.verify import verify
@@ -28,20 +39,42 @@ DockerHost = Annotated[
 ]
 
 
+def _held(bundle: BundleInfo) -> str:
+    return "complete" if bundle.complete else f"{len(bundle.missing)} missing"
+
+
+DEFAULT: list[Column[BundleInfo]] = [
+    key("bundle", lambda b: shown(b.id)),
+    key("container", lambda b: shown(b.subject.get("containerName") or "-")),
+    key("size", lambda b: _size(b.size)),
+    key("held", _held),
+    key("pinned", lambda b: "pinned" if b.pinned else ""),
+]
+WIDE: list[Column[BundleInfo]] = [
+    DEFAULT[0],
+    key("created", lambda b: local_time(b.created)),
+    DEFAULT[1],
+    key("container id", lambda b: short_id(b.subject.get("containerId"))),
+    key("image", lambda b: shown(b.subject.get("imageName") or "-")),
+    *DEFAULT[2:],
+    free("why", lambda b: shown(b.subject.get("reason") or "-")),
+]
+
+
 @app.command("list")
-def list_bundles(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False) -> None:
+def list_bundles(
+    data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False, output: OutputOption = None
+) -> None:
     """The bundles kept on this host, newest first."""
+    chosen = output_of(output, as_json)
     with open_console(data_dir) as console:
         found = console.bundles().list()
-    if as_json:
-        print_json([b.to_json() for b in found])
+    if chosen in (Output.JSON, Output.YAML):
+        emit([b.to_json() for b in found], chosen)
         return
-    table = Table("bundle", "created", "container", "size", "held", "pinned")
-    for b in found:
-        held = "complete" if b.complete else f"{len(b.missing)} missing"
-        table.add_row(b.id, when(b.created), shown(b.subject.get("containerName", "")),
-                      _size(b.size), held, "pinned" if b.pinned else "")  # fmt: skip
-    out.print(table)
+    empty = "No forensics bundles: one is captured when a block stops a container."
+    wide = chosen is Output.WIDE
+    print_table(WIDE if wide else DEFAULT, found, empty, fit=not wide)
 
 
 @app.command("show")

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from garrison.audit.mitre import mitre_of
+from garrison.audit.mitre import Mitre, mitre_of
 from garrison.audit.query import DEFAULT_LIMIT
-from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown, when
+from garrison.audit.record import Audit
+from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown
+from garrison.cli.render import (
+    Column,
+    Output,
+    OutputOption,
+    ago,
+    emit,
+    free,
+    key,
+    local_time,
+    number,
+    output_of,
+    print_table,
+    say,
+    short_id,
+)
 from garrison.config import DEFAULT_DATA_DIR
-from garrison.incidents import IncidentFilter
+from garrison.incidents import Incident, IncidentFilter
 
 app = typer.Typer(
     help="Incidents: audits of one container that tell one story (a binary written then run, "
@@ -19,6 +35,27 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 Ref = Annotated[str, typer.Argument(help="The incident's id (as listed).")]
+
+
+DEFAULT: list[Column[Incident]] = [
+    number("id", lambda i: i.id),
+    key("last", lambda i: ago(i.lastTime)),
+    key("state", lambda i: i.state),
+    key("container", lambda i: shown(i.containerName or "-")),
+    number("audits", lambda i: len(i.auditIds)),
+    free("title", lambda i: shown(i.title)),
+]
+WIDE: list[Column[Incident]] = [
+    DEFAULT[0],
+    key("first", lambda i: local_time(i.firstTime)),
+    key("last", lambda i: local_time(i.lastTime)),
+    *DEFAULT[2:4],
+    key("container id", lambda i: short_id(i.containerId)),
+    key("image", lambda i: shown(i.imageName or "-")),
+    key("host", lambda i: shown(i.hostname)),
+    key("kind", lambda i: i.kind),
+    *DEFAULT[4:],
+]
 
 
 @app.command("list")
@@ -35,19 +72,40 @@ def list_incidents(
     limit: Annotated[int, typer.Option(help="At most this many (0: all).")] = DEFAULT_LIMIT,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     as_json: AsJson = False,
+    output: OutputOption = None,
 ) -> None:
     """List incidents, the most recently active first."""
+    chosen = output_of(output, as_json)
     query = IncidentFilter(state=state, container=container, kind=kind, limit=limit)
     with open_console(data_dir) as console:
         found = console.list_incidents(query)
-    if as_json:
-        print_json([i.to_json() for i in found])
+    if chosen in (Output.JSON, Output.YAML):
+        emit([i.to_json() for i in found], chosen)
         return
-    table = Table("id", "last", "state", "container", "kind", "audits", "title")
-    for i in found:
-        table.add_row(str(i.id), when(i.lastTime), i.state, shown(i.containerName),
-                      i.kind, str(len(i.auditIds)), shown(i.title))  # fmt: skip
-    out.print(table)
+    unfiltered = query == IncidentFilter(limit=limit)
+    empty = "No incidents." if unfiltered else "No incidents match these options."
+    wide = chosen is Output.WIDE
+    print_table(WIDE if wide else DEFAULT, found, empty, fit=not wide)
+
+
+Step = tuple[int, Audit]  # the audit's place in the story, and the audit
+
+
+def _mitre(text: Callable[[Mitre], str]) -> Callable[[Step], str]:
+    def cell(step: Step) -> str:
+        mitre = mitre_of(step[1].attackType)
+        return text(mitre) if mitre else "-"
+
+    return cell
+
+
+STORY: list[Column[Step]] = [
+    number("#", lambda s: s[0]),
+    key("time", lambda s: ago(s[1].time)),
+    key("effect", lambda s: shown(s[1].effect)),
+    free("message", lambda s: shown(s[1].msg)),
+    free("att&ck", _mitre(lambda m: f"{m.tactic_text}: {m.technique_text}")),
+]
 
 
 @app.command("show")
@@ -58,18 +116,10 @@ def show_incident(ref: Ref, data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJso
     if as_json:
         print_json(incident.to_json(story))
         return
-    out.print(f"incident {incident.id} ({incident.state}): {shown(incident.title)}")
-    out.print(f"container {shown(incident.containerName)} image {shown(incident.imageName)} "
-              f"host {shown(incident.hostname)}")  # fmt: skip
-    table = Table("#", "time", "type", "attackType", "effect", "tactic", "technique", "msg")
-    for number, a in enumerate(story, start=1):
-        mitre = mitre_of(a.attackType)
-        table.add_row(
-            str(number), when(a.time), a.type, shown(a.attackType), a.effect,
-            mitre.tactic_text if mitre else "-", mitre.technique_text if mitre else "-",
-            shown(a.msg),
-        )  # fmt: skip
-    out.print(table)
+    say(f"incident {incident.id} ({incident.state}): {shown(incident.title)}")
+    say(f"container {shown(incident.containerName)} image {shown(incident.imageName)} "
+        f"host {shown(incident.hostname)}")  # fmt: skip
+    print_table(STORY, list(enumerate(story, start=1)), "No audits left in this incident.")
 
 
 @app.command("archive")

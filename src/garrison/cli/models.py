@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown, when
+from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown
+from garrison.cli.render import (
+    Column,
+    Output,
+    OutputOption,
+    duration,
+    emit,
+    key,
+    local_time,
+    number,
+    output_of,
+    print_table,
+    short_id,
+)
 from garrison.config import DEFAULT_DATA_DIR, parse_duration
 from garrison.errors import InvalidInput
 
@@ -18,24 +30,50 @@ app = typer.Typer(
 Ref = Annotated[str, typer.Argument(help="Image name, image id or profile id (or a prefix).")]
 
 
+EMPTY = "No models yet: a model starts when a container of an image runs."
+Model = dict[str, Any]
+
+
+def _learned(model: Model) -> str:
+    """``30s of 1h`` while learning, ``30s (manual)`` until learn-stop, else ``1h``."""
+    learned = duration(model.get("learnedSeconds"))
+    if model.get("state") != "learning":
+        return learned
+    target = model.get("learningTarget")
+    return f"{learned} (manual)" if target is None else f"{learned} of {duration(target)}"
+
+
+DEFAULT: list[Column[Model]] = [
+    key("image", lambda m: shown(m.get("imageName") or "-")),
+    key("image id", lambda m: short_id(m.get("imageId"))),
+    key("state", lambda m: shown(m.get("state"))),
+    key("learned", _learned),
+    number("running", lambda m: m.get("runningContainers", 0)),
+]
+WIDE: list[Column[Model]] = [
+    key("profile", lambda m: shown(m.get("profileId"))),
+    *DEFAULT,
+    number("processes", lambda m: m.get("processes", 0)),
+    number("listening", lambda m: m.get("listeningPorts", 0)),
+    number("outbound", lambda m: m.get("outboundPorts", 0)),
+    number("paths", lambda m: m.get("writtenPaths", 0)),
+    key("created", lambda m: local_time(m.get("created"))),
+]
+
+
 @app.command("list")
-def list_models(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False) -> None:
+def list_models(
+    data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False, output: OutputOption = None
+) -> None:
     """List the models with their state and size."""
+    chosen = output_of(output, as_json)
     with open_console(data_dir) as console:
         models = console.list_models()
-    if as_json:
-        print_json(models)
+    if chosen in (Output.JSON, Output.YAML):
+        emit(models, chosen)
         return
-    table = Table(*(models[0].keys() if models else ("profileId", "imageName", "state")))
-    for model in models:
-        table.add_row(*(_cell(k, v) for k, v in model.items()))
-    out.print(table)
-
-
-def _cell(key: str, value: object) -> str:
-    if isinstance(value, float) and key.lower().endswith(("at", "seen", "created")):
-        return when(value)
-    return "-" if value is None else shown(value)
+    wide = chosen is Output.WIDE
+    print_table(WIDE if wide else DEFAULT, models, EMPTY, fit=not wide)
 
 
 @app.command()

@@ -11,14 +11,17 @@ from rich.console import Console
 from rich.table import Table
 
 from garrison.cli.options import shown
+from garrison.cli.render import Column, free, key, number, plural, table
 from garrison.cli.scan import DEFAULT_DATA_DIR, AsJson, DataDir
 from garrison.errors import InvalidInput
 from garrison.policy.collections import Collection
 from garrison.policy.documents import DocumentError, read_document
 from garrison.scan.rules import (
     CompliancePolicy,
+    ComplianceRule,
     Policy,
     VulnerabilityPolicy,
+    VulnerabilityRule,
     load_policies,
     save_policy,
 )
@@ -50,23 +53,36 @@ def _list(kind: str, data_dir: Path, as_json: bool) -> None:
 
 def _table(policy: Policy) -> Table:
     if isinstance(policy, VulnerabilityPolicy):
-        table = Table("#", "Rule", "Scope", "Effect", "Alert at", "Block at", "Options")
-        for n, r in enumerate(policy.rules, 1):
-            options = ", ".join(filter(None, [
-                "only fixed" if r.only_fixed else "",
-                f"grace {r.grace_days}d" if r.grace_days else "",
-                f"{len(r.exceptions)} exceptions" if r.exceptions else "",
-                "disabled" if r.disabled else "",
-            ]))  # fmt: skip
-            table.add_row(str(n), shown(r.name), _scope(r.collections), r.effect,
-                          r.alert_threshold, r.block_threshold, options)  # fmt: skip
-        return table
-    table = Table("#", "Rule", "Scope", "Checks", "Others")
+        return table(VULNERABILITY, list(enumerate(policy.rules, 1)))
     assert isinstance(policy, CompliancePolicy)
-    for n, c in enumerate(policy.rules, 1):
-        checks = ", ".join(f"{k}={v}" for k, v in c.checks.items()) or "-"
-        table.add_row(str(n), shown(c.name), _scope(c.collections), checks, c.default_effect)
-    return table
+    return table(COMPLIANCE, list(enumerate(policy.rules, 1)))
+
+
+def _options(rule: VulnerabilityRule) -> str:
+    return ", ".join(filter(None, [
+        "only fixed" if rule.only_fixed else "",
+        f"grace {rule.grace_days}d" if rule.grace_days else "",
+        plural(len(rule.exceptions), "exception") if rule.exceptions else "",
+        "disabled" if rule.disabled else "",
+    ])) or "-"  # fmt: skip
+
+
+VULNERABILITY: list[Column[tuple[int, VulnerabilityRule]]] = [
+    number("#", lambda r: r[0]),
+    key("rule", lambda r: shown(r[1].name)),
+    key("scope", lambda r: _scope(r[1].collections)),
+    key("effect", lambda r: r[1].effect),
+    key("alert at", lambda r: r[1].alert_threshold),
+    key("block at", lambda r: r[1].block_threshold),
+    free("options", lambda r: _options(r[1])),
+]
+COMPLIANCE: list[Column[tuple[int, ComplianceRule]]] = [
+    number("#", lambda r: r[0]),
+    key("rule", lambda r: shown(r[1].name)),
+    key("scope", lambda r: _scope(r[1].collections)),
+    free("checks", lambda r: ", ".join(f"{k}={v}" for k, v in r[1].checks.items()) or "-"),
+    key("others", lambda r: r[1].default_effect),
+]
 
 
 def _scope(collections: list[Collection]) -> str:

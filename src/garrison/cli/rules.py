@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from rich.table import Table
 
 from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown
+from garrison.cli.render import Column, free, key, number, print_table
 from garrison.config import DEFAULT_DATA_DIR
 from garrison.policy import RuleSet, RuntimeRule, dump_rules, load_rules_file
 
@@ -16,6 +16,17 @@ app = typer.Typer(
     help="Runtime rules: what to alert on, prevent or block (docs/rules.md).",
     no_args_is_help=True,
 )
+
+
+Summary = dict[str, object]
+COLUMNS: list[Column[Summary]] = [
+    number("#", lambda s: s["order"]),
+    key("name", lambda s: shown(s["name"]) + (" (disabled)" if s["disabled"] else "")),
+    key("processes", lambda s: shown(s["processes"])),
+    key("network", lambda s: shown(s["network"])),
+    key("filesystem", lambda s: shown(s["filesystem"])),
+    free("scope", lambda s: shown(str(s["scope"]).replace(",", ", "))),
+]
 
 
 @app.command("list")
@@ -26,15 +37,8 @@ def list_rules(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False) ->
     if as_json:
         print_json([_summary(i, r) for i, r in enumerate(rules.rules, 1)])
         return
-    if not rules.rules:
-        out.print("No runtime rules: the default policy applies (alert on anomalies).")
-        return
-    table = Table("#", "name", "scope", "processes", "network", "filesystem", "disabled")
-    for i, rule in enumerate(rules.rules, 1):
-        s = _summary(i, rule)
-        cells = [shown(s[k]) for k in ("scope", "processes", "network", "filesystem")]
-        table.add_row(str(i), shown(rule.name), *cells, "yes" if rule.disabled else "")
-    out.print(table)
+    empty = "No runtime rules: the default policy applies (alert on anomalies)."
+    print_table(COLUMNS, [_summary(i, r) for i, r in enumerate(rules.rules, 1)], empty)
 
 
 def _summary(order: int, rule: RuntimeRule) -> dict[str, object]:

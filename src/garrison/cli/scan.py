@@ -12,9 +12,9 @@ import docker
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from garrison.cli.options import shown
+from garrison.cli.render import Column, free, key, table
 from garrison.errors import InvalidInput
 from garrison.scan.compliance import check_container, check_image
 from garrison.scan.scanner import Scanner, docker_errors
@@ -185,13 +185,8 @@ def print_result(result: ScanResult, findings: Sequence[Finding]) -> None:
               f"{len(inv.packages)} packages")  # fmt: skip
     out.print(f"Total: {len(findings)} ({totals([f.severity for f in findings])})\n")
     if findings:
-        table = Table("Library", "Vulnerability", "Severity", "Installed Version",
-                      "Fixed Version", "Title")  # fmt: skip
-        for f in sorted(findings, key=lambda f: (f.package.name, -f.severity, f.id)):
-            table.add_row(shown(f.package.name), shown(f.id), _sev(f.severity),
-                          shown(f.installed_version), shown(f.fixed_version or "-"),
-                          shown(f.summary[:60]))  # fmt: skip
-        out.print(table)
+        ordered = sorted(findings, key=lambda f: (f.package.name, -f.severity, f.id))
+        out.print(table(FINDINGS, ordered))
     print_issues(list(result.compliance))
     for problem in result.errors:
         err.print(f"[yellow]skipped:[/yellow] {shown(problem)}")
@@ -199,12 +194,8 @@ def print_result(result: ScanResult, findings: Sequence[Finding]) -> None:
 
 def print_issues(issues: Sequence[ComplianceIssue]) -> None:
     out.print(f"Compliance: {len(issues)} ({totals([i.severity for i in issues])})")
-    if not issues:
-        return
-    table = Table("Check", "Severity", "Title", "Detail", "Fix")
-    for i in issues:
-        table.add_row(i.check_id, _sev(i.severity), i.title, shown(i.detail), shown(i.fix))
-    out.print(table)
+    if issues:
+        out.print(table(ISSUES, issues))
 
 
 COLOURS = {Severity.CRITICAL: "red", Severity.HIGH: "magenta", Severity.MEDIUM: "yellow"}
@@ -214,3 +205,20 @@ def _sev(severity: Severity) -> str:
     colour = COLOURS.get(severity)
     text = str(severity).upper()
     return f"[{colour}]{text}[/{colour}]" if colour else text
+
+
+FINDINGS: list[Column[Finding]] = [
+    key("library", lambda f: shown(f.package.name)),
+    key("vulnerability", lambda f: shown(f.id)),
+    key("severity", lambda f: _sev(f.severity)),
+    key("installed", lambda f: shown(f.installed_version)),
+    key("fixed", lambda f: shown(f.fixed_version or "-")),
+    free("title", lambda f: shown(f.summary[:60])),
+]
+ISSUES: list[Column[ComplianceIssue]] = [
+    key("check", lambda i: i.check_id),
+    key("severity", lambda i: _sev(i.severity)),
+    free("title", lambda i: i.title),
+    free("detail", lambda i: shown(i.detail)),
+    free("fix", lambda i: shown(i.fix)),
+]

@@ -6,12 +6,23 @@ never started); 2 it is silent (its pid lives but it has not reported: stalled o
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import typer
 from rich.table import Table
 
-from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown, when
+from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown
+from garrison.cli.render import (
+    Column,
+    duration,
+    key,
+    local_time,
+    number,
+    plural,
+    say,
+    table,
+)
 from garrison.config import DEFAULT_DATA_DIR
 from garrison.sensors.latency import upper_bound
 
@@ -37,58 +48,82 @@ def status(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False) -> Non
 def _print(doc: dict[str, Any]) -> None:
     defender: dict[str, Any] = doc.get("defender") or {}
     live: dict[str, Any] = doc["liveness"]
-    if live["state"] == "none":
-        out.print(
-            "defender not running: no defender has reported yet (start one with `garrison run`)."
-        )
-    elif live["running"]:
-        out.print(
-            f"defender running on {shown(defender.get('hostname'))} ({shown(live['why'])}), "
-            f"since {when(defender.get('startedAt'))}; "
-            f"{defender.get('containers', 0)} containers, {defender.get('audits', 0)} audits"
-        )
-    else:
-        state = "silent" if live["state"] == "silent" else "not running"
-        out.print(f"defender {state} on {shown(defender.get('hostname'))}: {shown(live['why'])}")
+    for line in _head_lines(defender, live):
+        say(line)
+    say(f"  models: {_models(doc.get('models') or {}, doc.get('pendingModelCommands') or 0)}")
+    blocked = int(doc.get("blockedContainers") or 0)
+    say(f"  blocked containers: {blocked} (`garrison containers blocked` lists them)" if blocked
+        else "  blocked containers: none")  # fmt: skip
     if defender:
         _print_details(defender)
-    out.print(
-        f"models: {doc.get('models') or {}}; blocked containers: {doc.get('blockedContainers')}"
-    )
     for line in _channel_lines(doc.get("alerts") or {}):
-        out.print(line)
+        say(line)
+
+
+def _head_lines(defender: dict[str, Any], live: dict[str, Any]) -> list[str]:
+    """Whether the defender runs (the first line, as docs/defender.md lists them), since
+    when, and what it watched and raised."""
+    host, why = shown(defender.get("hostname")), shown(live["why"])
+    if live["state"] == "none":
+        return ["defender not running: no defender has reported yet (`garrison run` starts one)"]
+    started = local_time(defender.get("startedAt"))
+    watched = (
+        f"{plural(int(defender.get('containers') or 0), 'container')} watched, "
+        f"{plural(int(defender.get('audits') or 0), 'audit')} since it started"
+    )
+    if live["running"]:
+        up = duration(time.time() - float(defender.get("startedAt") or time.time()))
+        return [f"defender running on {host} ({why})", f"  up {up}, since {started}",
+                f"  {watched}"]  # fmt: skip
+    state = "silent" if live["state"] == "silent" else "not running"
+    return [f"defender {state} on {host}: {why}", f"  started {started}",
+            f"  at its last report: {watched}"]  # fmt: skip
+
+
+def _models(states: dict[str, int], pending: int) -> str:
+    """``1 active, 1 learning``; with the model commands the defender has not applied yet."""
+    counts = ", ".join(f"{n} {shown(state)}" for state, n in sorted(states.items())) or "none yet"
+    waiting = f" ({plural(pending, 'command')} waiting for the defender)" if pending else ""
+    return counts + waiting
 
 
 def _print_details(defender: dict[str, Any]) -> None:
     sensors: dict[str, dict[str, Any]] = defender.get("sensors") or {}
-    out.print(_sensor_table(sensors))
+    if sensors:
+        out.print()
+        out.print(_sensor_table(sensors))
     latency = _latency_line(defender.get("verdictLatency") or {})
     if latency:
-        out.print(latency)
+        say(latency)
     for line in _unwatched_lines(sensors):
-        out.print(shown(line))
+        say(shown(line))
     reason = (sensors.get("processes") or {}).get("reason")
     if reason:
-        out.print(f"processes on the proc connector: {shown(reason)}")
+        say(f"processes on the proc connector: {shown(reason)}")
     link: dict[str, Any] = defender.get("link") or {}
     if link.get("droppedAudits") or link.get("pendingAudits") or link.get("spoolErrors"):
-        out.print(
+        say(
             f"audits: {link.get('pendingAudits')} waiting to be stored, "
             f"{link.get('droppedAudits')} dropped, {link.get('writeErrors')} failed writes, "
             f"{link.get('spoolErrors')} not spooled"
         )
     watchdog: dict[str, Any] = defender.get("watchdog") or {}
     if watchdog:
-        last: dict[str, Any] = watchdog.get("last") or {}
-        line = (
-            f"watchdog pid {watchdog.get('supervisorPid')}: stall timeout "
-            f"{watchdog.get('stallTimeout')} s, {watchdog.get('restarts')} restarts "
-            f"({watchdog.get('stalls')} stalls, {watchdog.get('crashes')} crashes)"
-        )
-        if last:
-            detail = shown(last.get("detail"))
-            line += f"; last {when(last.get('time'))}: pid {last.get('pid')} {detail}"
-        out.print(line)
+        say(_watchdog_line(watchdog))
+
+
+def _watchdog_line(watchdog: dict[str, Any]) -> str:
+    last: dict[str, Any] = watchdog.get("last") or {}
+    line = (
+        f"watchdog pid {watchdog.get('supervisorPid')}: stall timeout "
+        f"{watchdog.get('stallTimeout')} s, {plural(int(watchdog.get('restarts') or 0), 'restart')}"
+        f" ({plural(int(watchdog.get('stalls') or 0), 'stall')}, "
+        f"{plural(int(watchdog.get('crashes') or 0), 'crash', 'crashes')})"
+    )
+    if last:
+        detail = shown(last.get("detail"))
+        line += f"; last {local_time(last.get('time'))}: pid {last.get('pid')} {detail}"
+    return line
 
 
 def _unwatched_lines(sensors: dict[str, dict[str, Any]]) -> list[str]:
@@ -104,19 +139,19 @@ def _unwatched_lines(sensors: dict[str, dict[str, Any]]) -> list[str]:
     ]
 
 
+Sensor = tuple[str, dict[str, Any]]
+SENSORS: list[Column[Sensor]] = [
+    key("sensor", lambda s: f"{s[0]} ({shown(s[1]['source'])})" if s[1].get("source") else s[0]),
+    key("running", lambda s: "yes" if s[1].get("running") else "no"),
+    number("events", lambda s: s[1].get("events")),
+    number("drops", lambda s: s[1].get("drops")),
+    number("late", lambda s: s[1].get("late")),
+    number("errors", lambda s: s[1].get("errors")),
+]
+
+
 def _sensor_table(sensors: dict[str, dict[str, Any]]) -> Table:
-    table = Table("sensor", "running", "events", "drops", "late", "errors")
-    for name, c in sensors.items():
-        source = c.get("source")
-        table.add_row(
-            f"{name} ({source})" if source else name,
-            str(c.get("running")),
-            str(c.get("events")),
-            str(c.get("drops")),
-            str(c.get("late")),
-            str(c.get("errors")),
-        )
-    return table
+    return table(SENSORS, [(shown(name), c) for name, c in sensors.items()])
 
 
 def _latency_line(doc: dict[str, dict[str, Any]]) -> str:
@@ -146,11 +181,15 @@ def _channel_lines(alerts: dict[str, Any]) -> list[str]:
         head = f"alert channel {shown(name)} ({shown(c.get('url'))}): "
         counts = f"{c.get('sent', 0)} sent, {c.get('failures', 0)} failed attempts"
         if c.get("up", True):
-            lines.append(f"{head}up, {counts}, last sent {when(c.get('lastSuccessAt'))}{stopped}")
+            lines.append(f"{head}up, {counts}, last sent {_at(c.get('lastSuccessAt'))}{stopped}")
             continue
         lines.append(
             f"[red]{head}FAILING, {c.get('consecutiveFailures')} failed attempts in a row "
-            f"({counts}), last sent {when(c.get('lastSuccessAt'))}; last error "
-            f"{when(c.get('lastFailureAt'))}: {shown(c.get('lastError'))}[/red]{stopped}"
+            f"({counts}), last sent {_at(c.get('lastSuccessAt'))}; last error "
+            f"{_at(c.get('lastFailureAt'))}: {shown(c.get('lastError'))}[/red]{stopped}"
         )
     return lines
+
+
+def _at(epoch: float | None) -> str:
+    return local_time(epoch) if epoch else "never"

@@ -7,10 +7,10 @@ import time
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from garrison.auth import ApiToken, check_name, check_role
+from garrison.auth import ApiToken, User, check_name, check_role
 from garrison.auth.passwords import MAX_LENGTH
+from garrison.cli import render
 from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown, when
 from garrison.config import DEFAULT_DATA_DIR, parse_duration
 from garrison.errors import InvalidInput
@@ -44,16 +44,15 @@ def list_users(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False) ->
     if as_json:
         print_json([u.to_json() for u in found])
         return
-    if not found:
-        out.print("no users: the console makes the first admin when it starts, or add one "
-                  "with: garrison users add NAME --role admin")  # fmt: skip
-        return
-    table = Table("name", "role", "state", "added")
-    for u in found:
-        table.add_row(
-            shown(u.name), u.role, "disabled" if u.disabled else "enabled", when(u.created)
-        )
-    out.print(table)
+    columns: list[render.Column[User]] = [
+        render.key("name", lambda u: shown(u.name)),
+        render.key("role", lambda u: u.role),
+        render.key("state", lambda u: "disabled" if u.disabled else "enabled"),
+        render.key("added", lambda u: render.ago(u.created)),
+    ]
+    empty = ("No users: the console makes the first admin when it starts, or add one with "
+             "`garrison users add NAME --role admin`.")  # fmt: skip
+    render.print_table(columns, found, empty)
 
 
 @app.command("add")
@@ -152,17 +151,21 @@ def list_tokens(
     if as_json:
         print_json([t.to_json() for t in found])
         return
-    if not found:
-        out.print("no tokens")
-        return
-    table = Table("id", "user", "name", "created", "expires", "last used")
-    for t in found:
-        expires = when(t.expires) if t.expires is not None else "never"
-        if t.expires is not None and t.expires <= time.time():
-            expires += " (expired)"
-        row = (t.id, shown(t.user), shown(t.name), when(t.created), expires, when(t.last_used))
-        table.add_row(*row)
-    out.print(table)
+    columns: list[render.Column[ApiToken]] = [
+        render.key("id", lambda t: t.id),
+        render.key("user", lambda t: shown(t.user)),
+        render.key("name", lambda t: shown(t.name)),
+        render.key("created", lambda t: render.ago(t.created)),
+        render.key("expires", _expires),
+        render.key("last used", lambda t: render.ago(t.last_used) if t.last_used else "never"),
+    ]
+    render.print_table(columns, found, "No API tokens.")
+
+
+def _expires(token: ApiToken) -> str:
+    if token.expires is None:
+        return "never"
+    return "expired" if token.expires <= time.time() else render.ago(token.expires)
 
 
 @tokens.command("revoke")

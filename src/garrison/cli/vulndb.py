@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from garrison.cli.options import shown
+from garrison.cli.render import Column, key, number, say, table
 from garrison.scan.vulndb import (
     DEFAULT_ECOSYSTEMS,
     DEFAULT_TIMEOUT,
@@ -89,12 +89,21 @@ def status(
     if as_json:
         out.print_json(json.dumps(info))
         return
-    table = Table("ecosystem", "advisories", "updated")
-    for name, count in sorted(info["ecosystems"].items()):
-        table.add_row(shown(name), str(count), shown(info["updates"].get(name, {}).get("at", "-")))
-    out.print(table)
+    ecosystems = sorted(info["ecosystems"].items())
+    if ecosystems:
+        out.print(table(ECOSYSTEMS, [(name, count, info["updates"]) for name, count in ecosystems]))
+    else:
+        out.print("No advisories yet: `garrison vulndb import` or `update` brings them.")
     last_update, last_import = info["last_update"] or "never", info["last_import"] or "never"
-    out.print(
-        f"{info['advisories']} advisories in {info['path']}; "
-        f"last update {last_update}, last import {last_import}"
+    say(
+        f"{info['advisories']} advisories; last update {last_update}, last import "
+        f"{last_import}; database {shown(info['path'])}"
     )
+
+
+Ecosystem = tuple[str, int, dict[str, Any]]
+ECOSYSTEMS: list[Column[Ecosystem]] = [
+    key("ecosystem", lambda e: shown(e[0])),
+    number("advisories", lambda e: e[1]),
+    key("updated", lambda e: shown(e[2].get(e[0], {}).get("at", "-"))),
+]
