@@ -148,20 +148,11 @@ def outbox(
     with open_console(data_dir) as console:
         found = console.list_deliveries(state, limit)
     if chosen in (Output.JSON, Output.YAML):
-        emit([_json(d) for d in found], chosen)
+        emit([d.to_json() for d in found], chosen)
         return
     empty = f"No {state} deliveries." if state else "The outbox is empty."
     wide = chosen is Output.WIDE
     print_table(OUTBOX_WIDE if wide else OUTBOX, found, empty, fit=not wide)
-
-
-def _json(d: Delivery) -> dict[str, object]:
-    return {
-        "id": d.id, "channel": d.channel, "auditId": d.audit.id, "folded": d.folded,
-        "state": d.state,
-        "attempts": d.attempts, "nextTry": d.next_try, "created": d.created, "sent": d.sent,
-        "error": d.error, "audit": d.audit.to_json(),
-    }  # fmt: skip
 
 
 @profiles.command("apply")

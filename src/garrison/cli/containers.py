@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from garrison.audit.record import Audit
-from garrison.cli.options import AsJson, DataDir, open_console, out, shown
+from garrison.cli.options import AsJson, DataDir, EngineOfContainer, open_console, out, shown
 from garrison.cli.render import (
     Column,
     Output,
@@ -26,11 +26,6 @@ from garrison.runtime.docker import DockerRuntime
 from garrison.store.base import BlockedContainer
 
 app = typer.Typer(help="Containers Garrison blocked.", no_args_is_help=True)
-
-DockerHost = Annotated[
-    str | None,
-    typer.Option("--docker-host", envvar="DOCKER_HOST", help="Docker engine of the container."),
-]
 
 
 Blocked = tuple[BlockedContainer, Audit | None]
@@ -86,7 +81,7 @@ def blocked(
 @app.command()
 def unblock(
     container: Annotated[str, typer.Argument(help="Container name or id prefix.")],
-    docker_host: DockerHost = None,
+    docker_host: EngineOfContainer = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Restore the container's original restart policy and clear the block.

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown
+from garrison.cli.options import (
+    AsJson,
+    DataDir,
+    EngineOfContainer,
+    open_console,
+    out,
+    print_json,
+    shown,
+)
 from garrison.cli.render import (
     Column,
     Output,
@@ -32,10 +40,6 @@ app = typer.Typer(
 )
 Ref = Annotated[
     str, typer.Argument(help="A bundle id (or a unique prefix), or a container name or id prefix.")
-]
-DockerHost = Annotated[
-    str | None,
-    typer.Option("--docker-host", envvar="DOCKER_HOST", help="Docker engine of the container."),
 ]
 
 
@@ -98,7 +102,7 @@ def show_bundle(ref: Ref, data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson 
 def export_bundle(
     container: Annotated[str, typer.Argument(help="Container name or id prefix.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="The .tar.gz to write.")],
-    docker_host: DockerHost = None,
+    docker_host: EngineOfContainer = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Capture any container now (running or stopped) into a bundle at OUTPUT; it is not kept

@@ -25,6 +25,10 @@ DataDir = Annotated[
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+EngineOfContainer = Annotated[
+    str | None,
+    typer.Option("--docker-host", envvar="DOCKER_HOST", help="Docker engine of the container."),
+]
 
 
 def open_console(data_dir: Path) -> Console:

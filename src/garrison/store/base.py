@@ -114,6 +114,15 @@ class Delivery:
     error: str = ""  # why the last attempt failed (redacted); why it was skipped
     folded: int = 0  # 0: the audit's first alert; N: a summary of N more occurrences
 
+    def to_json(self) -> dict[str, Any]:
+        """As ``garrison alerts outbox --json`` and the API print it."""
+        return {
+            "id": self.id, "channel": self.channel, "auditId": self.audit.id,
+            "folded": self.folded, "state": self.state, "attempts": self.attempts,
+            "nextTry": self.next_try, "created": self.created, "sent": self.sent,
+            "error": self.error, "audit": self.audit.to_json(),
+        }  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class UserRecord:

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Body, Query
 from garrison.alerts.channel import redacted
 from garrison.alerts.profiles import load_profiles
 from garrison.api.deps import Admin, Core, Reader
-from garrison.store.base import Delivery
 
 router = APIRouter(tags=["alerts"])
 PATH = "/api/v1/alerts"
@@ -45,12 +44,4 @@ def outbox(
     limit: Annotated[int, Query(ge=0, le=100_000)] = 100,
 ) -> list[dict[str, Any]]:
     """What was forwarded to each channel and what waits, newest first."""
-    return [_delivery(d) for d in console.list_deliveries(state, limit)]
-
-
-def _delivery(d: Delivery) -> dict[str, Any]:
-    return {
-        "id": d.id, "channel": d.channel, "auditId": d.audit.id, "folded": d.folded,
-        "state": d.state, "attempts": d.attempts, "nextTry": d.next_try, "created": d.created,
-        "sent": d.sent, "error": d.error, "audit": d.audit.to_json(),
-    }  # fmt: skip
+    return [d.to_json() for d in console.list_deliveries(state, limit)]
