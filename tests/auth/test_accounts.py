@@ -506,3 +506,14 @@ def test_a_store_that_cannot_write_still_lets_credentials_be_checked(clock: Fake
     assert accounts.user_of_token(secret) is not None, "its last use is not recorded, that's all"
     clock.advance(60)
     assert accounts.session(cookie) is None, "expired: refused, not an error"
+
+
+def test_the_first_user_must_be_an_admin(
+    store: SQLiteStore | MemoryStore, clock: FakeClock
+) -> None:
+    fresh = Accounts(store, clock)
+    with pytest.raises(InvalidInput, match="role: the first user must be an admin, not operator"):
+        fresh.add_user("bob", "operator", PASSWORD)
+    assert fresh.users() == []
+    fresh.add_user("root", "admin", PASSWORD)
+    assert fresh.add_user("bob", "operator", PASSWORD).role == "operator"

@@ -49,8 +49,13 @@ class Accounts:
     # -- users --------------------------------------------------------------------------------
 
     def add_user(self, name: str, role: str, password: str) -> User:
-        """InvalidInput naming the field: a bad name, role or password, or a name taken."""
+        """InvalidInput naming the field: a bad name, role or password, or a name taken; and
+        a first user who is not an admin (nobody could then manage users)."""
         checked = check_role(role)
+        if checked != "admin" and not any(
+            r.role == "admin" and not r.disabled for r in self.store.list_users()
+        ):
+            raise InvalidInput(f"role: the first user must be an admin, not {checked}")
         record = UserRecord(check_name(name), checked, _hashed(password), self.clock())
         self.store.add_user(record)
         return _user(record)
