@@ -85,6 +85,8 @@ class Settings(BaseModel):
     # block, and the bundles kept (oldest unpinned first out, by total size, then by age).
     forensics_journal_bytes: int = Field(default=100 * MB, ge=0, le=100 * GB)
     forensics_capture: bool = True
+    # MiB a second read of a container's export (0: as fast as dockerd writes it).
+    forensics_export_rate: float = Field(default=64.0, ge=0, le=100_000)
     forensics_max_bytes: int = Field(default=10 * GB, ge=0, le=100_000 * GB)
     forensics_max_age: float = 90 * 86400.0
 

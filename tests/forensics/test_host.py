@@ -6,7 +6,10 @@ capture and at start."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import stat
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -124,3 +127,51 @@ def test_at_start_a_dead_capture_s_partial_goes_and_a_finished_unindexed_bundle_
         assert list(shelf.glob("*.partial")) == []
     finally:
         second.stop()
+
+
+def test_a_capture_runs_at_the_lowest_priority_and_gives_its_thread_back(tmp_path: Path) -> None:
+    runtime = FakeRuntime()
+    stopped_container(runtime)
+    host = host_on(tmp_path, runtime)
+    thread = threading.get_native_id()
+    before = os.getpriority(os.PRIO_PROCESS, thread)
+    seen: list[int] = []
+    original = runtime.diff
+
+    def diff(container_id: str) -> list[dict[str, object]]:
+        seen.append(os.sched_getscheduler(threading.get_native_id()))
+        return original(container_id)
+
+    runtime.diff = diff  # type: ignore[method-assign]
+    host.capture(host.request(runtime.inspect(CID), "cccccccccccc-9", audit()))
+    assert seen == [os.SCHED_IDLE]
+    assert os.sched_getscheduler(thread) == os.SCHED_OTHER
+    assert os.getpriority(os.PRIO_PROCESS, thread) == before
+
+
+def test_a_paced_export_is_read_slowly_and_a_stop_ends_the_pause(tmp_path: Path) -> None:
+    runtime = FakeRuntime()
+    stopped_container(runtime)
+    host = host_on(tmp_path, runtime, forensics_export_rate=1e-6)  # a byte a second
+    outcome: list[BaseException] = []
+
+    def capture() -> None:
+        try:
+            host.capture(host.request(runtime.inspect(CID), "cccccccccccc-a", audit()))
+        except BaseException as exc:  # handed to the test's thread
+            outcome.append(exc)
+
+    worker = threading.Thread(target=capture)
+    worker.start()
+    worker.join(0.5)
+    assert worker.is_alive(), "1 KiB at a byte a second: still reading"
+    host.capturer.stop()
+    worker.join(10)
+    assert not worker.is_alive()
+    assert [type(e) for e in outcome] == [CaptureStopped]
+    assert host.library.list() == []
+
+
+def test_the_forensics_folder_itself_is_owner_only(tmp_path: Path) -> None:
+    host_on(tmp_path, FakeRuntime())
+    assert stat.S_IMODE((tmp_path / "data" / "forensics").stat().st_mode) == 0o700

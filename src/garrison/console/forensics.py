@@ -20,11 +20,13 @@ from garrison.forensics.journal import Journal
 from garrison.forensics.library import Library
 from garrison.runtime.base import ContainerRuntime
 from garrison.store.base import Store
+from garrison.store.datadir import secure_data_dir
 
 
 def library(data_dir: Path | None) -> Library:
     if data_dir is None:
         raise InvalidInput("this console has no data directory, so no forensics bundles")
+    secure_data_dir(forensics_dir(data_dir))  # itself 0700, not only the folders in it
     return Library(forensics_dir(data_dir) / "bundles")
 
 

@@ -14,10 +14,13 @@ Blocking calls throughout: run it in a thread, never on the defender's loop.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +70,26 @@ def request_for(container: ContainerInfo, bundle: str, subject: Mapping[str, Any
     )
 
 
+@contextlib.contextmanager
+def lowest_priority() -> Iterator[None]:
+    """This thread under SCHED_IDLE, below even nice 19 (Linux schedules threads one by one:
+    it runs when nothing else wants the core), and back after: the thread is the default
+    executor's, and goes on to other work. Only as root, who may raise a thread's priority
+    again (CAP_SYS_NICE); others are left as they are."""
+    if os.geteuid() != 0:
+        yield
+        return
+    thread = threading.get_native_id()
+    policy, nice = os.sched_getscheduler(thread), os.getpriority(os.PRIO_PROCESS, thread)
+    os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(PermissionError):
+            os.sched_setscheduler(thread, policy, os.sched_param(0))
+            os.setpriority(os.PRIO_PROCESS, thread, nice)
+
+
 def bundle_id(container_id: str, when: float) -> str:
     """``<12 hex of the container>-<UTC time>``: sorts by container, then by time."""
     stamp = dt.datetime.fromtimestamp(when, tz=dt.UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -80,8 +103,10 @@ class Capturer:
         journal: Journal,
         library: Library,
         audits_of: Callable[[str, int], list[Audit]],
+        export_rate: float = 0.0,
     ) -> None:
         self.runtime = runtime
+        self.export_rate = export_rate  # bytes a second read of an export; 0: as fast as it comes
         self.journal = journal
         self.library = library
         self.audits_of = audits_of
@@ -96,8 +121,10 @@ class Capturer:
         return self.library.add(self.write(request, self.library.new_path(request.bundle_id)))
 
     def write(self, request: Request, path: Path) -> Manifest:
-        """Make the bundle at ``path`` (written beside it, renamed when whole)."""
-        with BundleWriter(path, request.bundle_id, request.subject) as writer:
+        """Make the bundle at ``path`` (written beside it, renamed when whole), on this thread
+        at the lowest CPU priority: the gzip of a whole file system is seconds of a core, and
+        the threads that answer the kernel, and the other containers, come first."""
+        with lowest_priority(), BundleWriter(path, request.bundle_id, request.subject) as writer:
             present = self._inspect(writer, request)
             self._ours(writer, request)
             if present:
@@ -157,16 +184,27 @@ class Capturer:
             writer.missing(name, str(exc))
 
     def _export(self, container_id: str) -> Iterator[bytes]:
+        started, read = time.monotonic(), 0
         try:
             for chunk in self.runtime.export(container_id):
                 self._check_stop()
                 yield chunk
+                read += len(chunk)
+                self._pace(started, read)
         except ContainerGone as exc:  # an --rm container, removed once stopped
             raise ContainerGone(container_id, f"the container was removed: {exc}") from exc
         except RuntimeRefused as exc:
             if "remov" not in str(exc).lower():  # "removal in progress"
                 raise
             raise ContainerGone(container_id, f"the container was being removed: {exc}") from exc
+
+    def _pace(self, started: float, read: int) -> None:
+        """Read no faster than ``export_rate``: dockerd builds the tar as fast as it is read,
+        on the CPU the containers and the defender need (the pause ends early at a stop)."""
+        if self.export_rate > 0:
+            ahead = started + read / self.export_rate - time.monotonic()
+            if ahead > 0:
+                self._stop.wait(ahead)
 
     def _check_stop(self) -> None:
         if self._stop.is_set():

@@ -20,8 +20,12 @@ from garrison.forensics.library import BundleInfo, Library
 from garrison.forensics.verify import verify
 from garrison.runtime.base import ContainerInfo, ContainerRuntime
 from garrison.sensors.events import FileEvent, NetEvent, ProcessEvent
+from garrison.store.datadir import secure_data_dir
 
 log = logging.getLogger(__name__)
+
+
+MIB = 1024 * 1024
 
 
 def forensics_dir(data_dir: Path) -> Path:
@@ -36,10 +40,12 @@ class HostForensics:
         audits_of: Callable[[str, int], list[Audit]],
     ) -> None:
         root = forensics_dir(settings.data_dir)
+        secure_data_dir(root)  # itself 0700, not only the folders in it
         self.settings = settings
         self.journal = Journal(root / "journal", settings.forensics_journal_bytes)
         self.library = Library(root / "bundles")
-        self.capturer = Capturer(runtime, self.journal, self.library, audits_of)
+        rate = settings.forensics_export_rate * MIB
+        self.capturer = Capturer(runtime, self.journal, self.library, audits_of, rate)
         self.enabled = settings.forensics_capture
         self.captured = 0
         self.failed = 0
