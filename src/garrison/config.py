@@ -79,8 +79,8 @@ class Settings(BaseModel):
     stall_timeout: float = 1.0
     # Where Prometheus metrics are served (HOST:PORT); "" none (docs/alerts.md#metrics).
     metrics_address: str = ""
-    # Where the console's REST API is served (HOST:PORT); "" none (docs/console.md).
-    console_address: str = ""
+    # Where the console (pages and REST API) is served (HOST:PORT); "off" none (docs/console.md).
+    console_address: str = "127.0.0.1:8080"
     # Forensics (docs/forensics.md): the journal's ring on disk, a bundle captured for each
     # block, and the bundles kept (oldest unpinned first out, by total size, then by age).
     forensics_journal_bytes: int = Field(default=100 * MB, ge=0, le=100 * GB)

@@ -28,6 +28,8 @@ NEEDS = {
     ("GET", "/api/v1/containers"): "auditor",
     ("GET", "/api/v1/containers/blocked"): "auditor",
     ("POST", "/api/v1/containers/{ref}/unblock"): "operator",
+    ("GET", "/api/v1/images"): "auditor",
+    ("GET", "/api/v1/images/{ref}"): "auditor",
     ("GET", "/api/v1/incidents"): "auditor",
     ("GET", "/api/v1/incidents/{incident_id}"): "auditor",
     ("POST", "/api/v1/incidents/{incident_id}/archive"): "operator",

@@ -33,6 +33,9 @@ from garrison.store.base import BlockedContainer
 WIDTH = 80
 WEB = "3f2a9c41d0e7" + "a" * 52
 MINER = "77c0ffee1234" + "b" * 52
+# The report is of another host: on this one, pid 1 would be judged by its start time, and a
+# machine booted less than the report's uptime ago would call the defender gone.
+OTHER_HOST = "node-7"
 NGINX_IMAGE = "sha256:5888a9cdfd23" + "c" * 52
 BUSYBOX_IMAGE = "sha256:bd2ee8765fd0" + "d" * 52
 NGINX = ContainerInfo(WEB, "web-frontend", "garrison-test/nginx:latest", NGINX_IMAGE,
@@ -160,7 +163,7 @@ def fill_status(console: Console, now: float) -> None:
     link = console.link(flush_interval=60)
     try:
         link.report_status({
-            "hostname": socket.gethostname(), "pid": 1, "version": "0.1.0",
+            "hostname": OTHER_HOST, "pid": 1, "version": "0.1.0",
             "startedAt": now - 3900.5, "updatedAt": now, "state": "running",
             "stoppedAt": None, "dockerHost": "unix:///var/run/docker.sock",
             "statusInterval": 2.0, "containers": 1, "watching": [WEB],
@@ -268,7 +271,7 @@ def test_audits_list_fits_and_wraps_the_message_not_the_names(filled: Path) -> N
 
 def test_status_is_a_readable_summary_that_fits(filled: Path) -> None:
     text = run("status", "--data-dir", filled)
-    assert text.startswith(f"defender running on {socket.gethostname()} (pid 1; last report ")
+    assert text.startswith(f"defender running on {OTHER_HOST} (pid 1; last report ")
     whole(text, "up 1h 5m, since ", "1 container watched, 1 audit since it started",
           "models: 1 active, 1 learning", "blocked containers: 1", "processes (bpf)  yes",
           f"container {MINER[:12]} not watched by files:", "alert channel ops-webhook",

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from garrison.cli.render import MIN_FREE, Column, _layout, ago, duration, free, key, short_id
+from garrison.cli.render import MIN_FREE, Column, _layout, free, key
+from garrison.human import ago, duration, short_id
 
 
 @pytest.mark.parametrize(

@@ -48,6 +48,7 @@ class DefenderProcess:
             "--data-dir", str(self.data_dir),
             "--learning-period", self.learning,
             "--network-interval", "0.2s",
+            *self.console_off(),
             *self.args,
         ]  # fmt: skip
         env = {**os.environ, "GARRISON_LOG_LEVEL": "INFO", "GARRISON_STATUS_INTERVAL": "0.2"}
@@ -60,6 +61,11 @@ class DefenderProcess:
             self.stop(signal.SIGKILL)  # never left running after a failed start
             raise
         return self
+
+    def console_off(self) -> list[str]:
+        """No console unless the test asks for one: ``garrison run`` serves it on
+        127.0.0.1:8080 by default, which two defenders of one session would share."""
+        return [] if "--console-address" in self.args else ["--console-address", "off"]
 
     def _reported_since_start(self) -> bool:
         assert self.proc is not None

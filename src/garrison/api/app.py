@@ -13,13 +13,14 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from garrison import __version__
+from garrison import __version__, web
 from garrison.api import errors
 from garrison.api.routes import (
     alerts,
     audits,
     containers,
     forensics,
+    images,
     incidents,
     policies,
     profiles,
@@ -30,7 +31,9 @@ from garrison.console import Console
 from garrison.runtime.base import ContainerRuntime
 
 MAX_BODY = 4 * 1024 * 1024
-ROUTERS = (status, audits, profiles, policies, containers, incidents, forensics, alerts, users)
+ROUTERS = (
+    status, audits, profiles, policies, containers, images, incidents, forensics, alerts, users
+)  # fmt: skip
 
 
 def create_app(console: Console, runtime_factory: Callable[[], ContainerRuntime]) -> FastAPI:
@@ -52,6 +55,7 @@ def create_app(console: Console, runtime_factory: Callable[[], ContainerRuntime]
     app.middleware("http")(_cap_body)
     for module in ROUTERS:
         app.include_router(module.router)
+    web.mount(app)
     return app
 
 

@@ -5,9 +5,10 @@ first bad field."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -76,28 +77,48 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
 
 
-async def _garrison(_: Request, exc: Exception) -> JSONResponse:
-    status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
+def status_of(exc: GarrisonError) -> int:
+    return next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
+
+
+# A page (any path outside /api/) answers an error as a page: ``app.state.page_error``.
+PageError = Callable[[Request, int, str], Response]
+
+
+def _answer(
+    request: Request,
+    status: int,
+    body: dict[str, Any],
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    page_error: PageError | None = getattr(request.app.state, "page_error", None)
+    if page_error is not None and not request.url.path.startswith("/api/"):
+        return page_error(request, status, str(body["error"]))
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _garrison(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GarrisonError)
+    status = status_of(exc)
     if status == 500:
         log.error("api: %s", exc)
-    return JSONResponse(error_body(str(exc)), status_code=status)
+    return _answer(request, status, error_body(str(exc)))
 
 
-async def _validation(_: Request, exc: Exception) -> JSONResponse:
+async def _validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     first = errors[0] if errors else {}
     where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
     message = f"{where or 'request'}: {first.get('msg', 'invalid')}"
-    return JSONResponse(error_body(message, where), status_code=400)
+    return _answer(request, 400, error_body(message, where))
 
 
-async def _http(_: Request, exc: Exception) -> JSONResponse:
+async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return JSONResponse(error_body(str(exc.detail)), status_code=exc.status_code,
-                        headers=exc.headers)  # fmt: skip
+    return _answer(request, exc.status_code, error_body(str(exc.detail)), exc.headers)
 
 
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("api: unexpected error", exc_info=exc)
-    return JSONResponse(error_body("internal error (logged)"), status_code=500)
+    return _answer(request, 500, error_body("internal error (logged)"))

@@ -17,18 +17,16 @@ from garrison.cli.render import (
     Column,
     Output,
     OutputOption,
-    ago,
-    duration,
     emit,
     free,
     key,
-    local_time,
     number,
     output_of,
     print_table,
 )
 from garrison.config import DEFAULT_DATA_DIR
 from garrison.errors import InvalidInput
+from garrison.human import ago, duration, local_time
 from garrison.policy.documents import DocumentError, read_document
 from garrison.store.base import ChannelRecord, Delivery
 

@@ -21,18 +21,16 @@ from garrison.cli.render import (
     Column,
     Output,
     OutputOption,
-    ago,
     emit,
     free,
     key,
-    local_time,
     number,
     output_of,
     print_table,
-    short_id,
 )
 from garrison.config import DEFAULT_DATA_DIR, parse_duration
 from garrison.errors import InvalidInput
+from garrison.human import ago, local_time, short_id
 
 app = typer.Typer(help="Audits: anomalies and rule violations, newest first.", no_args_is_help=True)
 

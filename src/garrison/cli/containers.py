@@ -12,16 +12,14 @@ from garrison.cli.render import (
     Column,
     Output,
     OutputOption,
-    ago,
     emit,
     free,
     key,
-    local_time,
     output_of,
     print_table,
-    short_id,
 )
 from garrison.config import DEFAULT_DATA_DIR
+from garrison.human import ago, local_time, short_id
 from garrison.runtime.docker import DockerRuntime
 from garrison.store.base import BlockedContainer
 

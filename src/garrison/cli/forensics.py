@@ -23,14 +23,13 @@ from garrison.cli.render import (
     emit,
     free,
     key,
-    local_time,
     output_of,
     print_table,
-    short_id,
 )
 from garrison.config import DEFAULT_DATA_DIR
 from garrison.forensics.library import BundleInfo
 from garrison.forensics.verify import verify
+from garrison.human import local_time, short_id
 from garrison.runtime.docker import DockerRuntime
 
 app = typer.Typer(

@@ -15,18 +15,16 @@ from garrison.cli.render import (
     Column,
     Output,
     OutputOption,
-    ago,
     emit,
     free,
     key,
-    local_time,
     number,
     output_of,
     print_table,
     say,
-    short_id,
 )
 from garrison.config import DEFAULT_DATA_DIR
+from garrison.human import ago, local_time, short_id
 from garrison.incidents import Incident, IncidentFilter
 
 app = typer.Typer(

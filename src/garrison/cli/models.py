@@ -12,17 +12,15 @@ from garrison.cli.render import (
     Column,
     Output,
     OutputOption,
-    duration,
     emit,
     key,
-    local_time,
     number,
     output_of,
     print_table,
-    short_id,
 )
 from garrison.config import DEFAULT_DATA_DIR, parse_duration
 from garrison.errors import InvalidInput
+from garrison.human import duration, local_time, short_id
 
 app = typer.Typer(
     help="Runtime models: what the containers of each image normally do.", no_args_is_help=True

@@ -11,9 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from garrison.cli.options import shown
-from garrison.cli.render import Column, free, key, number, plural, table
+from garrison.cli.render import Column, free, key, number, table
 from garrison.cli.scan import DEFAULT_DATA_DIR, AsJson, DataDir
 from garrison.errors import InvalidInput
+from garrison.human import plural
 from garrison.policy.collections import Collection
 from garrison.policy.documents import DocumentError, read_document
 from garrison.scan.rules import (

@@ -135,8 +135,8 @@ def run(
         str | None,
         typer.Option(
             "--console-address",
-            help="Serve the console (REST API) on HOST:PORT, e.g. 127.0.0.1:8080 (default: "
-            "none; `garrison console serve` runs it alone).",
+            help="Serve the console (web pages and REST API) on HOST:PORT (default "
+            "127.0.0.1:8080); off: none (`garrison console serve` runs it alone).",
         ),
     ] = None,
     stall_timeout: Annotated[
@@ -248,9 +248,9 @@ def _services(settings: Settings) -> Iterator[None]:
 
 
 def _console(console: Console, settings: Settings) -> ConsoleServer | None:
-    """The console's API beside the defender, when asked for; an address that cannot be
-    served is logged, and the defender runs on (defending matters more)."""
-    if not settings.console_address:
+    """The console beside the defender (unless its address is "off"); an address that cannot
+    be served is logged, and the defender runs on (defending matters more)."""
+    if settings.console_address.strip().lower() in ("", "off"):
         return None
     from garrison.api.server import ConsoleServer, first_admin  # noqa: PLC0415 - FastAPI's import costs
 

@@ -13,10 +13,10 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from garrison.cli.options import shown
+from garrison.cli.options import open_console, shown
 from garrison.cli.render import Column, free, key, table
 from garrison.errors import InvalidInput
-from garrison.scan.compliance import check_container, check_image
+from garrison.scan.report import issue_json, result_json
 from garrison.scan.scanner import Scanner, docker_errors
 from garrison.scan.types import ComplianceIssue, Finding, ScanResult, Severity
 
@@ -28,7 +28,10 @@ API_VERSION = "1.41"
 STEPS = ("resolve", "compliance", "inventory", "vulnerabilities")
 MAX_EXIT_CODE = 255
 
-app = typer.Typer(help="Scan images (vulnerabilities, compliance) and containers (compliance).")
+app = typer.Typer(
+    help="Scan images (vulnerabilities, compliance) and containers (compliance); each "
+    "report is kept in the store of --data-dir."
+)
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, highlight=False)
 
@@ -85,15 +88,16 @@ def image(
     docker_host: DockerHost = DEFAULT_DOCKER_HOST,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
-    """Scan an image: packages, vulnerabilities (Trivy-like table) and image compliance."""
+    """Scan an image: packages, vulnerabilities (Trivy-like table) and image compliance. The
+    report, with every severity, is kept in the store (the console's /api/v1/images)."""
     if sbom not in (None, "cyclonedx"):
         raise InvalidInput(f"--sbom: unknown format {sbom!r} (supported: cyclonedx)")
     if not 0 <= exit_code <= MAX_EXIT_CODE:
         raise InvalidInput(f"--exit-code {exit_code}: an exit status is 0 to {MAX_EXIT_CODE}")
     wanted = parse_severities(severity)
     scanner = Scanner.for_docker(docker_client(docker_host), open_vulndb(data_dir))
-    with _progress() as tell:
-        result = scanner.scan(name, progress=tell)
+    with open_console(data_dir) as console, _progress() as tell:
+        result = console.scan_image(scanner, name, progress=tell)
     findings = [f for f in result.findings if f.severity in wanted]
     if sbom:
         from garrison.scan.sbom import cyclonedx_json  # noqa: PLC0415 (heavy import)
@@ -112,20 +116,18 @@ def container(
     ref: Annotated[str, typer.Argument(help="Container id or name.")],
     as_json: AsJson = False,
     docker_host: DockerHost = DEFAULT_DOCKER_HOST,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
-    """Check a container's configuration (and its image's) against the compliance checks."""
-    client = docker_client(docker_host)
-    with docker_errors(f"container {ref}"):
-        attrs: dict[str, Any] = client.containers.get(ref).attrs
-    issues = check_container(attrs)
-    with docker_errors(f"image of container {ref}"):
-        found = client.images.get(str(attrs.get("Image", "")))
-        issues += check_image(found.attrs, found.history())
+    """Check a container's configuration (and its image's) against the compliance checks.
+    The report is kept in the store."""
+    scanner = Scanner.for_docker(docker_client(docker_host), None)
+    with open_console(data_dir) as console:
+        check = console.scan_container(scanner, ref)
+    issues = list(check.issues)
     if as_json:
         print(json.dumps([issue_json(i) for i in issues], indent=2))
         return
-    name = shown(str(attrs.get("Name", ref)).lstrip("/"))
-    out.print(f"[bold]{name}[/bold] ({shown(str(attrs['Id'])[:12])})")
+    out.print(f"[bold]{shown(check.container_name)}[/bold] ({shown(check.container_id[:12])})")
     print_issues(issues)
 
 
@@ -139,38 +141,6 @@ def _progress() -> Iterator[Any]:
             progress.update(task, description=f"scanning: {step}", advance=1)
 
         yield tell
-
-
-def result_json(result: ScanResult, findings: Sequence[Finding]) -> dict[str, Any]:
-    inv = result.inventory
-    return {
-        "image": inv.image_name,
-        "imageId": inv.image_id,
-        "os": {"family": inv.os.family, "version": inv.os.version},
-        "packages": len(inv.packages),
-        "vulnerabilities": [finding_json(f) for f in findings],
-        "compliance": [issue_json(i) for i in result.compliance],
-        "errors": list(result.errors),
-    }
-
-
-def finding_json(f: Finding) -> dict[str, Any]:
-    return {
-        "id": f.id,
-        "aliases": list(f.aliases),
-        "package": f.package.name,
-        "sourcePackage": f.package.match_name,
-        "installedVersion": f.installed_version,
-        "fixedVersion": f.fixed_version,
-        "severity": str(f.severity),
-        "cvss": f.cvss_score,
-        "summary": f.summary,
-    }
-
-
-def issue_json(i: ComplianceIssue) -> dict[str, Any]:
-    return {"id": i.check_id, "cis": i.cis, "title": i.title, "severity": str(i.severity),
-            "target": i.target, "detail": i.detail, "fix": i.fix}  # fmt: skip
 
 
 def totals(severities: Sequence[Severity]) -> str:

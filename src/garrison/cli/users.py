@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from garrison import human
 from garrison.auth import ApiToken, User, check_name, check_role
 from garrison.auth.passwords import MAX_LENGTH
 from garrison.cli import render
@@ -48,7 +49,7 @@ def list_users(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False) ->
         render.key("name", lambda u: shown(u.name)),
         render.key("role", lambda u: u.role),
         render.key("state", lambda u: "disabled" if u.disabled else "enabled"),
-        render.key("added", lambda u: render.ago(u.created)),
+        render.key("added", lambda u: human.ago(u.created)),
     ]
     empty = ("No users: the console makes the first admin when it starts, or add one with "
              "`garrison users add NAME --role admin`.")  # fmt: skip
@@ -155,9 +156,9 @@ def list_tokens(
         render.key("id", lambda t: t.id),
         render.key("user", lambda t: shown(t.user)),
         render.key("name", lambda t: shown(t.name)),
-        render.key("created", lambda t: render.ago(t.created)),
+        render.key("created", lambda t: human.ago(t.created)),
         render.key("expires", _expires),
-        render.key("last used", lambda t: render.ago(t.last_used) if t.last_used else "never"),
+        render.key("last used", lambda t: human.ago(t.last_used) if t.last_used else "never"),
     ]
     render.print_table(columns, found, "No API tokens.")
 
@@ -165,7 +166,7 @@ def list_tokens(
 def _expires(token: ApiToken) -> str:
     if token.expires is None:
         return "never"
-    return "expired" if token.expires <= time.time() else render.ago(token.expires)
+    return "expired" if token.expires <= time.time() else human.ago(token.expires)
 
 
 @tokens.command("revoke")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from garrison.alerts.dispatch import Dispatcher
 from garrison.alerts.health import STATUS_SOURCE
@@ -18,7 +18,7 @@ from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
 from garrison.audit.retention import PRUNE_INTERVAL, Retention
 from garrison.auth import Accounts
-from garrison.console import alerts, forensics, incidents, models, runtime_rules
+from garrison.console import alerts, forensics, incidents, models, runtime_rules, scans
 from garrison.console.inprocess import InProcessLink
 from garrison.console.liveness import liveness
 from garrison.console.pruner import AuditPruner
@@ -32,8 +32,12 @@ from garrison.model.clock import Clock, system_clock
 from garrison.model.commands import ModelCommand, ModelOp
 from garrison.policy import RuleSet, RuntimeRule
 from garrison.runtime.base import ContainerRuntime
+from garrison.scan.types import ContainerCheck, ScanResult
 from garrison.store.base import BlockedContainer, ChannelRecord, Delivery, Doc, Store, check_kind
 from garrison.store.sqlite import SQLiteStore
+
+if TYPE_CHECKING:  # the scanner brings the Docker SDK: only the scan commands import it
+    from garrison.scan.scanner import Progress, Scanner
 
 
 class Console:
@@ -186,6 +190,31 @@ class Console:
             for d in found
         ]
 
+    # -- scans (console/scans.py): each one's report stored -----------------------------------
+
+    def scan_image(
+        self, scanner: Scanner, image: str, progress: Progress | None = None
+    ) -> ScanResult:
+        """Scan ``image`` (a name or an id) and store its report, every severity in it."""
+        return scans.scan_image(self.store, scanner, image, self.clock, progress)
+
+    def scan_container(self, scanner: Scanner, ref: str) -> ContainerCheck:
+        """Check a container's configuration and its image's; store the report."""
+        return scans.scan_container(self.store, scanner, ref, self.clock)
+
+    def list_images(self) -> list[Doc]:
+        """The newest report's summary per image, the most recently scanned first."""
+        return self.store.latest_scans("image")
+
+    def image_report(self, ref: str) -> Doc:
+        """The newest report, whole, of the image ``ref`` names: a name it was scanned under,
+        its id or a prefix of 4 characters or more (NotFound, InvalidInput)."""
+        return self.store.latest_scan(ref, "image")
+
+    def container_report(self, ref: str) -> Doc:
+        """The newest compliance report of the container ``ref`` names (name, id, prefix)."""
+        return self.store.latest_scan(ref, "container")
+
     # -- status, policies, blocked containers --------------------------------------------------
 
     def status(self) -> dict[str, Any]:
@@ -226,6 +255,11 @@ class Console:
     def bundles(self) -> Library:
         """The forensics bundles kept in the data directory (list, get, pin, remove)."""
         return forensics.library(self.data_dir)
+
+    def journal(self, container_id: str) -> list[dict[str, Any]]:
+        """What the defender journaled of the container (spawns, writes, sockets, audits),
+        oldest first: the process tree of an audit's page."""
+        return forensics.journal_entries(self.data_dir, container_id)
 
     def export_bundle(self, runtime: ContainerRuntime, ref: str, path: Path) -> Manifest:
         """Capture the container ``ref`` now, into a bundle at ``path``."""

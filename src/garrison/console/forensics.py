@@ -16,7 +16,7 @@ from garrison.errors import InvalidInput
 from garrison.forensics.bundle import Manifest
 from garrison.forensics.capture import Capturer, bundle_id, request_for
 from garrison.forensics.host import forensics_dir, subject_of
-from garrison.forensics.journal import Journal
+from garrison.forensics.journal import Entry, Journal
 from garrison.forensics.library import Library
 from garrison.runtime.base import ContainerRuntime
 from garrison.store.base import Store
@@ -28,6 +28,13 @@ def library(data_dir: Path | None) -> Library:
         raise InvalidInput("this console has no data directory, so no forensics bundles")
     secure_data_dir(forensics_dir(data_dir))  # itself 0700, not only the folders in it
     return Library(forensics_dir(data_dir) / "bundles")
+
+
+def journal_entries(data_dir: Path | None, container_id: str) -> list[Entry]:
+    """What the defender journaled of a container, oldest first ([] with no data dir)."""
+    if data_dir is None or not container_id:
+        return []
+    return Journal(forensics_dir(data_dir) / "journal").slice(container_id)
 
 
 def export_bundle(

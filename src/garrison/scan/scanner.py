@@ -20,8 +20,9 @@ import docker.errors
 import requests.exceptions
 
 from garrison.errors import NotFound, RuntimeUnavailable, ScanError
-from garrison.scan.compliance import check_image
-from garrison.scan.types import Finding, Inventory, OSInfo, ScanResult
+from garrison.scan.compliance import check_container, check_image
+from garrison.scan.report import digest_of
+from garrison.scan.types import ContainerCheck, Finding, Inventory, OSInfo, ScanResult
 from garrison.scan.vulndb import MatchResult
 
 if TYPE_CHECKING:
@@ -41,6 +42,20 @@ class ImageRef:
 
 
 @dataclass(frozen=True, slots=True)
+class ContainerRef:
+    """A container as the daemon knows it (its inspect), with its image."""
+
+    id: str
+    name: str  # without Docker's leading "/"
+    inspect: Mapping[str, Any]
+    image: ImageRef
+
+
+def _no_containers(ref: str) -> ContainerRef:
+    raise NotFound(f"container {ref} not found")
+
+
+@dataclass(frozen=True, slots=True)
 class ScanParts:
     """The outside systems a scan uses."""
 
@@ -49,6 +64,8 @@ class ScanParts:
     # The findings, or a MatchResult that also names the packages it could not match.
     match: Callable[[Inventory], Sequence[Finding] | MatchResult]
     stamp: Callable[[], object] = lambda: None  # changes when the vulnerability data changes
+    # id or name → ContainerRef; NotFound when absent (the gate's scanner needs none)
+    container: Callable[[str], ContainerRef] = _no_containers
 
 
 class Scanner:
@@ -74,6 +91,7 @@ class Scanner:
                     else _no_match
                 ),
                 stamp=vulndb.stamp if vulndb else lambda: None,
+                container=lambda ref: resolve_container(client, ref),
             )
         )
 
@@ -110,6 +128,15 @@ class Scanner:
             result = self._scan_now(ref, progress or (lambda _step: None))
             self._remember(ref.id, stamp, result)
             return result
+
+    def check_container(self, ref: str) -> ContainerCheck:
+        """A container's compliance checks and its image's (none of them cached: a
+        container's configuration is not its image's)."""
+        found = self.parts.container(ref)
+        image = found.image
+        issues = check_container(found.inspect) + check_image(image.inspect, image.history)
+        digest = digest_of(image.inspect, image.name)
+        return ContainerCheck(found.id, found.name, image.name, image.id, digest, tuple(issues))
 
     def clear(self) -> None:
         with self._lock:
@@ -159,6 +186,19 @@ def resolve_image(client: docker.DockerClient, name: str) -> ImageRef:
         image = client.images.get(name)
         history = image.history()
     return ImageRef(id=str(image.id), name=name, inspect=image.attrs, history=history or [])
+
+
+def resolve_container(client: docker.DockerClient, ref: str) -> ContainerRef:
+    """Inspect a container, then its image with the image's history."""
+    with docker_errors(f"container {ref}"):
+        attrs: dict[str, Any] = client.containers.get(ref).attrs
+    with docker_errors(f"image of container {ref}"):
+        image = client.images.get(str(attrs.get("Image", "")))
+        history = image.history()
+    created_from = (attrs.get("Config") or {}).get("Image") or image.id
+    image_ref = ImageRef(str(image.id), str(created_from), image.attrs, history or [])
+    name = str(attrs.get("Name", ref)).lstrip("/")
+    return ContainerRef(str(attrs["Id"]), name, attrs, image_ref)
 
 
 def _inventory(client: docker.DockerClient, ref: ImageRef) -> Inventory:

@@ -101,3 +101,15 @@ class ScanResult:
     findings: tuple[Finding, ...] = ()
     compliance: tuple[ComplianceIssue, ...] = ()
     errors: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerCheck:
+    """A container's compliance: the issues of its configuration, then its image's."""
+
+    container_id: str
+    container_name: str  # without Docker's leading "/"
+    image_name: str  # as the container was created with it
+    image_id: str
+    digest: str  # the image's repository digest; "" when it has none
+    issues: tuple[ComplianceIssue, ...]

@@ -15,8 +15,10 @@ from garrison.errors import InvalidInput
 from garrison.incidents.record import Incident, IncidentFilter, IncidentState
 from garrison.model.commands import ModelCommand
 from garrison.runtime.base import RestartPolicy
+from garrison.scan.report import ScanReport
 
 Doc = dict[str, Any]
+KEEP_SCANS = 5  # scan reports kept per image (per container), the newest
 
 
 BlockState = Literal["pending", "done"]
@@ -342,6 +344,22 @@ class Store(Protocol):
 
     def prune_sessions(self, now: float) -> int:
         """Delete the sessions expired at ``now``; how many."""
+        ...
+
+    # Scan reports (garrison.scan.report), by kind: "image" (an image's scan) or "container"
+    # (a container's compliance). Which report a reference names: store/scans.py.
+    def save_scan(self, report: ScanReport, keep: int = KEEP_SCANS) -> None:
+        """Store the report, then delete its subject's beyond the newest ``keep``."""
+        ...
+
+    def latest_scans(self, kind: str = "image") -> list[Doc]:
+        """The summary of each subject's newest report, the most recently scanned first."""
+        ...
+
+    def latest_scan(self, ref: str, kind: str = "image") -> Doc:
+        """The whole newest report of the one subject ``ref`` names: its id, a name it was
+        scanned under, or a prefix of 4 characters or more of its id. NotFound when none,
+        InvalidInput when empty or a prefix of several ids."""
         ...
 
 

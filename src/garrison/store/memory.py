@@ -25,13 +25,15 @@ from garrison.store.base import (
     profile_of,
 )
 from garrison.store.memory_incidents import MemoryIncidents
+from garrison.store.memory_scans import MemoryScans
 from garrison.store.memory_users import MemoryUsers
 
 
-class MemoryStore(MemoryIncidents, MemoryUsers):
+class MemoryStore(MemoryIncidents, MemoryUsers, MemoryScans):
     def __init__(self) -> None:
         MemoryIncidents.__init__(self)
         MemoryUsers.__init__(self)
+        MemoryScans.__init__(self)
         self._lock = threading.Lock()
         self._models: dict[str, str] = {}
         self._audits: dict[tuple[str, ...], Audit] = {}

@@ -198,3 +198,19 @@ sessions = Table(
     Index("sessions_user", "user"),
     Index("sessions_expires", "expires"),
 )
+
+# Scan reports (garrison.scan.report): the newest few per image (per container for a
+# container's check), each whole as JSON, with the summary a listing reads. A new table
+# only, as the outbox.
+scan_reports = Table(
+    "scan_reports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", Text, nullable=False),  # image, container
+    Column("subject", Text, nullable=False),  # the image id, the container id
+    Column("name", Text, nullable=False),  # the image reference scanned, the container name
+    Column("time", Float, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("doc", Text, nullable=False),
+    Index("scan_reports_subject", "kind", "subject", "time"),
+)

@@ -41,6 +41,7 @@ from garrison.store.base import (
     profile_of,
 )
 from garrison.store.datadir import create_private_file, open_private, secure_data_dir
+from garrison.store.sqlite_scans import SQLiteScans
 from garrison.store.sqlite_users import SQLiteUsers
 
 DB_NAME = "garrison.db"
@@ -83,9 +84,10 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     sqlite_audits.register_functions(dbapi_connection)
 
 
-class SQLiteStore(SQLiteUsers):
+class SQLiteStore(SQLiteUsers, SQLiteScans):
     """Open (and create) the store at ``path``; raises StoreError when it cannot. Users, API
-    tokens and sessions: ``SQLiteUsers`` (store/sqlite_users.py)."""
+    tokens and sessions: ``SQLiteUsers`` (store/sqlite_users.py); scan reports:
+    ``SQLiteScans`` (store/sqlite_scans.py)."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
