@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from garrison.api import create_app
 from garrison.audit.record import Audit
 from garrison.console import Console
+from garrison.incidents import Incident
 from garrison.policy.loading import load_rules
 from garrison.runtime.base import RestartPolicy
 from garrison.runtime.fake import FakeRuntime
@@ -90,8 +91,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     for role in ("admin", "operator", "auditor"):
         accounts.add_user(f"{role}-1", role, PASSWORD)
     console.store.save_models([model_doc(now)])
-    console.store.add_audits([audit(now - 600, "alert", "/usr/bin/nc launched"),
-                              audit(now - 30, "prevent", "/usr/bin/curl refused")])  # fmt: skip
+    console.add_channel("ops", "json://127.0.0.1:9/hook?token=s3cret")
+    first = [audit(now - 600, "alert", "/usr/bin/nc launched"),
+             audit(now - 30, "prevent", "/usr/bin/curl refused")]  # fmt: skip
+    stored = console.store.add_audits(first)
+    story = Incident("reverseShell", "prog:/usr/bin/nc", WEB, "shop-1", "shop:1.4", "node-7",
+                     now - 600, now - 30)  # fmt: skip
+    console.store.save_incident(story, [(a.id or 0, a.time) for a in stored])
     blocked = BlockedContainer(MINER, "batch-worker", "miner:2", RestartPolicy("always"), None,
                                now - 20)  # fmt: skip
     console.store.begin_block(blocked, audit(now - 20, "block", "/usr/bin/xmrig launched",

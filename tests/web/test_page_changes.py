@@ -104,3 +104,12 @@ def test_a_gate_policy_is_edited_with_its_checks(site: Site) -> None:
     good = {"csrf_token": csrf, "text": "rules:\n  - name: strict\n    effect: block\n"}
     assert client.post("/policy/vulnerability/edit", data=good).status_code == 303
     assert "strict" in client.get("/policy/vulnerability").text
+
+
+def test_an_incident_is_archived_and_reopened_from_its_page(site: Site) -> None:
+    client, csrf = site.logged_in("operator")
+    assert client.post("/incidents/1/archive", data={"csrf_token": csrf}).status_code == 303
+    assert site.console.show_incident(1)[0].state == "archived"
+    assert "No open incident" in text_of(client.get("/incidents").text)
+    assert client.post("/incidents/1/reopen", data={"csrf_token": csrf}).status_code == 303
+    assert site.console.show_incident(1)[0].state == "open"

@@ -14,7 +14,8 @@ PAGES = ["/", "/fragments/dashboard", "/audits", "/audits?effect=block", "/audit
          "/audits/1", "/blocked", "/models", f"/models/{PROFILE}", "/policy/runtime",
          "/policy/runtime/edit?rule=shop", "/policy/runtime/edit?all=1",
          "/policy/vulnerability", "/policy/compliance", "/images", f"/images/{IMAGE}",
-         "/images/shop:1.4"]  # fmt: skip
+         "/images/shop:1.4", "/incidents", "/incidents?state=", "/incidents/1", "/forensics",
+         "/alerts"]  # fmt: skip
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -83,6 +84,13 @@ def test_the_pages_show_what_the_store_holds(site: Site) -> None:
     images = text_of(client.get("/images").text)
     assert "shop:1.4" in images
     assert "debian 12.7" in images
+    story = text_of(client.get("/incidents/1").text)
+    assert "/usr/bin/nc launched" in story
+    assert story.index("/usr/bin/nc launched") < story.index("/usr/bin/curl refused")
+    alerts = text_of(client.get("/alerts").text)
+    assert "ops" in alerts
+    assert "s3cret" not in alerts  # the channel's secret is redacted
+    assert "No bundle" in text_of(client.get("/forensics").text)
     report = text_of(client.get("/images/shop:1.4").text)
     assert "CVE-2024-0 critical libssl3" in report
     assert "GCIS-4.1" in report

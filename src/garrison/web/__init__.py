@@ -11,11 +11,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from garrison.web import login, models, monitor, policy
+from garrison.web import investigate, login, models, monitor, policy
 from garrison.web.render import HEADERS, error_page
 from garrison.web.session import LoginNeeded, login_url
 
-ROUTERS = (login, monitor, models, policy)
+ROUTERS = (login, monitor, investigate, models, policy)
 
 
 def mount(app: FastAPI) -> None:
