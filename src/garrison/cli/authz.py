@@ -20,7 +20,7 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.console import Console as RichConsole
 
 from garrison.audit.record import Audit
 from garrison.cli.scan import (
@@ -31,14 +31,13 @@ from garrison.cli.scan import (
     docker_client,
     open_vulndb,
 )
+from garrison.console import Console
 from garrison.scan.gate import (
     DEFAULT_NAME,
     DEFAULT_SOCKET,
     PLUGIN_DIR,
-    Gate,
     GateServer,
     ServerConfig,
-    StoredPolicies,
     docker_containers,
     docker_passwd,
     probe_plugin,
@@ -47,7 +46,7 @@ from garrison.scan.gate import (
 from garrison.scan.gate.scans import DEFAULT_SCAN_TIMEOUT
 from garrison.scan.gate.server import listen, register, unregister
 from garrison.scan.scanner import Scanner
-from garrison.store import SQLiteStore, secure_data_dir
+from garrison.store import secure_data_dir
 from garrison.watchdog import Supervisor, WatchdogState, defender_board, die_with_supervisor
 
 DEFAULT_STALL_TIMEOUT = 2.0
@@ -56,7 +55,7 @@ ON_KILL = "so that a new plugin answers dockerd's waiting calls"
 # pauses of a plugin that keeps failing short (the defender's grow to 30 s).
 PLUGIN_BACKOFF = (0.0, 0.5, 1.0, 2.0)
 app = typer.Typer(help="The Docker authorization plugin (the gate).", no_args_is_help=True)
-out = Console(soft_wrap=True, highlight=False)
+out = RichConsole(soft_wrap=True, highlight=False)
 
 Name = Annotated[str, typer.Option("--name", help="Plugin name given to dockerd.")]
 SocketPath = Annotated[Path, typer.Option("--socket", help="Where the plugin listens.")]
@@ -155,22 +154,12 @@ def _serve(
     scan_timeout: float,
     watched: WatchdogState | None,
 ) -> None:
-    store = SQLiteStore.in_dir(data_dir)
+    console = Console.open(data_dir)
     client = docker_client(docker_host)
-
-    def audit(record: Audit) -> None:
-        store.add_audits([record])
-
-    def is_blocked(container_id: str) -> bool:
-        return any(b.container_id == container_id for b in store.list_blocked())
-
     if watched is not None:
-        _report_incidents(watched, audit)
-    gate = Gate(
+        _report_incidents(watched, console.store.add_audits)
+    gate = console.gate(
         Scanner.for_docker(client, open_vulndb(data_dir)),
-        StoredPolicies(store),
-        on_audit=audit,
-        is_blocked=is_blocked,
         containers=docker_containers(client),
         passwd=docker_passwd(client),
         scan_timeout=scan_timeout,
@@ -183,24 +172,26 @@ def _serve(
         if watched is None:
             out.print("stopping: dockerd refuses every call until the plugin is back")
     client.close()
-    store.close()
+    console.close()
 
 
-def _report_incidents(watched: WatchdogState, audit: Callable[[Audit], None]) -> None:
+def _report_incidents(watched: WatchdogState, store: Callable[[list[Audit]], object]) -> None:
     """Store the watchdog's reports of the plugins before this one, then say so."""
     for incident in watched.pending:
         kind = "stalled" if incident.kind == "stall" else "crashed"
-        audit(
-            Audit(
-                time=incident.time,
-                hostname=socket.gethostname(),
-                type="defender",
-                attackType=f"plugin_{kind}",
-                effect="alert",
-                msg=f"authorization plugin pid {incident.pid} {incident.detail}; restarted by "
-                "the watchdog",
-                pid=incident.pid,
-            )
+        store(
+            [
+                Audit(
+                    time=incident.time,
+                    hostname=socket.gethostname(),
+                    type="defender",
+                    attackType=f"plugin_{kind}",
+                    effect="alert",
+                    msg=f"authorization plugin pid {incident.pid} {incident.detail}; restarted by "
+                    "the watchdog",
+                    pid=incident.pid,
+                )
+            ]
         )
     board = defender_board()
     if board is not None and watched.pending:

@@ -37,6 +37,8 @@ from garrison.store.base import BlockedContainer, ChannelRecord, Delivery, Doc, 
 from garrison.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:  # the scanner brings the Docker SDK: only the scan commands import it
+    from garrison.scan.gate import ContainerLookup, Gate
+    from garrison.scan.gate.gate import PasswdLookup
     from garrison.scan.scanner import Progress, Scanner
 
 
@@ -201,6 +203,20 @@ class Console:
     def scan_container(self, scanner: Scanner, ref: str) -> ContainerCheck:
         """Check a container's configuration and its image's; store the report."""
         return scans.scan_container(self.store, scanner, ref, self.clock)
+
+    def gate(
+        self,
+        scanner: Scanner,
+        *,
+        containers: ContainerLookup | None = None,
+        passwd: PasswdLookup | None = None,
+        scan_timeout: float = 20.0,
+    ) -> Gate:
+        """The authorization gate (``garrison authz serve``) on this console: the stored
+        vulnerability and compliance policies, its audits stored, the images it scans kept
+        as their reports."""
+        return scans.gate(self.store, scanner, self.clock, containers=containers, passwd=passwd,
+                          scan_timeout=scan_timeout)  # fmt: skip
 
     def list_images(self) -> list[Doc]:
         """The newest report's summary per image, the most recently scanned first."""

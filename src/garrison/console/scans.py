@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from garrison.audit.record import Audit
 from garrison.model.clock import Clock
 from garrison.scan.report import container_report, digest_of, image_report
 from garrison.scan.types import ContainerCheck, ScanResult
 from garrison.store.base import Store
 
 if TYPE_CHECKING:  # the scanner brings the Docker SDK: only what scans imports it
-    from garrison.scan.scanner import Progress, Scanner
+    from garrison.scan.gate import ContainerLookup, Gate
+    from garrison.scan.gate.gate import PasswdLookup
+    from garrison.scan.scanner import ImageRef, Progress, Scanner
 
 
 def scan_image(
@@ -31,3 +34,29 @@ def scan_container(store: Store, scanner: Scanner, ref: str, clock: Clock) -> Co
     check = scanner.check_container(ref)
     store.save_scan(container_report(check, clock()))
     return check
+
+
+def gate(
+    store: Store,
+    scanner: Scanner,
+    clock: Clock,
+    *,
+    containers: ContainerLookup | None,
+    passwd: PasswdLookup | None,
+    scan_timeout: float,
+) -> Gate:
+    """The authorization gate on the console's store: the policies in it, its audits and
+    blocked containers, and every image scan the gate makes kept as that image's report."""
+    from garrison.scan.gate import Gate, StoredPolicies  # noqa: PLC0415 - the Docker SDK's cost
+
+    def audit(record: Audit) -> None:
+        store.add_audits([record])
+
+    def keep(ref: ImageRef, result: ScanResult) -> None:
+        store.save_scan(image_report(result, ref.id, digest_of(ref.inspect, ref.name), clock()))
+
+    return Gate(
+        scanner, StoredPolicies(store), on_audit=audit,
+        is_blocked=lambda cid: any(b.container_id == cid for b in store.list_blocked()),
+        containers=containers, passwd=passwd, scan_timeout=scan_timeout, on_scanned=keep,
+    )  # fmt: skip

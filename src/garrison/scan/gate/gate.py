@@ -23,7 +23,7 @@ from garrison.scan.compliance.users import PasswdReader, no_passwd
 from garrison.scan.gate import gojson
 from garrison.scan.gate.request import AuthZRequest, Call, parse_authz
 from garrison.scan.gate.routes import version_below
-from garrison.scan.gate.scans import DEFAULT_SCAN_TIMEOUT, BoundedScans, ScanTimeout
+from garrison.scan.gate.scans import DEFAULT_SCAN_TIMEOUT, BoundedScans, OnScanned, ScanTimeout
 from garrison.scan.rules import PREFIX, Decision, Policies
 from garrison.scan.scanner import ImageRef, Scanner
 from garrison.scan.types import ComplianceIssue, ScanResult
@@ -81,9 +81,10 @@ class Gate:
         passwd: PasswdLookup | None = None,
         hostname: str = "",
         scan_timeout: float = DEFAULT_SCAN_TIMEOUT,
+        on_scanned: OnScanned | None = None,
     ) -> None:
         self.scanner = scanner
-        self.scans = BoundedScans(scanner, scan_timeout)
+        self.scans = BoundedScans(scanner, scan_timeout, on_scanned)
         self.policies = policies
         self.on_audit = on_audit or (lambda _audit: None)
         self.is_blocked = is_blocked
