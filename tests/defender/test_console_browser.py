@@ -208,3 +208,26 @@ def test_logging_in_with_the_keyboard_alone_after_a_wrong_password(
     expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.locator("main")).to_be_focused()
+
+
+def test_the_pages_read_and_act_without_javascript(
+    browser: Browser, start_defender: Start, run_container: Any
+) -> None:
+    defender, url = console_beside(start_defender)
+    put_rules(defender, RULES % "block")
+    box = watched(defender, run_container(DEBIAN, ["sleep", "3600"], name="shop-3"))
+    box.exec_run(["/usr/bin/nc", "-h"])
+    wait_stopped(box, "blocked for running nc")
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    password = (defender.data_dir / "initial-admin-password").read_text().strip()
+    page.goto(f"{url}/blocked")
+    page.get_by_label("User").fill("admin")
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(f"{url}/blocked")
+    page.get_by_role("button", name="Unblock shop-3").click()
+    expect(page.get_by_role("status")).to_contain_text("shop-3 is unblocked")
+    page.goto(f"{url}/audits?effect=block")
+    expect(page.locator("#rows tr", has_text="shop-3").first).to_contain_text("block")
+    context.close()
