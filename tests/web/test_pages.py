@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from garrison.web import ROUTERS
 from tests.web.conftest import IMAGE, MINER, PROFILE, Site
 
 PAGES = ["/", "/fragments/dashboard", "/audits", "/audits?effect=block", "/audits/rows",
@@ -126,3 +127,31 @@ def test_an_error_is_a_page_not_json_nor_a_traceback(site: Site) -> None:
         assert answer.status_code in (400, 404)
         assert answer.headers["content-type"].startswith("text/html")
         assert "Traceback" not in answer.text
+
+
+def page_posts(site: Site) -> list[str]:
+    """Every form target of the pages (their routers' POST routes), with the
+    seeded objects' ids in place of the path's parameters."""
+    values = {"ref": PROFILE, "op": "relearn", "incident_id": "1", "bundle_id": "b",
+              "kind": "vulnerability"}  # fmt: skip
+    del site
+    found = []
+    for module in ROUTERS:
+        for route in module.router.routes:
+            if "POST" in getattr(route, "methods", ()):
+                path = getattr(route, "path", "")
+                found.append(re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], path))
+    return found
+
+
+def test_every_form_target_needs_a_session_and_refuses_an_auditor(site: Site) -> None:
+    posts = page_posts(site)
+    assert len(posts) >= 10, posts
+    auditor, csrf = site.logged_in("auditor")
+    before = site.console.runtime_rules().digest(), site.console.pending_model_commands()
+    for path in set(posts) - {"/login", "/logout"}:
+        assert site.client().post(path, data={"x": "1"}).status_code == 303, path
+        refused = auditor.post(path, data={"csrf_token": csrf, "rule": "shop", "text": "x"})
+        assert refused.status_code in (403, 404), (path, refused.status_code)
+    after = site.console.runtime_rules().digest(), site.console.pending_model_commands()
+    assert after == before
