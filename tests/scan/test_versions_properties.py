@@ -85,7 +85,8 @@ def test_debian_concrete_bookworm_versions() -> None:
 
 # --- Alpine -------------------------------------------------------------------------------
 
-APK_SUFFIXES = ["_alpha", "_beta", "_pre", "_rc", "", "_p"]
+# apk's order: pre-releases, the release, then the post-release (VCS snapshot, patch) suffixes.
+APK_SUFFIXES = ["_alpha", "_beta", "_pre", "_rc", "", "_cvs", "_svn", "_git", "_hg", "_p"]
 apk_bases = st.builds(lambda a, b, c: f"{a}.{b}.{c}", st.integers(1, 30), numbers, numbers)
 
 
@@ -95,7 +96,7 @@ apk_bases = st.builds(lambda a, b, c: f"{a}.{b}.{c}", st.integers(1, 30), number
     st.integers(1, 9),
     st.integers(1, 9),
 )
-def test_apk_suffixes_order_alpha_beta_pre_rc_release_p(
+def test_apk_suffixes_order_alpha_beta_pre_rc_release_cvs_svn_git_hg_p(
     base: str, picks: list[int], n: int, m: int
 ) -> None:
     low, high = sorted(picks)
@@ -110,7 +111,7 @@ def test_apk_revisions_compare_as_numbers(base: str, revision: int, step: int) -
 
 
 def test_apk_revision_ten_is_above_nine() -> None:
-    # univers' Alpine class leaves >= to attrs' string comparison; ours must not.
+    # univers' Alpine class left >= to attrs' string comparison; ours must not.
     assert_ordered("Alpine", "3.0.15-r9", "3.0.15-r10")
 
 

@@ -1,8 +1,11 @@
-"""Version ordering per ecosystem, with the ``univers`` version classes.
+"""Version ordering per ecosystem: the ``univers`` classes for Debian, PyPI and npm, and our
+own :class:`ApkVersion` for Alpine (univers' Gentoo-based class refuses ``_git``, ``_svn``,
+``_cvs`` and ``_hg``, so musl ``1.2.4_git20230717-r4`` could never be matched).
 
-``univers``' Gentoo/Alpine class defines ``<``, ``>`` and ``==`` with ``vercmp`` but leaves
-``<=``/``>=`` to attrs, which compares the raw strings ("1.0-r10" >= "1.0-r9" is False), so
-everything here compares through :func:`compare`, built on ``<`` and ``>`` only.
+Each is checked against its ecosystem's own tool (``dpkg --compare-versions``, ``packaging``,
+npm's ``semver``, apk's rules) in ``tests/scan/test_versions_*.py``. Everything here compares
+through :func:`compare`, built on ``<`` and ``>`` only: univers' Gentoo class left ``<=`` and
+``>=`` to attrs' comparison of the raw strings ("1.0-r10" >= "1.0-r9" was False).
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from univers.versions import (
-    AlpineLinuxVersion,
     DebianVersion,
     InvalidVersion,
     PypiVersion,
@@ -21,11 +23,12 @@ from univers.versions import (
 )
 
 from garrison.errors import InvalidInput
+from garrison.scan.vulndb._apk import ApkVersion
 
-# OSV ecosystem (without a ":release" suffix) → univers class for ECOSYSTEM ranges.
+# OSV ecosystem (without a ":release" suffix) → version class for ECOSYSTEM ranges.
 _ECOSYSTEM_CLASSES: dict[str, type[Version]] = {
     "Debian": DebianVersion,
-    "Alpine": AlpineLinuxVersion,
+    "Alpine": ApkVersion,
     "PyPI": PypiVersion,
     "npm": SemverVersion,
 }
