@@ -14,6 +14,9 @@ The hierarchy::
     ├── SensorError               a kernel event source could not be set up
     │   └── NotOwnFilesystem      a container's root is not a file system of its own
     ├── StoreError                the store could not read or write
+    ├── ConsoleError              a remote console (GARRISON_CONSOLE_URL) said no
+    │   ├── ConsoleUnreachable    it did not answer: connection refused, timed out, TLS failed
+    │   └── ConsoleDenied         it refused the token (401) or the token's role (403)
     ├── NotFound                  a named object (model, rule, container…) does not exist
     ├── InvalidInput              malformed user input (rule, policy, OSV record, request…)
     ├── ScanError                 an image could not be scanned
@@ -87,6 +90,19 @@ class NotOwnFilesystem(SensorError):
 
 class StoreError(GarrisonError):
     """The store could not read or write."""
+
+
+class ConsoleError(GarrisonError):
+    """A remote console (``GARRISON_CONSOLE_URL``) answered with an error of its own, or was
+    asked for what only the local store can do."""
+
+
+class ConsoleUnreachable(ConsoleError):
+    """No answer from the remote console: connection refused, timed out, TLS failed."""
+
+
+class ConsoleDenied(ConsoleError):
+    """The remote console refused the token (unknown, expired, revoked) or its role."""
 
 
 class NotFound(GarrisonError):

@@ -34,11 +34,15 @@ def fields() -> list[str]:
 def chunks(fmt: str, audits: Iterable[Audit]) -> Iterator[str]:
     """The text of the export, a line at a time (CSV: the header first). ``fmt`` is checked
     now, before anything is written."""
-    if fmt == "jsonl":
+    if check_format(fmt) == "jsonl":
         return (json.dumps(a.to_json()) + "\n" for a in audits)
-    if fmt == "csv":
-        return _csv_lines(audits)
-    raise InvalidInput(f"--format must be {' or '.join(FORMATS)}, not {clip(repr(fmt), 40)}")
+    return _csv_lines(audits)
+
+
+def check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise InvalidInput(f"--format must be {' or '.join(FORMATS)}, not {clip(repr(fmt), 40)}")
+    return fmt
 
 
 def _csv_lines(audits: Iterable[Audit]) -> Iterator[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -65,3 +66,19 @@ class Audit:
         data["mitreTactic"] = mitre.tactic_text if mitre else ""
         data["mitreTechnique"] = mitre.technique_text if mitre else ""
         return data
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Audit:
+        """The audit ``to_json`` gave (as the REST API answers it): its time back to epoch
+        seconds, the ATT&CK fields left out (they follow from ``attackType``)."""
+        fields = {k: v for k, v in doc.items() if k in cls.__dataclass_fields__}
+        fields["time"] = epoch(doc["time"])
+        fields["labels"] = dict(doc.get("labels") or {})
+        return cls(**fields)
+
+
+def epoch(when: str | float) -> float:
+    """Epoch seconds of a time as ``to_json`` writes it (ISO 8601 in UTC), or as stored."""
+    if isinstance(when, str):
+        return dt.datetime.fromisoformat(when).timestamp()
+    return float(when)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import socket
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import yaml
 
-from garrison.alerts.channel import redacted
-from garrison.alerts.profiles import DEFAULT_PERIOD, Profile, load_profiles
+from garrison.cli.defaults import DEFAULT_DATA_DIR
 from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown
 from garrison.cli.render import (
     Column,
@@ -24,11 +22,12 @@ from garrison.cli.render import (
     output_of,
     print_table,
 )
-from garrison.config import DEFAULT_DATA_DIR
 from garrison.errors import InvalidInput
 from garrison.human import ago, duration, local_time
-from garrison.policy.documents import DocumentError, read_document
-from garrison.store.base import ChannelRecord, Delivery
+
+if TYPE_CHECKING:
+    from garrison.alerts.profiles import Profile
+    from garrison.store.base import ChannelRecord, Delivery
 
 app = typer.Typer(help="Alerts: audits forwarded to channels.", no_args_is_help=True)
 channels = typer.Typer(
@@ -43,6 +42,14 @@ profiles = typer.Typer(
 app.add_typer(profiles, name="profiles")
 
 Name = Annotated[str, typer.Argument(help="The channel's name (letters, digits, . _ -).")]
+
+
+def redacted(url: str) -> str:
+    """The URL with its secrets hidden (garrison.alerts.channel, imported only when a URL is
+    shown: not for --help)."""
+    from garrison.alerts.channel import redacted as hide  # noqa: PLC0415
+
+    return hide(url)
 
 
 @channels.command("add")
@@ -160,6 +167,10 @@ def apply_profiles(
 ) -> None:
     """Put these profiles in force (they replace the ones before; a running defender follows
     within a second)."""
+    # Here, not above: pydantic and the policy package are not for --help (issue 17).
+    from garrison.alerts.profiles import load_profiles  # noqa: PLC0415
+    from garrison.policy.documents import DocumentError, read_document  # noqa: PLC0415
+
     try:
         text = read_document(file)
     except DocumentError as exc:
@@ -173,6 +184,8 @@ def apply_profiles(
 @profiles.command("export")
 def export_profiles(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """The profiles in force, as YAML (``apply -f`` takes it back)."""
+    import yaml  # noqa: PLC0415 - only this command needs it
+
     with open_console(data_dir) as console:
         doc = console.alert_profiles().model_dump(mode="json")
     print(yaml.safe_dump(doc, sort_keys=False), end="")
@@ -191,6 +204,8 @@ PROFILES: list[Column[Profile]] = [
 @profiles.command("list")
 def list_profiles(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False) -> None:
     """The profiles in force, one line each."""
+    from garrison.alerts.profiles import DEFAULT_PERIOD  # noqa: PLC0415 - pydantic: not for --help
+
     with open_console(data_dir) as console:
         found = console.alert_profiles().profiles
     if as_json:

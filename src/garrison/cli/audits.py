@@ -8,14 +8,14 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from garrison.audit import export
-from garrison.audit.query import DEFAULT_LIMIT, AuditFilter, parse_when
 from garrison.audit.record import Audit
 from garrison.audit.retention import DEFAULT_MAX_AGE, DEFAULT_MAX_COUNT, Retention
+from garrison.cli.defaults import DEFAULT_DATA_DIR, DEFAULT_LIMIT
 from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown, when
 from garrison.cli.render import (
     Column,
@@ -28,9 +28,11 @@ from garrison.cli.render import (
     output_of,
     print_table,
 )
-from garrison.config import DEFAULT_DATA_DIR, parse_duration
 from garrison.errors import InvalidInput
 from garrison.human import ago, local_time, short_id
+
+if TYPE_CHECKING:
+    from garrison.audit.query import AuditFilter
 
 app = typer.Typer(help="Audits: anomalies and rule violations, newest first.", no_args_is_help=True)
 
@@ -84,6 +86,9 @@ def _query(
     limit: int,
     offset: int,
 ) -> AuditFilter:
+    # Here, not above: the filter brings the policy package (lark, pydantic), not for --help.
+    from garrison.audit.query import AuditFilter, parse_when  # noqa: PLC0415
+
     now = time.time()
     return AuditFilter(
         container=container,
@@ -145,6 +150,8 @@ def list_audits(
     output: OutputOption = None,
 ) -> None:
     """List audits, filtered, newest first."""
+    from garrison.audit.query import AuditFilter  # noqa: PLC0415 - as in _query
+
     chosen = output_of(output, as_json)
     query = _query(
         container=container, image=image, type_=type_, effect=effect, since=since,
@@ -249,6 +256,8 @@ def prune_audits(
 
     Audits not yet forwarded to an alert channel, and those blocked containers were stopped
     for, are kept whatever the options say."""
+    from garrison.config import parse_duration  # noqa: PLC0415 - pydantic's settings: not for --help
+
     try:
         retention = Retention(parse_duration(older_than), keep)
     except ValueError as exc:

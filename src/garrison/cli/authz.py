@@ -17,12 +17,18 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console as RichConsole
 
 from garrison.audit.record import Audit
+from garrison.cli.defaults import (
+    DEFAULT_PLUGIN_NAME,
+    DEFAULT_PLUGIN_SOCKET,
+    DEFAULT_SCAN_TIMEOUT,
+    PLUGIN_DIR,
+)
 from garrison.cli.scan import (
     DEFAULT_DATA_DIR,
     DEFAULT_DOCKER_HOST,
@@ -31,23 +37,10 @@ from garrison.cli.scan import (
     docker_client,
     open_vulndb,
 )
-from garrison.console import Console
-from garrison.scan.gate import (
-    DEFAULT_NAME,
-    DEFAULT_SOCKET,
-    PLUGIN_DIR,
-    GateServer,
-    ServerConfig,
-    docker_containers,
-    docker_passwd,
-    probe_plugin,
-    socket_of_spec,
-)
-from garrison.scan.gate.scans import DEFAULT_SCAN_TIMEOUT
-from garrison.scan.gate.server import listen, register, unregister
-from garrison.scan.scanner import Scanner
-from garrison.store import secure_data_dir
-from garrison.watchdog import Supervisor, WatchdogState, defender_board, die_with_supervisor
+
+if TYPE_CHECKING:
+    from garrison.scan.gate import ServerConfig
+    from garrison.watchdog import WatchdogState
 
 DEFAULT_STALL_TIMEOUT = 2.0
 ON_KILL = "so that a new plugin answers dockerd's waiting calls"
@@ -97,8 +90,8 @@ ScanTimeout = Annotated[
 
 @app.command()
 def serve(
-    name: Name = DEFAULT_NAME,
-    socket_path: SocketPath = DEFAULT_SOCKET,
+    name: Name = DEFAULT_PLUGIN_NAME,
+    socket_path: SocketPath = DEFAULT_PLUGIN_SOCKET,
     link_dir: LinkDir = PLUGIN_DIR,
     spec_dir: SpecDir = None,
     docker_host: DockerHost = DEFAULT_DOCKER_HOST,
@@ -108,6 +101,11 @@ def serve(
     scan_timeout: ScanTimeout = DEFAULT_SCAN_TIMEOUT,
 ) -> None:
     """Answer dockerd's authorization requests until SIGINT or SIGTERM."""
+    # The gate (the Docker SDK, starlette, the scanner) is imported by what serves, never
+    # for --help (issue 17).
+    from garrison.scan.gate import ServerConfig  # noqa: PLC0415
+    from garrison.watchdog import WatchdogState, die_with_supervisor  # noqa: PLC0415
+
     config = ServerConfig(socket_path=socket_path, name=name, link_dir=link_dir, spec_dir=spec_dir)
     supervised = WatchdogState.from_env()
     if supervised is not None:  # the plugin itself, started by the watchdog below
@@ -124,6 +122,10 @@ def serve(
 def _supervise(config: ServerConfig, data_dir: Path, stall_timeout: float) -> None:
     """Hold the listening socket and the registration; run the plugin as a watched child.
     While a stalled child is replaced, dockerd's calls wait in the socket's backlog."""
+    from garrison.scan.gate.server import listen, register, unregister  # noqa: PLC0415
+    from garrison.store import secure_data_dir  # noqa: PLC0415
+    from garrison.watchdog import Supervisor  # noqa: PLC0415
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     secure_data_dir(data_dir)  # before the socket is live: the child stores there
     listener = listen(config.socket_path)
@@ -154,6 +156,10 @@ def _serve(
     scan_timeout: float,
     watched: WatchdogState | None,
 ) -> None:
+    from garrison.console import Console  # noqa: PLC0415
+    from garrison.scan.gate import GateServer, docker_containers, docker_passwd  # noqa: PLC0415
+    from garrison.scan.scanner import Scanner  # noqa: PLC0415
+
     console = Console.open(data_dir)
     client = docker_client(docker_host)
     if watched is not None:
@@ -177,6 +183,8 @@ def _serve(
 
 def _report_incidents(watched: WatchdogState, store: Callable[[list[Audit]], object]) -> None:
     """Store the watchdog's reports of the plugins before this one, then say so."""
+    from garrison.watchdog import defender_board  # noqa: PLC0415 - as in serve
+
     for incident in watched.pending:
         kind = "stalled" if incident.kind == "stall" else "crashed"
         store(
@@ -215,11 +223,13 @@ def _wait_for_signal() -> None:
 
 @app.command()
 def status(
-    name: Name = DEFAULT_NAME,
+    name: Name = DEFAULT_PLUGIN_NAME,
     link_dir: LinkDir = PLUGIN_DIR,
     spec_dir: Annotated[Path, typer.Option("--spec-dir")] = Path("/etc/docker/plugins"),
 ) -> None:
     """Say whether the plugin dockerd would use answers. Exit status 1 when it does not."""
+    from garrison.scan.gate import probe_plugin, socket_of_spec  # noqa: PLC0415
+
     link = link_dir / f"{name}.sock"
     spec = spec_dir / f"{name}.spec"
     target = link if link.exists() or link.is_symlink() else socket_of_spec(spec)

@@ -7,11 +7,9 @@ from typing import Annotated
 
 import typer
 
-from garrison.api.server import DEFAULT_ADDRESS, ConsoleServer, first_admin
-from garrison.cli.options import DataDir, open_console, out
-from garrison.config import DEFAULT_DATA_DIR
+from garrison.cli.defaults import DEFAULT_CONSOLE_ADDRESS, DEFAULT_DATA_DIR
+from garrison.cli.options import DataDir, open_local_console, out
 from garrison.errors import ConfigError
-from garrison.runtime.docker import DockerRuntime
 
 app = typer.Typer(help="The console: the REST API over the store.", no_args_is_help=True)
 
@@ -20,7 +18,7 @@ app = typer.Typer(help="The console: the REST API over the store.", no_args_is_h
 def serve(
     address: Annotated[
         str, typer.Option(help="HOST:PORT to listen on (loopback by default).")
-    ] = DEFAULT_ADDRESS,
+    ] = DEFAULT_CONSOLE_ADDRESS,
     tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate: serve HTTPS.")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM key of --tls-cert.")] = None,
     docker_host: Annotated[
@@ -31,10 +29,14 @@ def serve(
 ) -> None:
     """Serve the REST API (/api/v1/…, OpenAPI at /api/v1/openapi.json) until Ctrl-C. Every
     request needs a token (`garrison users token create`) or a login."""
+    # FastAPI, uvicorn and the Docker SDK load when the console is served, not for --help.
+    from garrison.api.server import ConsoleServer, first_admin  # noqa: PLC0415
+    from garrison.runtime.docker import DockerRuntime  # noqa: PLC0415
+
     if (tls_cert is None) != (tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
     tls = (tls_cert, tls_key) if tls_cert and tls_key else None
-    with open_console(data_dir) as console:
+    with open_local_console(data_dir) as console:
         server = ConsoleServer(console, address, lambda: DockerRuntime(docker_host), tls)
         hint = first_admin(console, data_dir)
         out.print(f"Garrison console on {server.url} (API docs: {server.url}/api/docs)")

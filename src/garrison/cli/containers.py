@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from garrison.audit.record import Audit
+from garrison.cli.defaults import DEFAULT_DATA_DIR
 from garrison.cli.options import AsJson, DataDir, EngineOfContainer, open_console, out, shown
 from garrison.cli.render import (
     Column,
@@ -18,15 +19,14 @@ from garrison.cli.render import (
     output_of,
     print_table,
 )
-from garrison.config import DEFAULT_DATA_DIR
 from garrison.human import ago, local_time, short_id
-from garrison.runtime.docker import DockerRuntime
-from garrison.store.base import BlockedContainer
+
+if TYPE_CHECKING:
+    from garrison.store.base import BlockedContainer
+
+    Blocked = tuple[BlockedContainer, Audit | None]
 
 app = typer.Typer(help="Containers Garrison blocked.", no_args_is_help=True)
-
-
-Blocked = tuple[BlockedContainer, Audit | None]
 
 
 def _why(row: Blocked) -> str:
@@ -86,6 +86,8 @@ def unblock(
 
     It does not start the container: `docker start` it when you are ready.
     """
+    from garrison.runtime.docker import DockerRuntime  # noqa: PLC0415 - the Docker SDK: not for --help
+
     runtime = DockerRuntime(docker_host)
     try:
         with open_console(data_dir) as console:

@@ -8,9 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from garrison.devengine import EngineConfig, PrivateEngine, ensure_all, ensure_packages
-from garrison.devengine.engine import DEFAULT_DIR
-from garrison.devengine.images import cache_dir_from_env
+from garrison.cli.defaults import DEFAULT_ENGINE_DIR
 
 app = typer.Typer(
     help="A private Docker engine for development, tests and demos (never the host's own).",
@@ -30,10 +28,14 @@ StateDir = Annotated[
 
 @app.command()
 def up(
-    state_dir: StateDir = DEFAULT_DIR,
+    state_dir: StateDir = DEFAULT_ENGINE_DIR,
     images: Annotated[bool, typer.Option(help="Also build the test images.")] = True,
 ) -> None:
     """Start the private engine (or reuse the one running there) and leave it up."""
+    # The engine's module brings the Docker SDK: imported when used, never for --help.
+    from garrison.devengine import EngineConfig, PrivateEngine, ensure_all, ensure_packages  # noqa: PLC0415
+    from garrison.devengine.images import cache_dir_from_env  # noqa: PLC0415
+
     ensure_packages()
     engine = PrivateEngine(EngineConfig(state_dir=state_dir, keep=True)).start()
     verb = "reused" if engine.reused else "started"
@@ -46,8 +48,10 @@ def up(
 
 
 @app.command()
-def down(state_dir: StateDir = DEFAULT_DIR) -> None:
+def down(state_dir: StateDir = DEFAULT_ENGINE_DIR) -> None:
     """Stop the private engine by its pid, with everything it started."""
+    from garrison.devengine import EngineConfig, PrivateEngine  # noqa: PLC0415 - as in up
+
     engine = PrivateEngine(EngineConfig(state_dir=state_dir))
     if engine.pid() is None:
         out.print("no engine running there")
@@ -57,8 +61,10 @@ def down(state_dir: StateDir = DEFAULT_DIR) -> None:
 
 
 @app.command()
-def status(state_dir: StateDir = DEFAULT_DIR) -> None:
+def status(state_dir: StateDir = DEFAULT_ENGINE_DIR) -> None:
     """Say whether the private engine runs and answers."""
+    from garrison.devengine import EngineConfig, PrivateEngine  # noqa: PLC0415 - as in up
+
     engine = PrivateEngine(EngineConfig(state_dir=state_dir))
     pid = engine.pid()
     state = "answering" if pid and engine.answers() else ("not answering" if pid else "stopped")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from garrison.cli.defaults import DEFAULT_DATA_DIR
 from garrison.cli.options import (
     AsJson,
     DataDir,
@@ -26,11 +27,10 @@ from garrison.cli.render import (
     output_of,
     print_table,
 )
-from garrison.config import DEFAULT_DATA_DIR
-from garrison.forensics.library import BundleInfo
-from garrison.forensics.verify import verify
 from garrison.human import local_time, short_id
-from garrison.runtime.docker import DockerRuntime
+
+if TYPE_CHECKING:
+    from garrison.forensics.library import BundleInfo
 
 app = typer.Typer(
     help="Forensics bundles: a blocked container's file system, inspect, diff, logs, process "
@@ -106,6 +106,8 @@ def export_bundle(
 ) -> None:
     """Capture any container now (running or stopped) into a bundle at OUTPUT; it is not kept
     on the host. A running container is not stopped."""
+    from garrison.runtime.docker import DockerRuntime  # noqa: PLC0415 - the Docker SDK: not for --help
+
     runtime = DockerRuntime(docker_host)
     try:
         with open_console(data_dir) as console:
@@ -126,6 +128,9 @@ def verify_bundle(
 ) -> None:
     """Check every member's SHA-256 against the bundle's manifest; exit 1 when one differs,
     is missing or is not in the manifest."""
+    # The forensics package brings the store and the Docker SDK: not for --help.
+    from garrison.forensics.verify import verify  # noqa: PLC0415
+
     verdict = verify(file)
     if as_json:
         manifest = verdict.manifest.to_json() if verdict.manifest else None

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from garrison.audit.mitre import Mitre, mitre_of
-from garrison.audit.query import DEFAULT_LIMIT
 from garrison.audit.record import Audit
+from garrison.cli.defaults import DEFAULT_DATA_DIR, DEFAULT_LIMIT
 from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown
 from garrison.cli.render import (
     Column,
@@ -23,9 +23,10 @@ from garrison.cli.render import (
     print_table,
     say,
 )
-from garrison.config import DEFAULT_DATA_DIR
 from garrison.human import ago, local_time, short_id
-from garrison.incidents import Incident, IncidentFilter
+
+if TYPE_CHECKING:
+    from garrison.incidents import Incident
 
 app = typer.Typer(
     help="Incidents: audits of one container that tell one story (a binary written then run, "
@@ -73,6 +74,9 @@ def list_incidents(
     output: OutputOption = None,
 ) -> None:
     """List incidents, the most recently active first."""
+    # The incidents package brings the policy package (lark, pydantic): not for --help.
+    from garrison.incidents import IncidentFilter  # noqa: PLC0415
+
     chosen = output_of(output, as_json)
     query = IncidentFilter(state=state, container=container, kind=kind, limit=limit)
     with open_console(data_dir) as console:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from garrison.cli.defaults import DEFAULT_DATA_DIR
 from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown
 from garrison.cli.render import (
     Column,
@@ -18,7 +19,6 @@ from garrison.cli.render import (
     output_of,
     print_table,
 )
-from garrison.config import DEFAULT_DATA_DIR, parse_duration
 from garrison.errors import InvalidInput
 from garrison.human import duration, local_time, short_id
 
@@ -98,6 +98,8 @@ def extend(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Keep what was learned and learn for longer."""
+    from garrison.config import parse_duration  # noqa: PLC0415 - pydantic's settings: not for --help
+
     try:
         seconds = parse_duration(period)
     except ValueError as exc:

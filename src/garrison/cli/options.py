@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console as RichConsole
 from rich.markup import escape
 
-from garrison.console import Console
 from garrison.text import escape_unsafe
+
+if TYPE_CHECKING:
+    from garrison.console import Console, ConsoleLike
 
 out = RichConsole(soft_wrap=True)
 
@@ -21,17 +24,39 @@ DataDir = Annotated[
     typer.Option(
         "--data-dir",
         envvar="GARRISON_DATA_DIR",
-        help="Folder of Garrison's store (garrison.db) and other data.",
+        help="Folder of Garrison's store (garrison.db) and other data (not used when "
+        "GARRISON_CONSOLE_URL names a remote console).",
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 EngineOfContainer = Annotated[
     str | None,
-    typer.Option("--docker-host", envvar="DOCKER_HOST", help="Docker engine of the container."),
+    typer.Option(
+        "--docker-host",
+        envvar="DOCKER_HOST",
+        help="Docker engine of the container (a remote console uses its own).",
+    ),
 ]
 
 
-def open_console(data_dir: Path) -> Console:
+def open_console(data_dir: Path) -> ConsoleLike:
+    """The console a command reads and changes: the one at ``GARRISON_CONSOLE_URL`` through
+    its REST API when that is set, else the store in ``data_dir``."""
+    # Imported here, not above: the console brings the store, SQLAlchemy, httpx and more,
+    # which no --help needs (issue 17: the CLI starts in a fraction of a second).
+    from garrison.console import Console, RemoteConsole, RemoteSettings  # noqa: PLC0415
+
+    settings = RemoteSettings.from_env(os.environ)
+    if settings is not None:
+        return RemoteConsole(settings)
+    return Console.open(data_dir)
+
+
+def open_local_console(data_dir: Path) -> Console:
+    """The store in ``data_dir`` whatever ``GARRISON_CONSOLE_URL`` says: for what only this
+    host can do (users and their tokens, serving the console, storing scans)."""
+    from garrison.console import Console  # noqa: PLC0415 - as in open_console
+
     return Console.open(data_dir)
 
 

@@ -4,29 +4,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from garrison.cli.options import shown
+from garrison.cli.options import open_console, shown
 from garrison.cli.render import Column, free, key, number, table
 from garrison.cli.scan import DEFAULT_DATA_DIR, AsJson, DataDir
 from garrison.errors import InvalidInput
 from garrison.human import plural
-from garrison.policy.collections import Collection
-from garrison.policy.documents import DocumentError, read_document
-from garrison.scan.rules import (
-    CompliancePolicy,
-    ComplianceRule,
-    Policy,
-    VulnerabilityPolicy,
-    VulnerabilityRule,
-    load_policies,
-    save_policy,
-)
-from garrison.store import SQLiteStore
+
+if TYPE_CHECKING:
+    from garrison.policy.collections import Collection
+    from garrison.scan.rules import ComplianceRule, Policy, VulnerabilityRule
 
 app = typer.Typer(help="Vulnerability and compliance rules (what the gate alerts on or blocks).",
                   no_args_is_help=True)  # fmt: skip
@@ -38,21 +30,19 @@ PolicyFile = Annotated[
 
 
 def _list(kind: str, data_dir: Path, as_json: bool) -> None:
-    store = SQLiteStore.in_dir(data_dir)
-    try:
-        stored = store.get_policy(kind) is not None
-        policies = load_policies(store)
-    finally:
-        store.close()
-    policy: Policy = getattr(policies, kind)
+    with open_console(data_dir) as console:
+        policy, default = console.gate_policy(kind)
     if as_json:
         print(json.dumps(json.loads(policy.model_dump_json()), indent=2))
         return
-    out.print(f"{kind} policy{'' if stored else ' (default: none stored)'}")
+    out.print(f"{kind} policy{' (default: none stored)' if default else ''}")
     out.print(_table(policy))
 
 
 def _table(policy: Policy) -> Table:
+    # The rules are pydantic models: imported when shown, never for --help (issue 17).
+    from garrison.scan.rules import CompliancePolicy, VulnerabilityPolicy  # noqa: PLC0415
+
     if isinstance(policy, VulnerabilityPolicy):
         return table(VULNERABILITY, list(enumerate(policy.rules, 1)))
     assert isinstance(policy, CompliancePolicy)
@@ -91,15 +81,14 @@ def _scope(collections: list[Collection]) -> str:
 
 
 def _apply(kind: str, file: Path, data_dir: Path) -> None:
+    from garrison.policy.documents import DocumentError, read_document  # noqa: PLC0415 - as in _table
+
     try:
         text = read_document(file)
     except DocumentError as exc:
         raise InvalidInput(f"{file}: {exc.problem}") from None
-    store = SQLiteStore.in_dir(data_dir)
-    try:
-        policy = save_policy(store, kind, text)
-    finally:
-        store.close()
+    with open_console(data_dir) as console:
+        policy = console.apply_gate_policy(kind, text)
     out.print(f"{kind} policy applied: {len(policy.rules)} rules")
 
 

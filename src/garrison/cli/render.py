@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
 import typer
-import yaml
 from rich import box
 from rich.console import Console as RichConsole
 from rich.table import Table
@@ -64,6 +63,8 @@ def output_of(output: Output | None, as_json: bool) -> Output | None:
 def emit(data: Any, output: Output) -> None:
     """``data`` for scripts, as JSON or as YAML (the same values: YAML is made from the JSON)."""
     if output is Output.YAML:
+        import yaml  # noqa: PLC0415 - only --output yaml needs it; every --help imports this
+
         plain = json.loads(json.dumps(data, default=str))
         # allow_unicode=False: control, bidi and other non-ASCII characters become escapes
         print(yaml.safe_dump(plain, sort_keys=False, allow_unicode=False), end="")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from garrison.cli.defaults import DEFAULT_DATA_DIR
 from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown
 from garrison.cli.render import Column, free, key, number, print_table
-from garrison.config import DEFAULT_DATA_DIR
-from garrison.policy import RuleSet, RuntimeRule, dump_rules, load_rules_file
+
+if TYPE_CHECKING:
+    from garrison.policy import RuleSet, RuntimeRule
 
 app = typer.Typer(
     help="Runtime rules: what to alert on, prevent or block (docs/rules.md).",
@@ -64,6 +66,9 @@ def show(
     as_json: AsJson = False,
 ) -> None:
     """Show one rule whole (YAML, or JSON with --json)."""
+    # The policy package (lark, pydantic) is imported by what uses it, never for --help.
+    from garrison.policy import RuleSet  # noqa: PLC0415
+
     with open_console(data_dir) as console:
         rule = console.runtime_rule(name)
     _print(RuleSet(rules=[rule]), "json" if as_json else "yaml")
@@ -77,6 +82,8 @@ def apply(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Put the rules of FILE in force, replacing all rules (checked whole first)."""
+    from garrison.policy import load_rules_file  # noqa: PLC0415 - as in show
+
     rules = load_rules_file(file)
     with open_console(data_dir) as console:
         console.apply_runtime_rules(rules)
@@ -109,4 +116,6 @@ def delete(
 
 
 def _print(rules: RuleSet, fmt: Literal["yaml", "json"]) -> None:
+    from garrison.policy import dump_rules  # noqa: PLC0415 - as in show
+
     print(dump_rules(rules, fmt), end="")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -12,30 +11,32 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
-from wsgiref.simple_server import WSGIServer
 
-import docker
-import docker.errors
 import typer
 
 from garrison.audit.retention import Retention
+from garrison.cli.defaults import DEFAULT_DATA_DIR
 from garrison.cli.options import out
-from garrison.config import DEFAULT_DATA_DIR, Settings, load_settings
-from garrison.console import Console
-from garrison.defender import Defender
-from garrison.devengine import EngineConfig, PrivateEngine, ensure_packages
 from garrison.errors import ConfigError
-from garrison.runtime.docker import DockerRuntime
-from garrison.watchdog import Supervisor, WatchdogState, die_with_supervisor, faults
 
+# The defender, the console, pydantic's settings, asyncio and the Docker SDK are imported by
+# the functions that run them: `garrison --help` imports this module too (issue 17).
 if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
     from garrison.api.server import ConsoleServer
+    from garrison.config import Settings
+    from garrison.console import Console
+    from garrison.watchdog import WatchdogState
 
 log = logging.getLogger(__name__)
 
 
 def reachable(base_url: str) -> bool:
     """True when a Docker engine answers at ``base_url``."""
+    import docker  # noqa: PLC0415
+    import docker.errors  # noqa: PLC0415
+
     try:
         client = docker.DockerClient(base_url=base_url, timeout=5)
     except docker.errors.DockerException:
@@ -50,6 +51,8 @@ def reachable(base_url: str) -> bool:
 
 def resolve_docker_host(docker_host: str | None, engine_dir: Path) -> str:
     """The engine to defend: the one named, the host's default, or a private one started now."""
+    from garrison.devengine import EngineConfig, PrivateEngine, ensure_packages  # noqa: PLC0415
+
     if docker_host:
         return docker_host
     default = "unix:///var/run/docker.sock"
@@ -158,6 +161,11 @@ def run(
     kernel then lets every waiting exec through), the stall is audited, and a new defender
     takes over the containers.
     """
+    import asyncio  # noqa: PLC0415
+
+    from garrison.config import load_settings  # noqa: PLC0415
+    from garrison.watchdog import Supervisor, WatchdogState, die_with_supervisor, faults  # noqa: PLC0415
+
     overrides = {
         "docker_host": docker_host,
         "data_dir": data_dir,
@@ -196,6 +204,12 @@ def run(
 
 
 async def _serve(settings: Settings, watchdog: WatchdogState | None) -> None:
+    import asyncio  # noqa: PLC0415
+
+    from garrison.console import Console  # noqa: PLC0415
+    from garrison.defender import Defender  # noqa: PLC0415
+    from garrison.runtime.docker import DockerRuntime  # noqa: PLC0415
+
     console = Console.open(settings.data_dir)
     link = console.link()
     runtime = DockerRuntime(settings.docker_host)
@@ -226,6 +240,8 @@ def _services(settings: Settings) -> Iterator[None]:
     into incidents, audit retention, metrics. Kept out of the process that answers the kernel
     when there is a watchdog, so that their CPU (an alert sent through apprise costs
     milliseconds) never holds the interpreter lock a verdict waits for."""
+    from garrison.console import Console  # noqa: PLC0415
+
     retention = Retention(settings.audit_retention, settings.audit_max_count)
     console = Console.open(settings.data_dir, retention=retention)
     dispatcher = console.dispatcher(settings.hostname).start()  # the alert channels
@@ -253,6 +269,7 @@ def _console(console: Console, settings: Settings) -> ConsoleServer | None:
     if settings.console_address.strip().lower() in ("", "off"):
         return None
     from garrison.api.server import ConsoleServer, first_admin  # noqa: PLC0415 - FastAPI's import costs
+    from garrison.runtime.docker import DockerRuntime  # noqa: PLC0415
 
     try:
         server = ConsoleServer(

@@ -6,19 +6,21 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import docker
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from garrison.cli.options import open_console, shown
+from garrison.cli.options import open_local_console, shown
 from garrison.cli.render import Column, free, key, table
 from garrison.errors import InvalidInput
 from garrison.scan.report import issue_json, result_json
-from garrison.scan.scanner import Scanner, docker_errors
 from garrison.scan.types import ComplianceIssue, Finding, ScanResult, Severity
+
+# The Docker SDK and the scanner (the vulnerability database, univers, SQLAlchemy) are imported
+# by the commands that scan, never for --help (issue 17).
+if TYPE_CHECKING:
+    import docker
 
 DEFAULT_DATA_DIR = Path("/var/lib/garrison")
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
@@ -49,6 +51,10 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tabl
 
 
 def docker_client(docker_host: str) -> docker.DockerClient:
+    import docker  # noqa: PLC0415
+
+    from garrison.scan.scanner import docker_errors  # noqa: PLC0415
+
     with docker_errors(f"Docker engine {docker_host}"):
         return docker.DockerClient(base_url=docker_host, version=API_VERSION, timeout=300)
 
@@ -90,13 +96,15 @@ def image(
 ) -> None:
     """Scan an image: packages, vulnerabilities (Trivy-like table) and image compliance. The
     report, with every severity, is kept in the store (the console's /api/v1/images)."""
+    from garrison.scan.scanner import Scanner  # noqa: PLC0415
+
     if sbom not in (None, "cyclonedx"):
         raise InvalidInput(f"--sbom: unknown format {sbom!r} (supported: cyclonedx)")
     if not 0 <= exit_code <= MAX_EXIT_CODE:
         raise InvalidInput(f"--exit-code {exit_code}: an exit status is 0 to {MAX_EXIT_CODE}")
     wanted = parse_severities(severity)
     scanner = Scanner.for_docker(docker_client(docker_host), open_vulndb(data_dir))
-    with open_console(data_dir) as console, _progress() as tell:
+    with open_local_console(data_dir) as console, _progress() as tell:
         result = console.scan_image(scanner, name, progress=tell)
     findings = [f for f in result.findings if f.severity in wanted]
     if sbom:
@@ -120,8 +128,10 @@ def container(
 ) -> None:
     """Check a container's configuration (and its image's) against the compliance checks.
     The report is kept in the store."""
+    from garrison.scan.scanner import Scanner  # noqa: PLC0415
+
     scanner = Scanner.for_docker(docker_client(docker_host), None)
-    with open_console(data_dir) as console:
+    with open_local_console(data_dir) as console:
         check = console.scan_container(scanner, ref)
     issues = list(check.issues)
     if as_json:
@@ -133,6 +143,8 @@ def container(
 
 @contextmanager
 def _progress() -> Iterator[Any]:
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task("scanning", total=len(STEPS))

@@ -12,9 +12,9 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from garrison.cli.defaults import DEFAULT_DATA_DIR
 from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown
 from garrison.cli.render import Column, key, number, say, table
-from garrison.config import DEFAULT_DATA_DIR
 from garrison.human import duration, local_time, plural
 from garrison.sensors.latency import upper_bound
 

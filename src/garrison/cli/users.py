@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from garrison import human
-from garrison.auth import ApiToken, User, check_name, check_role
-from garrison.auth.passwords import MAX_LENGTH
 from garrison.cli import render
-from garrison.cli.options import AsJson, DataDir, open_console, out, print_json, shown, when
-from garrison.config import DEFAULT_DATA_DIR, parse_duration
+from garrison.cli.defaults import DEFAULT_DATA_DIR
+from garrison.cli.options import AsJson, DataDir, open_local_console, out, print_json, shown, when
 from garrison.errors import InvalidInput
+
+# The accounts bring the store (SQLAlchemy) and argon2: imported by the commands that use
+# them, never for --help (issue 17).
+if TYPE_CHECKING:
+    from garrison.auth import ApiToken, User
 
 app = typer.Typer(
     help="Console users: admin (everything), operator (changes policy, unblocks), auditor "
@@ -40,7 +43,7 @@ PasswordStdin = Annotated[
 @app.command("list")
 def list_users(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False) -> None:
     """The users, their roles, and whether they are disabled."""
-    with open_console(data_dir) as console:
+    with open_local_console(data_dir) as console:
         found = console.accounts().users()
     if as_json:
         print_json([u.to_json() for u in found])
@@ -64,10 +67,12 @@ def add(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Add a user (the password is asked for twice, or read with --password-stdin)."""
+    from garrison.auth import check_name, check_role  # noqa: PLC0415
+
     check_name(name)
     check_role(role)  # before the password is typed
     password = _password(password_stdin)
-    with open_console(data_dir) as console:
+    with open_local_console(data_dir) as console:
         user = console.accounts().add_user(name, role, password)
     out.print(f"user {shown(user.name)} added, role {user.role}")
 
@@ -77,7 +82,7 @@ def passwd(
     name: Name, password_stdin: PasswordStdin = False, data_dir: DataDir = DEFAULT_DATA_DIR
 ) -> None:
     """Set a user's password; the user's sessions end (API tokens go on working)."""
-    with open_console(data_dir) as console:
+    with open_local_console(data_dir) as console:
         accounts = console.accounts()
         accounts.user(name)  # no such user: said before the password is typed
         accounts.set_password(name, _password(password_stdin))
@@ -91,7 +96,7 @@ def role(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Change a user's role (the last enabled admin keeps it)."""
-    with open_console(data_dir) as console:
+    with open_local_console(data_dir) as console:
         user = console.accounts().set_role(name, new_role)
     out.print(f"user {shown(user.name)} is now {user.role}")
 
@@ -99,7 +104,7 @@ def role(
 @app.command("disable")
 def disable(name: Name, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Disable a user: its sessions end and its tokens are refused until it is enabled."""
-    with open_console(data_dir) as console:
+    with open_local_console(data_dir) as console:
         console.accounts().set_disabled(name, True)
     out.print(f"user {shown(name)} disabled")
 
@@ -107,7 +112,7 @@ def disable(name: Name, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
 @app.command("enable")
 def enable(name: Name, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Enable a disabled user again (its tokens work again)."""
-    with open_console(data_dir) as console:
+    with open_local_console(data_dir) as console:
         console.accounts().set_disabled(name, False)
     out.print(f"user {shown(name)} enabled")
 
@@ -115,7 +120,7 @@ def enable(name: Name, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
 @app.command("remove")
 def remove(name: Name, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Remove a user with its tokens and sessions (not the last enabled admin)."""
-    with open_console(data_dir) as console:
+    with open_local_console(data_dir) as console:
         console.accounts().remove_user(name)
     out.print(f"user {shown(name)} removed, with its tokens and sessions")
 
@@ -131,7 +136,7 @@ def create_token(
 ) -> None:
     """Make a token and print its secret, this once."""
     seconds = None if ttl is None else _duration(ttl)
-    with open_console(data_dir) as console:
+    with open_local_console(data_dir) as console:
         token, secret = console.accounts().new_token(user, name, seconds)
     print(secret)  # plain: nothing may wrap or colour what is copied
     out.print(
@@ -147,7 +152,7 @@ def list_tokens(
     as_json: AsJson = False,
 ) -> None:
     """Tokens by id (their secrets are never shown again)."""
-    with open_console(data_dir) as console:
+    with open_local_console(data_dir) as console:
         found = console.accounts().tokens(user)
     if as_json:
         print_json([t.to_json() for t in found])
@@ -175,7 +180,7 @@ def revoke_token(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Revoke a token: it stops working at once."""
-    with open_console(data_dir) as console:
+    with open_local_console(data_dir) as console:
         console.accounts().revoke_token(token_id)
     out.print(f"token {shown(token_id)} revoked")
 
@@ -185,11 +190,15 @@ def _password(from_stdin: bool) -> str:
         return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
     # One line, its line ending removed (and no other character: spaces may be part of it);
     # a line longer than the longest password is cut one past it, so the rules refuse it.
+    from garrison.auth.passwords import MAX_LENGTH  # noqa: PLC0415
+
     line = sys.stdin.readline(MAX_LENGTH + 3)
     return line.removesuffix("\n").removesuffix("\r")
 
 
 def _duration(text: str) -> float:
+    from garrison.config import parse_duration  # noqa: PLC0415 - pydantic's settings
+
     try:
         return parse_duration(text)
     except ValueError as exc:

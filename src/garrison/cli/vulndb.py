@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
+from garrison.cli.defaults import DEFAULT_OSV_TIMEOUT, DEFAULT_OSV_URL
 from garrison.cli.options import shown
 from garrison.cli.render import Column, key, number, say, table
-from garrison.scan.vulndb import (
-    DEFAULT_ECOSYSTEMS,
-    DEFAULT_TIMEOUT,
-    DEFAULT_URL,
-    ImportReport,
-    VulnDB,
-)
+
+if TYPE_CHECKING:
+    from garrison.scan.vulndb import ImportReport, VulnDB
 
 DEFAULT_DATA_DIR = Path("/var/lib/garrison")
 SHOWN_PROBLEMS = 10
@@ -36,6 +33,13 @@ DataDir = Annotated[
         help="Garrison's data folder; the database is vulndb.sqlite in it.",
     ),
 ]
+
+
+def _vulndb(data_dir: Path) -> VulnDB:
+    # Imported when used: the database brings univers and SQLAlchemy, not for --help.
+    from garrison.scan.vulndb import VulnDB  # noqa: PLC0415
+
+    return VulnDB.in_data_dir(data_dir)
 
 
 def _print_report(report: ImportReport) -> None:
@@ -57,26 +61,28 @@ def import_(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Import OSV records from a zip, a .json file or a folder."""
-    _print_report(VulnDB.in_data_dir(data_dir).import_path(path))
+    _print_report(_vulndb(data_dir).import_path(path))
 
 
 @app.command()
 def update(
     url: Annotated[str, typer.Option(help="Base URL laid out as {url}/{ecosystem}/all.zip.")] = (
-        DEFAULT_URL
+        DEFAULT_OSV_URL
     ),
     ecosystem: Annotated[
         list[str] | None,
         typer.Option("--ecosystem", "-e", help="An OSV ecosystem to fetch; repeat for several."),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds without data before giving up.")] = (
-        DEFAULT_TIMEOUT
+        DEFAULT_OSV_TIMEOUT
     ),
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Download each ecosystem's all.zip and import it."""
+    from garrison.scan.vulndb import DEFAULT_ECOSYSTEMS  # noqa: PLC0415 - as in _vulndb
+
     ecosystems = ecosystem or list(DEFAULT_ECOSYSTEMS)
-    _print_report(VulnDB.in_data_dir(data_dir).update(url, ecosystems, timeout))
+    _print_report(_vulndb(data_dir).update(url, ecosystems, timeout))
 
 
 @app.command()
@@ -85,7 +91,7 @@ def status(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Show how many advisories each ecosystem has and when the data was last updated."""
-    info = VulnDB.in_data_dir(data_dir).status()
+    info = _vulndb(data_dir).status()
     if as_json:
         out.print_json(json.dumps(info))
         return

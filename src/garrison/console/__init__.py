@@ -1,13 +1,28 @@
 """The console: the store's owner, reached by defenders through a console link.
 
-``Console`` is what the CLI and the REST API call; ``ConsoleLink`` is the only way a defender
-reports (``InProcessLink`` now, HTTP later); ``sync_models`` is the defender's model chore.
+``Console`` is what the CLI and the REST API call; ``RemoteConsole`` answers as it does through
+a console's REST API, for the CLI (``ConsoleLike`` is what both offer); ``ConsoleLink`` is the
+only way a defender reports (``InProcessLink`` now, HTTP later); ``sync_models`` is the
+defender's model chore.
 """
 
 from __future__ import annotations
 
 from garrison.console.core import Console
 from garrison.console.inprocess import InProcessLink, LinkStats
+from garrison.console.interface import BundleShelf, ConsoleLike
 from garrison.console.link import ConsoleLink, sync_models
+from garrison.console.remote import RemoteConsole
+from garrison.console.remote_client import RemoteSettings
 
-__all__ = ["Console", "ConsoleLink", "InProcessLink", "LinkStats", "sync_models"]
+__all__ = [
+    "BundleShelf",
+    "Console",
+    "ConsoleLike",
+    "ConsoleLink",
+    "InProcessLink",
+    "LinkStats",
+    "RemoteConsole",
+    "RemoteSettings",
+    "sync_models",
+]

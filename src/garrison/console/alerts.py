@@ -13,6 +13,13 @@ from garrison.errors import InvalidInput
 from garrison.store.base import ChannelRecord, Store
 
 
+def check_state(state: str) -> str:
+    """An outbox state to list by ("": all)."""
+    if state not in ("", "pending", "sent", "skipped"):
+        raise InvalidInput(f"state must be pending, sent or skipped, not {state[:20]!r}")
+    return state
+
+
 def add_channel(store: Store, name: str, url: str, now: float) -> ChannelRecord:
     """Checked before it is stored: a malformed URL is refused, naming the field."""
     channel = check_channel(name, url)

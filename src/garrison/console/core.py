@@ -32,6 +32,7 @@ from garrison.model.clock import Clock, system_clock
 from garrison.model.commands import ModelCommand, ModelOp
 from garrison.policy import RuleSet, RuntimeRule
 from garrison.runtime.base import ContainerRuntime
+from garrison.scan.rules import KINDS, Policy, load_policies, save_policy
 from garrison.scan.types import ContainerCheck, ScanResult
 from garrison.store.base import BlockedContainer, ChannelRecord, Delivery, Doc, Store, check_kind
 from garrison.store.sqlite import SQLiteStore
@@ -102,9 +103,7 @@ class Console:
         alerts.test_channel(self.store, name, hostname)
 
     def list_deliveries(self, state: str = "", limit: int = 100) -> list[Delivery]:
-        if state not in ("", "pending", "sent", "skipped"):
-            raise InvalidInput(f"state must be pending, sent or skipped, not {state[:20]!r}")
-        return self.store.list_deliveries(state, limit)
+        return self.store.list_deliveries(alerts.check_state(state), limit)
 
     def apply_alert_profiles(self, profiles: Profiles) -> None:
         alerts.apply_profiles(self.store, profiles)
@@ -256,6 +255,17 @@ class Console:
     def set_policy(self, kind: str, doc: Mapping[str, Any]) -> None:
         self.store.set_policy(kind, doc)
 
+    def gate_policy(self, kind: str) -> tuple[Policy, bool]:
+        """The gate's ``kind`` policy in force ("vulnerability" or "compliance"), and whether
+        it is the default (none stored)."""
+        policy: Policy = getattr(load_policies(self.store), _gate_kind(kind))
+        return policy, self.store.get_policy(kind) is None
+
+    def apply_gate_policy(self, kind: str, data: str | Mapping[str, Any]) -> Policy:
+        """Replace the gate's ``kind`` policy with ``data`` (YAML or JSON text, or a parsed
+        document), checked whole first: InvalidInput names the first problem."""
+        return save_policy(self.store, _gate_kind(kind), data)
+
     def list_blocked(self) -> list[BlockedContainer]:
         return self.store.list_blocked()
 
@@ -295,3 +305,9 @@ class Console:
 
     def delete_runtime_rule(self, name: str) -> RuleSet:
         return runtime_rules.delete_rule(self.store, name)
+
+
+def _gate_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise InvalidInput(f"policy kind must be {' or '.join(KINDS)}, not {kind[:20]!r}")
+    return kind

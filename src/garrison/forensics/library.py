@@ -65,6 +65,17 @@ class BundleInfo:
         doc |= {key: _text(self.subject.get(key)) for key in SUBJECT_KEYS}
         return doc | {"subject": self.subject}
 
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> BundleInfo:
+        """The bundle ``to_json`` gave (as the REST API answers it); ``path`` is where the
+        bundle is on the console's host."""
+        return cls(
+            id=str(doc["id"]), path=Path(str(doc["path"])),
+            created=parse_iso(str(doc["created"]), "created"), size=int(doc["size"]),
+            complete=bool(doc["complete"]), missing=tuple(str(m) for m in doc["missing"]),
+            subject=dict(doc["subject"]), pinned=bool(doc.get("pinned")),
+        )  # fmt: skip
+
 
 class Library:
     """The bundles under ``root`` (``<data_dir>/forensics/bundles``), made 0700 when missing."""

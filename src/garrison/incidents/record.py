@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from garrison.audit.mitre import mitre_of
 from garrison.audit.query import MAX_LIMIT
-from garrison.audit.record import Audit
+from garrison.audit.record import Audit, epoch
 from garrison.errors import InvalidInput
 from garrison.text import clip
 
@@ -66,6 +66,15 @@ class Incident:
         if story:
             data["story"] = [a.to_json() for a in story]
         return data
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Incident:
+        """The incident ``to_json`` gave (its title, tactics and story left out)."""
+        fields = {k: v for k, v in doc.items() if k in cls.__dataclass_fields__}
+        fields["firstTime"] = epoch(doc["firstTime"])
+        fields["lastTime"] = epoch(doc["lastTime"])
+        fields["auditIds"] = tuple(int(i) for i in doc.get("auditIds") or ())
+        return cls(**fields)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -28,6 +29,12 @@ class ModelCommand:
             "seconds": self.seconds,
             "time": self.time,
         }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> ModelCommand:
+        found = doc.get("id")
+        return cls(check_op(str(doc["op"])), str(doc["profileId"]), float(doc["seconds"]),
+                   float(doc["time"]), None if found is None else int(found))  # fmt: skip
 
 
 def check_op(op: str) -> ModelOp:

@@ -20,7 +20,7 @@ import docker.errors
 import requests.exceptions
 
 from garrison.errors import NotFound, RuntimeUnavailable, ScanError
-from garrison.scan.compliance import check_container, check_image
+from garrison.scan.compliance import check_container, check_image, check_image_for_container
 from garrison.scan.report import digest_of
 from garrison.scan.types import ContainerCheck, Finding, Inventory, OSInfo, ScanResult
 from garrison.scan.vulndb import MatchResult
@@ -130,11 +130,15 @@ class Scanner:
             return result
 
     def check_container(self, ref: str) -> ContainerCheck:
-        """A container's compliance checks and its image's (none of them cached: a
-        container's configuration is not its image's)."""
+        """A container's compliance checks and its image's as they hold for it (its user
+        overrides the image's USER), none of them cached: a container's configuration is not
+        its image's."""
         found = self.parts.container(ref)
         image = found.image
-        issues = check_container(found.inspect) + check_image(image.inspect, image.history)
+        of_image = check_image_for_container(
+            found.inspect, check_image(image.inspect, image.history)
+        )
+        issues = check_container(found.inspect) + of_image
         digest = digest_of(image.inspect, image.name)
         return ContainerCheck(found.id, found.name, image.name, image.id, digest, tuple(issues))
 

@@ -125,6 +125,18 @@ class Delivery:
             "error": self.error, "audit": self.audit.to_json(),
         }  # fmt: skip
 
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Delivery:
+        states: dict[object, DeliveryState] = {s: s for s in ("pending", "sent", "skipped")}
+        sent = doc.get("sent")
+        return cls(
+            id=int(doc["id"]), channel=str(doc["channel"]), audit=Audit.from_json(doc["audit"]),
+            state=states[doc["state"]], attempts=int(doc["attempts"]),
+            next_try=float(doc["nextTry"]), created=float(doc["created"]),
+            sent=None if sent is None else float(sent), error=str(doc.get("error") or ""),
+            folded=int(doc.get("folded") or 0),
+        )  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class UserRecord:

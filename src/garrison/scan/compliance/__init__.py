@@ -11,7 +11,7 @@ from typing import Any
 
 from garrison.scan.compliance.catalog import CheckInfo, run_checks
 from garrison.scan.compliance.container import CONTAINER_CHECKS, EXEC_CHECKS, ExecRequest
-from garrison.scan.compliance.image import IMAGE_CHECKS, ImageFacts
+from garrison.scan.compliance.image import IMAGE_CHECKS, ImageFacts, with_container_user
 from garrison.scan.compliance.spec import ContainerSpec, Mount
 from garrison.scan.compliance.users import PasswdReader, exec_uid, no_passwd
 from garrison.scan.types import ComplianceIssue
@@ -32,6 +32,16 @@ def check_container(doc: Mapping[str, Any]) -> list[ComplianceIssue]:
 def check_image(inspect: Mapping[str, Any], history: Sequence[Any] = ()) -> list[ComplianceIssue]:
     """Issues of an image, from its inspect and (for ADD) its history."""
     return run_checks(IMAGE_CHECKS, ImageFacts.from_docker(inspect, history))
+
+
+def check_image_for_container(
+    doc: Mapping[str, Any], image_issues: Sequence[ComplianceIssue]
+) -> list[ComplianceIssue]:
+    """The image's issues as they hold for one container of it (``doc``: a create request
+    body or a container inspect): the container's ``User`` (``--user``) overrides the image's
+    USER, so ``GCIS-4.1`` is judged on it — run as ``1000`` or ``app`` it passes, as ``root``,
+    ``0`` or ``0:0`` it fails, whatever the image says."""
+    return with_container_user(image_issues, ContainerSpec.from_any(doc).user())
 
 
 def check_exec(body: Mapping[str, Any], passwd: PasswdReader = no_passwd) -> list[ComplianceIssue]:
@@ -62,5 +72,6 @@ __all__ = [
     "check_container",
     "check_exec",
     "check_image",
+    "check_image_for_container",
     "resolve_check_id",
 ]

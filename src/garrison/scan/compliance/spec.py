@@ -54,6 +54,12 @@ class ContainerSpec:
         mounts = _host_mounts(host) + [_inspect_mount(m) for m in _list(doc.get("Mounts"))]
         return cls(config=_mapping(doc.get("Config")), host=host, mounts=_unique(mounts))
 
+    def user(self) -> str:
+        """The container's own ``User`` (``--user``), "" when it has none. An inspect's holds
+        the image's USER when the container was given none (dockerd merges them at create)."""
+        value = self.config.get("User")
+        return value if isinstance(value, str) else ""
+
     def mode(self, key: str) -> str:
         """A namespace mode (``NetworkMode``, ``PidMode``…), "" when unset."""
         value = self.host.get(key)

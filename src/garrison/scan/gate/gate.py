@@ -18,7 +18,12 @@ from typing import Any, ClassVar
 from garrison.audit.record import Audit
 from garrison.errors import GarrisonError, InvalidInput, NotFound
 from garrison.policy.collections import Subject
-from garrison.scan.compliance import check_container, check_exec, check_image
+from garrison.scan.compliance import (
+    check_container,
+    check_exec,
+    check_image,
+    check_image_for_container,
+)
 from garrison.scan.compliance.users import PasswdReader, no_passwd
 from garrison.scan.gate import gojson
 from garrison.scan.gate.request import AuthZRequest, Call, parse_authz
@@ -145,7 +150,8 @@ class Gate:
         policies = self.policies()
         ref = self._resolve(image)
         vulnerability, image_issues = self._vulnerabilities(policies, subject, ref)
-        issues = [*check_container(body), *image_issues]
+        # The create's User (--user) overrides the image's USER: GCIS-4.1 is judged on it.
+        issues = [*check_container(body), *check_image_for_container(body, image_issues)]
         compliance = policies.compliance.evaluate(subject, issues)
         context = _AuditContext(subject, ref.id if ref else "", "")
         for decision in (vulnerability, compliance):
