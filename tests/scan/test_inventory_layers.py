@@ -173,11 +173,15 @@ def test_symlink_loop_resolves_to_nothing() -> None:
 def test_hard_link_to_a_wanted_file_shares_its_bytes() -> None:
     meta = b"Metadata-Version: 2.1\nName: twin\nVersion: 3\n"
     only = layer(
-        ("file", "a/twin-3.dist-info/METADATA", meta),
-        ("hard", "b/twin-3.dist-info/METADATA", "a/twin-3.dist-info/METADATA"),
+        ("file", "a/site-packages/twin-3.dist-info/METADATA", meta),
+        (
+            "hard",
+            "b/site-packages/twin-3.dist-info/METADATA",
+            "a/site-packages/twin-3.dist-info/METADATA",
+        ),
     )
     files = read_layers(archive([only])).files
-    assert files["b/twin-3.dist-info/METADATA"] == meta
+    assert files["b/site-packages/twin-3.dist-info/METADATA"] == meta
 
 
 def test_unwanted_files_are_not_kept() -> None:

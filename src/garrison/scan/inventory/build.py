@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from garrison.scan.inventory import apk, dpkg, npm, python
 from garrison.scan.inventory.osinfo import detect_os, oversized
+from garrison.scan.inventory.owners import owned_metadata
 from garrison.scan.inventory.parsed import Parsed
 from garrison.scan.inventory.wanted import (
     APK_INSTALLED,
@@ -13,6 +14,7 @@ from garrison.scan.inventory.wanted import (
     is_dpkg_status,
     is_npm_manifest,
     is_python_metadata,
+    is_zipped_egg,
     normalize,
 )
 from garrison.scan.types import Inventory
@@ -34,9 +36,23 @@ def inventory_from_files(
         parsed.skipped.append("os: unknown (no os-release, debian_version or alpine-release)")
     parsed.extend(_dpkg(tree))
     parsed.extend(_apk(tree))
-    parsed.extend(_each(tree, is_python_metadata, python.parse_metadata))
-    parsed.extend(_each(tree, is_npm_manifest, npm.parse_package_json))
+    parsed.extend(_language(tree))
     return Inventory(image_id, image_name, os_info, tuple(parsed.packages), tuple(parsed.skipped))
+
+
+def _language(tree: Mapping[str, bytes]) -> Parsed:
+    """Python and npm packages, less those a system package installed (``owners``): their
+    system package is in the inventory already, matched with its distribution's advisories."""
+    owned = owned_metadata(tree)
+    mine = {path: data for path, data in tree.items() if path not in owned}
+    parsed = _each(mine, is_zipped_egg, python.parse_zipped_egg)
+    parsed.extend(_each(mine, _unzipped_python, python.parse_metadata))
+    parsed.extend(_each(mine, is_npm_manifest, npm.parse_package_json))
+    return parsed
+
+
+def _unzipped_python(path: str) -> bool:
+    return is_python_metadata(path) and not is_zipped_egg(path)
 
 
 def _dpkg(tree: Mapping[str, bytes]) -> Parsed:

@@ -26,9 +26,10 @@ from garrison.scan.inventory.limits import (
     in_units,
     too_large,
 )
+from garrison.scan.inventory.owners import listed_metadata
 from garrison.scan.inventory.parsed import clipped
 from garrison.scan.inventory.tarstream import headers, open_stream
-from garrison.scan.inventory.wanted import is_wanted, limit_of, normalize
+from garrison.scan.inventory.wanted import is_file_list, is_wanted, limit_of, normalize
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -117,9 +118,14 @@ def _take_file(
         delta.skip(why)
         return
     reader = tar.extractfile(member)
-    if reader is not None:
-        delta.files[path] = reader.read()
-        delta.kept += cost
+    if reader is None:
+        return
+    data = reader.read()
+    if is_file_list(path):  # a few lines of it are read (owners): only those are kept
+        data = listed_metadata(data)
+        cost = len(data) + len(path) + KEPT_ENTRY
+    delta.files[path] = data
+    delta.kept += cost
 
 
 def _take_hardlink(path: str, member: tarfile.TarInfo, delta: LayerDelta) -> None:

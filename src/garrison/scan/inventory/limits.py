@@ -13,7 +13,8 @@ from __future__ import annotations
 KIB = 1 << 10
 MIB = 1 << 20
 
-MAX_DATABASE = 32 * MIB  # a dpkg status file (or status.d entry), apk's installed database
+MAX_DATABASE = 32 * MIB  # a dpkg status file (or status.d entry) or file list, apk's database
+MAX_EGG = 16 * MIB  # a zipped .egg, read for its EGG-INFO/PKG-INFO (up to MAX_MANIFEST)
 MAX_MANIFEST = 4 * MIB  # a package.json, METADATA, PKG-INFO or single-file egg-info
 MAX_RELEASE = 64 * KIB  # os-release, debian_version, alpine-release
 MAX_KEPT = 256 * MIB  # the wanted files of all the layers of one image, together
