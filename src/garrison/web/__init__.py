@@ -14,12 +14,14 @@ from fastapi.staticfiles import StaticFiles
 from garrison.web import investigate, login, models, monitor, policy
 from garrison.web.render import HEADERS, error_page
 from garrison.web.session import LoginNeeded, login_url
+from garrison.web.throttle import LoginThrottle
 
 ROUTERS = (login, monitor, investigate, models, policy)
 
 
 def mount(app: FastAPI) -> None:
     app.state.page_error = error_page
+    app.state.login_throttle = LoginThrottle()
     app.mount("/static", StaticFiles(packages=[("garrison.web", "static")]), name="static")
     app.add_exception_handler(LoginNeeded, _to_login)
     for module in ROUTERS:

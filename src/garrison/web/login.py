@@ -1,6 +1,6 @@
-"""Logging in and out of the pages: a password checked by ``Accounts.login``, then a
-server-side session whose cookie is ``HttpOnly``, ``SameSite=Strict`` and, under TLS,
-``Secure``."""
+"""Logging in and out of the pages: a password checked by ``Accounts.login`` (unless too many
+failed lately: ``throttle``), then a server-side session whose cookie is ``HttpOnly``,
+``SameSite=Strict`` and, under TLS, ``Secure``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from garrison.auth.accounts import SESSION_TTL
 from garrison.text import clip
 from garrison.web.render import page
 from garrison.web.session import Form, Looker, checked, safe_next
+from garrison.web.throttle import LoginThrottle
 
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger(__name__)
@@ -28,12 +29,22 @@ def login_form(request: Request) -> HTMLResponse:
 @router.post("/login", response_model=None)
 def login(request: Request, form: Form) -> Response:
     name, next_path = form.get("name", "")[:64], safe_next(form.get("next", "/"))
+    throttle: LoginThrottle = request.app.state.login_throttle
+    client = _client(request)
+    wait = throttle.wait(name, client)
+    if wait > 0:
+        log.warning("console: login for %r from %s refused: too many failures", clip(name, 64),
+                    client)  # fmt: skip
+        return page(request, "login.html", status=429, next_path=next_path, name=name,
+                    error=f"Too many failed logins: try again in {wait:.0f} s.")  # fmt: skip
     accounts = accounts_of(request)
     user = accounts.login(name, form.get("password", ""))
     if user is None:
-        log.warning("console: failed login for %r from %s", clip(name, 64), _client(request))
+        throttle.failed(name, client)
+        log.warning("console: failed login for %r from %s", clip(name, 64), client)
         return page(request, "login.html", status=401, next_path=next_path, name=name,
                     error="Wrong user name or password (or the user is disabled).")  # fmt: skip
+    throttle.succeeded(name)
     cookie, _ = accounts.new_session(user.name)
     answer = RedirectResponse(next_path, status_code=303)
     answer.set_cookie(
