@@ -6,6 +6,7 @@ import contextlib
 import functools
 import http.server
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -17,6 +18,15 @@ import docker.models.containers
 import pytest
 
 from garrison.runtime.base import ContainerInfo
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
 
 WAIT = 60.0  # the most a test waits for something to happen; not a timing assertion
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from tests.defender.enforcement_support import (
     wait_stopped,
     watched,
 )
-from tests.support import wait_for
+from tests.support import free_port, wait_for
 
 pytestmark = pytest.mark.engine
 
@@ -80,13 +79,6 @@ class Shots:
 @pytest.fixture
 def shots(tmp_path: Path) -> Shots:
     return Shots(tmp_path / "screens")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def console_beside(start_defender: Start) -> tuple[DefenderProcess, str]:

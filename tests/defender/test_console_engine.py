@@ -5,7 +5,6 @@ block — to a token of the first admin."""
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 
 from tests.defender.conftest import DefenderProcess
 from tests.defender.enforcement_support import DEBIAN, garrison, put_rules, wait_stopped, watched
-from tests.support import wait_for
+from tests.support import free_port, wait_for
 
 pytestmark = pytest.mark.engine
 
@@ -25,13 +24,6 @@ rules:
     scope: [{containers: ["api-*"]}]
     processes: {denied: {effect: block, paths: [nc]}}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def test_the_api_beside_the_defender_shows_what_it_watches_and_blocks(

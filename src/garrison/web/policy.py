@@ -17,7 +17,6 @@ from garrison.errors import InvalidInput
 from garrison.policy import RuleSet
 from garrison.policy.documents import DocumentError, parse_document
 from garrison.policy.loading import InvalidRules, load_rules
-from garrison.scan.rules import load_policies, save_policy
 from garrison.web.render import page
 from garrison.web.session import Form, Looker, checked
 
@@ -131,7 +130,7 @@ def _editor(
 @router.get("/policy/{kind}", response_class=HTMLResponse)
 def gate(request: Request, console: Core, looker: Looker, kind: str) -> HTMLResponse:
     title, about = _gate_kind(kind)
-    policy = json.loads(getattr(load_policies(console.store), kind).model_dump_json())
+    policy = _gate_doc(console, kind)
     reports = _reports(console) if kind == "vulnerability" else None
     return page(request, "gate_policy.html", looker=looker, kind=kind, title=title, about=about,
                 rules=policy.get("rules", []), reports=reports)  # fmt: skip
@@ -140,8 +139,7 @@ def gate(request: Request, console: Core, looker: Looker, kind: str) -> HTMLResp
 @router.get("/policy/{kind}/edit", response_class=HTMLResponse)
 def gate_edit(request: Request, console: Core, looker: Looker, kind: str) -> HTMLResponse:
     _gate_kind(kind)
-    policy = json.loads(getattr(load_policies(console.store), kind).model_dump_json())
-    return _gate_editor(request, looker, kind, _yaml(policy))
+    return _gate_editor(request, looker, kind, _yaml(_gate_doc(console, kind)))
 
 
 @router.post("/policy/{kind}/edit", response_model=None)
@@ -150,7 +148,7 @@ def gate_save(request: Request, console: Core, looker: Looker, kind: str, form: 
     checked(looker, form, "operator")
     text = form.get("text", "")
     try:
-        save_policy(console.store, kind, parse_document(text, "yaml"))
+        console.apply_gate_policy(kind, parse_document(text, "yaml"))
     except DocumentError as exc:
         return _gate_editor(request, looker, kind, text, [exc.problem])
     except InvalidInput as exc:
@@ -166,6 +164,12 @@ def _gate_editor(
                 problems=problems or [], heading=title, action=f"/policy/{kind}/edit",
                 back=f"/policy/{kind}", back_label=title, status=400 if problems else 200,
                 label="The policy")  # fmt: skip
+
+
+def _gate_doc(console: Core, kind: str) -> dict[str, Any]:
+    policy, _ = console.gate_policy(kind)
+    found: dict[str, Any] = json.loads(policy.model_dump_json())
+    return found
 
 
 def _gate_kind(kind: str) -> tuple[str, str]:

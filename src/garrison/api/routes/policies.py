@@ -15,7 +15,6 @@ from fastapi import APIRouter, Body
 from garrison.api.deps import Core, Operator, Reader
 from garrison.policy.loading import load_rules
 from garrison.policy.stored import rules_to_doc
-from garrison.scan.rules import load_policies, save_policy
 
 router = APIRouter(tags=["policies"])
 RUNTIME = "/api/v1/policies/runtime/container"
@@ -68,12 +67,12 @@ def put_compliance_policy(
 
 
 def _gate(console: Core, kind: str) -> dict[str, Any]:
-    policy = getattr(load_policies(console.store), kind)
+    policy, _ = console.gate_policy(kind)
     found: dict[str, Any] = json.loads(policy.model_dump_json())
     return found
 
 
 def _put_gate(console: Core, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
-    policy = save_policy(console.store, kind, doc)
+    policy = console.apply_gate_policy(kind, doc)
     found: dict[str, Any] = json.loads(policy.model_dump_json())
     return found
