@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -80,12 +81,15 @@ def docker_runtime(engine: PrivateEngine, test_images: dict[str, str]) -> Iterat
 def run_container(
     docker_client: docker.DockerClient, test_images: dict[str, str]
 ) -> Iterator[RunContainer]:
-    """Start detached containers; each is removed (forced) when the test ends."""
+    """Start detached containers; each is removed (forced) when the test ends — also one
+    whose start failed after it was created."""
     started: list[Container] = []
 
     def run(image: str, command: Any = None, **kwargs: Any) -> Container:
-        container = docker_client.containers.run(image, command, detach=True, **kwargs)
+        container = docker_client.containers.create(image, command, **kwargs)
         started.append(container)
+        container.start()
+        container.reload()
         return container
 
     try:
@@ -110,17 +114,32 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def remove_all(containers: list[Container]) -> None:
-    """Remove each container, even when removing another failed; then report the failures."""
+    """Remove each container, even when removing another failed, and wait until each is gone
+    (its name free for the next test); then report the failures."""
     failures: list[str] = []
     for container in containers:
         try:
             container.remove(force=True)
         except docker.errors.NotFound:
-            pass
+            continue
         except docker.errors.APIError as exc:
             if exc.status_code != 409:  # "removal already in progress": it goes anyway
                 failures.append(f"{container.name}: {exc}")
+                continue
+        if not gone(container):
+            failures.append(f"{container.name}: still there 30 s after its removal")
     assert not failures, failures
+
+
+def gone(container: Container, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            container.reload()
+        except docker.errors.NotFound:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 @pytest.fixture(params=["sqlite", "memory"])

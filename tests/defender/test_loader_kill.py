@@ -6,6 +6,7 @@ never happens), however the loader's options try to hide it. The audit names the
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 
 import pytest
@@ -64,7 +65,8 @@ def learned(start_defender: Start, run_container):
     rule that refuses programs the model does not know."""
     defender = start_defender(learning="3s")
     put_rules(defender, REFUSE_UNKNOWN)
-    deb = watched(defender, run_container(DEBIAN, ["sleep", "3600"], name="ldr-box"))
+    name = f"ldr-box-{secrets.token_hex(4)}"
+    deb = watched(defender, run_container(DEBIAN, ["sleep", "3600"], name=name))
     exec_ok(deb, ["/bin/bash", "-c", f"{LEARNED}; true"])
     active_model(defender, DEBIAN)
     wait_for("the kernel to be told what the loader may load", lambda: armed(defender, deb))
