@@ -31,7 +31,9 @@ def inventory_of(client: docker.DockerClient, image: str) -> Inventory:
         rootfs = read_layers(
             io.BufferedReader(ChunkReader(prefetched(found.save(chunk_size=CHUNK))), CHUNK)
         )
-    return inventory_from_files(rootfs.files, str(found.id), image, rootfs.skipped)
+    return inventory_from_files(
+        rootfs.files, str(found.id), image, rootfs.skipped, rootfs.npm_links
+    )
 
 
 def image_config(client: docker.DockerClient, image: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ def parse_package_json(data: bytes, path: str) -> Parsed:
     ``MAX_MANIFEST``, not JSON, or names none."""
     if note := too_large(path, len(data), MAX_MANIFEST):
         return Parsed(skipped=[note])
-    manifest, why = _load(data)
+    manifest, why = load_json(data)
     if not isinstance(manifest, dict):
         return Parsed(skipped=[f"{path}: skipped, {why or 'not a JSON object'}"])
     name, version = manifest.get("name"), manifest.get("version")
@@ -25,15 +25,13 @@ def parse_package_json(data: bytes, path: str) -> Parsed:
     return parsed
 
 
-def _load(data: bytes) -> tuple[Any, str]:
+def load_json(data: bytes) -> tuple[Any, str]:
     """The JSON value, or None and why it is not JSON."""
     try:
         return json.loads(data), ""
     except ValueError as exc:  # UnicodeDecodeError, and an integer of more digits than int() takes
         return None, f"not JSON ({clipped(str(exc))})"
-    except (
-        RecursionError
-    ):  # the C decoder recurses per array or object (json docs, "RecursionError")
+    except RecursionError:  # the C decoder recurses per array or object (json docs)
         return None, "not JSON (nested too deep)"
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from garrison.scan.inventory.wanted import (
     APK_INSTALLED,
     is_file_list,
-    is_npm_manifest,
+    is_package_json,
     is_python_metadata,
     normalize,
 )
@@ -29,12 +29,16 @@ from garrison.scan.inventory.wanted import (
 # Where a listed path may name a language package's metadata: found by a literal search, so
 # a list costs one pass in C however long its lines (a pattern that spans a whole line
 # backtracks over it at every start).
-_HINT = re.compile(rb"-packages/|node_modules/")
+_HINT = re.compile(rb"-packages/|node_modules/|package\.json")
 _MD5 = re.compile(rb"[0-9a-f]{32}  ")
 # The folders of apk's database that may hold metadata: a site-packages folder itself (single
 # file egg-info, zipped egg), a .dist-info or .egg-info folder, an egg's EGG-INFO.
+# Or an npm package's folder (node_modules/NAME, node_modules/@SCOPE/NAME), any package.json
+# of which is checked below.
 _APK_FOLDER = re.compile(
-    rb"^F:([^\n]*-packages(?:/[^\n/]+\.(?:dist-info|egg-info|egg/EGG-INFO))?)$", re.M
+    rb"^F:([^\n]*-packages(?:/[^\n/]+\.(?:dist-info|egg-info|egg/EGG-INFO))?"
+    rb"|[^\n]*node_modules/(?:@[^\n/]+/)?[^\n/]+)$",
+    re.M,
 )
 _APK_FILE = re.compile(rb"^R:([^\n]+)$", re.M)
 _APK_ANY_FOLDER = re.compile(rb"^F:", re.M)
@@ -73,7 +77,7 @@ def _hinted(data: bytes) -> Iterator[str]:
 
 
 def _is_metadata(path: str) -> bool:
-    return is_python_metadata(path) or is_npm_manifest(path)
+    return is_python_metadata(path) or is_package_json(path)
 
 
 def _apk_owned(data: bytes) -> Iterator[str]:
@@ -85,5 +89,5 @@ def _apk_owned(data: bytes) -> Iterator[str]:
         base = normalize(folder.group(1).decode("utf-8", errors="replace"))
         for name in _APK_FILE.finditer(data, folder.end(), end):
             path = f"{base}/{name.group(1).decode('utf-8', errors='replace')}"
-            if is_python_metadata(path):
+            if _is_metadata(path):
                 yield path

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from garrison.scan.inventory.layer import LayerDelta
 from garrison.scan.inventory.limits import MAX_PATH
-from garrison.scan.inventory.wanted import EXACT, is_wanted, normalize
+from garrison.scan.inventory.wanted import EXACT, is_npm_link, is_wanted, normalize
 
 MAX_LINK_HOPS = 40  # Linux's MAXSYMLINKS
 
@@ -26,6 +26,9 @@ class Rootfs:
     files: dict[str, bytes]
     skipped: tuple[str, ...] = ()
     layers: tuple[str, ...] = ()
+    # Symlinked npm packages (node_modules/ws → packages/ws): link → the folder it resolves to,
+    # for each whose folder holds a package.json.
+    npm_links: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -51,7 +54,15 @@ class Stack:
                 target = resolve(path, self.links)
                 if target is not None and target in self.files:
                     files[path] = self.files[target]
-        return Rootfs(files, tuple(skipped), tuple(layers))
+        return Rootfs(files, tuple(skipped), tuple(layers), self._npm_links())
+
+    def _npm_links(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for path in self.links:
+            folder = resolve(path, self.links) if is_npm_link(path) else None
+            if folder is not None and f"{folder}/package.json" in self.files:
+                found[path] = folder
+        return found
 
 
 def _hidden(path: str, gone: set[str], opaque: set[str], dirs: set[str]) -> bool:
