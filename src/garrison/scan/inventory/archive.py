@@ -1,15 +1,24 @@
-"""The archive ``docker save`` streams: ``manifest.json`` naming the layer tars bottom to top,
-and the layers themselves, as ``ID/layer.tar`` (Docker ≤ 24) or ``blobs/sha256/HEX`` (the OCI
-layout of Docker ≥ 25).
+"""The archive ``docker save`` streams, or an OCI image layout archive (skopeo, buildah,
+``docker buildx --output type=oci``), read as one stream and stacked into one root file system.
 
-Docker writes ``manifest.json`` after the layers, so each layer is read as it streams past and
-the stack is built once the manifest says in which order. A layer tar that cannot be read is
-left out and named in ``Rootfs.skipped``; the rest of the image is still read. The wanted
-files of all layers together are kept up to ``MAX_KEPT``.
+Three layouts are read:
+
+- Docker ≤ 24: ``manifest.json`` naming the layer tars ``ID/layer.tar``, bottom to top;
+- Docker ≥ 25: the OCI layout with a ``manifest.json`` beside it naming ``blobs/sha256/HEX``;
+- the OCI layout alone: ``index.json`` → image manifest → layers (``oci``).
+
+When ``manifest.json`` is there and readable it wins, as Docker itself reads it. The members
+come in any order (Docker writes ``manifest.json`` last, skopeo ``index.json`` after or before
+the blobs), so each layer is read as it streams past, each small JSON blob (an index, a
+manifest) is kept as its descriptors, and the stack is built at the end. A layer that cannot be
+read (corrupt, zstd-compressed, missing) is left out and named in ``Rootfs.skipped``; the rest
+of the image is still read. The wanted files of all layers together are kept up to
+``MAX_KEPT``.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import posixpath
 import tarfile
@@ -19,7 +28,24 @@ from typing import IO
 
 from garrison.errors import ScanError
 from garrison.scan.inventory.layer import LayerDelta, read_layer
-from garrison.scan.inventory.limits import MAX_IMAGE_MANIFEST, MAX_KEPT, MAX_LAYERS, too_large
+from garrison.scan.inventory.limits import (
+    MAX_DOCUMENTS,
+    MAX_IMAGE_MANIFEST,
+    MAX_KEPT,
+    MAX_LAYERS,
+    in_units,
+    too_large,
+)
+from garrison.scan.inventory.oci import (
+    INDEX,
+    ZSTD_MAGIC,
+    Document,
+    LayerRef,
+    LayoutError,
+    image_layers,
+    looks_like_json,
+    parse_document,
+)
 from garrison.scan.inventory.parsed import Parsed
 from garrison.scan.inventory.rootfs import Rootfs, Stack
 from garrison.scan.inventory.tarstream import headers, open_stream
@@ -27,6 +53,8 @@ from garrison.scan.inventory.wanted import normalize
 
 MANIFEST = "manifest.json"
 _CORRUPT = (tarfile.TarError, EOFError, OSError, zlib.error)
+_ZSTD = "zstd-compressed, which Python's standard library cannot read"
+_NOT_A_LAYER = "a JSON document, not a layer tar"
 
 
 @dataclass(slots=True)
@@ -35,14 +63,18 @@ class _Seen:
     broken: dict[str, str] = field(default_factory=dict)  # member name -> why it is unreadable
     aliases: dict[str, str] = field(default_factory=dict)  # symlinked layer -> real member
     manifest: list[str] | None = None  # the layers, bottom to top
-    unreadable: str = "no readable manifest.json"  # why there is no manifest, until there is
+    unreadable: str = ""  # why manifest.json cannot be used, when there is one
+    index: Document | None = None  # the OCI layout's index.json
+    index_why: str = ""  # why index.json cannot be used, when there is one
+    documents: dict[str, Document] = field(default_factory=dict)  # JSON blobs: indexes, manifests
     trailer: str = ""  # why the archive itself stopped early, if it did
 
 
 def read_layers(stream: IO[bytes]) -> Rootfs:
-    """Read a ``docker save`` archive as a stream and stack its layers.
+    """Read an image archive as a stream and stack its layers.
 
-    Raises ScanError when the archive is not one (no readable ``manifest.json``).
+    Raises ScanError when the archive is not one (neither a readable ``manifest.json`` nor an
+    ``index.json`` leading to an image manifest).
     """
     seen = _Seen()
     try:
@@ -60,27 +92,60 @@ def _visit(outer: tarfile.TarFile, member: tarfile.TarInfo, seen: _Seen) -> None
         # Docker ≤ 24 writes a layer shared with an earlier image once, and links the rest.
         base = posixpath.dirname(name) if member.issym() else ""
         seen.aliases[name] = normalize(posixpath.join(base, member.linkname))
-    elif member.isreg() and name == MANIFEST:
+    elif not member.isreg():
+        return
+    elif name == MANIFEST:
         _read_manifest(outer, member, seen)
-    elif member.isreg() and _may_be_layer(name):
-        _read_member_layer(outer, member, name, seen)
+    elif name == INDEX:
+        _read_index(outer, member, seen)
+    elif _may_be_layer(name):
+        _read_blob(outer, member, name, seen)
 
 
 def _may_be_layer(name: str) -> bool:
     return name.endswith(".tar") or name.startswith("blobs/")
 
 
-def _read_member_layer(
-    outer: tarfile.TarFile, member: tarfile.TarInfo, name: str, seen: _Seen
-) -> None:
+def _read_blob(outer: tarfile.TarFile, member: tarfile.TarInfo, name: str, seen: _Seen) -> None:
+    """A layer tar, a JSON document (an index, a manifest, a config) or a zstd layer, told
+    apart by their first bytes, so that a JSON blob is not read as a broken tar."""
     reader = outer.extractfile(member)
     if reader is None:
         return
+    head = reader.peek(len(ZSTD_MAGIC)) if isinstance(reader, io.BufferedReader) else b""
+    if head.startswith(ZSTD_MAGIC):
+        seen.broken[name] = _ZSTD
+    elif looks_like_json(head) and member.size <= MAX_IMAGE_MANIFEST:
+        _read_json_blob(reader.read(), name, seen)
+    elif looks_like_json(head):
+        big = f"larger than {in_units(MAX_IMAGE_MANIFEST)} for a JSON document"
+        _read_member_layer(reader, name, seen, also=big)
+    else:
+        _read_member_layer(reader, name, seen)
+
+
+def _read_json_blob(raw: bytes, name: str, seen: _Seen) -> None:
+    try:
+        document = parse_document(raw)
+    except LayoutError as exc:  # a layer tar whose first member's name opens with "{"
+        _read_member_layer(io.BytesIO(raw), name, seen, also=str(exc))
+        return
+    seen.broken[name] = _NOT_A_LAYER  # should a manifest name it as a layer
+    if document is None:
+        return  # an image config, an attestation: nothing the inventory reads
+    if len(seen.documents) < MAX_DOCUMENTS:
+        seen.documents[name] = document
+    else:
+        seen.broken[name] = f"a JSON document past the first {MAX_DOCUMENTS}, not kept"
+
+
+def _read_member_layer(reader: IO[bytes], name: str, seen: _Seen, also: str = "") -> None:
     room = MAX_KEPT - sum(delta.kept for delta in seen.layers.values())
     try:
         seen.layers[name] = read_layer(reader, room)
     except _CORRUPT as exc:
-        seen.broken[name] = str(exc) or type(exc).__name__
+        why = str(exc) or type(exc).__name__
+        seen.broken[name] = f"{also}, and not a tar ({why})" if also else why
 
 
 def _read_manifest(outer: tarfile.TarFile, member: tarfile.TarInfo, seen: _Seen) -> None:
@@ -107,26 +172,67 @@ def _layers(reader: IO[bytes] | None) -> list[str] | None:
     return layers if valid else None
 
 
+def _read_index(outer: tarfile.TarFile, member: tarfile.TarInfo, seen: _Seen) -> None:
+    too_big = too_large(INDEX, member.size, MAX_IMAGE_MANIFEST)
+    reader = None if too_big else outer.extractfile(member)
+    if reader is None:
+        seen.index_why = too_big or f"{INDEX}: not a file"
+        return
+    try:
+        seen.index = parse_document(reader.read())
+    except LayoutError as exc:
+        seen.index_why = f"{INDEX}: {exc}"
+        return
+    if seen.index is None:
+        seen.index_why = f"{INDEX}: lists no manifests"
+
+
+def _image(seen: _Seen) -> tuple[list[LayerRef], list[str]]:
+    """The layers to stack, bottom to top, and what to say about the choice of them."""
+    if seen.manifest is not None:
+        return [LayerRef(normalize(name)) for name in seen.manifest], []
+    if seen.index is None:
+        raise _not_an_archive(seen)
+    try:
+        image = image_layers(seen.index, seen.documents, seen.broken)
+    except LayoutError as exc:
+        raise _not_an_archive(seen, str(exc)) from exc
+    fallback = [f"{seen.unreadable}: {INDEX} read"] if seen.unreadable else []
+    return image.layers, fallback + image.notes
+
+
+def _not_an_archive(seen: _Seen, oci: str = "") -> ScanError:
+    whys = [why for why in (seen.trailer, seen.unreadable, seen.index_why, oci) if why]
+    why = "; ".join(whys) or f"no readable {MANIFEST} or {INDEX}"
+    return ScanError(f"not a readable image archive: {why}")
+
+
 def _stack(seen: _Seen) -> Rootfs:
-    if seen.manifest is None:
-        why = seen.trailer or seen.unreadable
-        raise ScanError(f"not a readable image archive: {why}")
-    names = [normalize(n) for n in seen.manifest]
+    refs, said = _image(seen)
     stack = Stack()
     notes = Parsed(skipped=[seen.trailer] if seen.trailer else [])
-    for index, name in enumerate(names):
-        real = seen.aliases.get(name, name)
-        delta = seen.layers.get(real)
+    for note in said:
+        notes.skip(note)
+    for index, ref in enumerate(refs):
+        real = seen.aliases.get(ref.name, ref.name)
+        delta = None if ref.problem else seen.layers.get(real)
         if delta is None:
-            why = seen.broken.get(real, "missing from the archive")
-            notes.skip(f"layer {index} ({_short(name)}): skipped, {why}")
+            notes.skip(f"layer {index}{_short(ref)}: skipped, {_why_missing(ref, real, seen)}")
             continue
         stack.apply(delta)
         for note in delta.skipped:
             notes.skip(f"layer {index}: {note}")
-    return stack.rootfs(notes.counted("image archive").skipped, names)
+    return stack.rootfs(notes.counted("image archive").skipped, [ref.name for ref in refs])
 
 
-def _short(name: str) -> str:
-    parts = name.split("/")
-    return (parts[-1] if parts[0] == "blobs" else parts[0])[:12]
+def _why_missing(ref: LayerRef, real: str, seen: _Seen) -> str:
+    if ref.problem:
+        return ref.problem
+    return seen.broken.get(real, "missing from the archive")
+
+
+def _short(ref: LayerRef) -> str:
+    if ref.problem:
+        return ""
+    parts = ref.name.split("/")
+    return f" ({(parts[-1] if parts[0] == 'blobs' else parts[0])[:12]})"
