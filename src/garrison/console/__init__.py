@@ -8,12 +8,27 @@ defender's model chore.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from garrison.console.core import Console
 from garrison.console.inprocess import InProcessLink, LinkStats
 from garrison.console.interface import BundleShelf, ConsoleLike
 from garrison.console.link import ConsoleLink, sync_models
-from garrison.console.remote import RemoteConsole
-from garrison.console.remote_client import RemoteSettings
+from garrison.console.remote_settings import RemoteSettings
+
+if TYPE_CHECKING:
+    from garrison.console.remote import RemoteConsole
+
+
+def __getattr__(name: str) -> object:
+    """``RemoteConsole`` on first use: it brings httpx, which a defender and a local command
+    never need (some 7 MiB of a process's memory)."""
+    if name == "RemoteConsole":
+        from garrison.console.remote import RemoteConsole  # noqa: PLC0415
+
+        return RemoteConsole
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BundleShelf",
