@@ -26,9 +26,11 @@ from garrison.scan.compliance import (
 )
 from garrison.scan.compliance.users import PasswdReader, no_passwd
 from garrison.scan.gate import gojson
+from garrison.scan.gate.images import ImageRefs, changes_images, ended_call
 from garrison.scan.gate.request import AuthZRequest, Call, parse_authz
 from garrison.scan.gate.routes import version_below
 from garrison.scan.gate.scans import DEFAULT_SCAN_TIMEOUT, BoundedScans, OnScanned, ScanTimeout
+from garrison.scan.gate.verdicts import VulnerabilityVerdicts
 from garrison.scan.rules import PREFIX, Decision, Policies
 from garrison.scan.scanner import ImageRef, Scanner
 from garrison.scan.types import ComplianceIssue, ScanResult
@@ -90,6 +92,8 @@ class Gate:
     ) -> None:
         self.scanner = scanner
         self.scans = BoundedScans(scanner, scan_timeout, on_scanned)
+        self.verdicts = VulnerabilityVerdicts()
+        self.images = ImageRefs(scanner.resolve)
         self.policies = policies
         self.on_audit = on_audit or (lambda _audit: None)
         self.is_blocked = is_blocked
@@ -103,7 +107,11 @@ class Gate:
             req = parse_authz(raw)
         except InvalidInput as exc:
             return refusal(str(exc))
-        return self.decide(req)
+        self.request_seen(req)
+        reply = self.decide(req)
+        if not reply.allow:
+            self.request_refused(req)
+        return reply
 
     def decide(self, req: AuthZRequest) -> Reply:
         """Answer a parsed request; never raises."""
@@ -114,6 +122,30 @@ class Gate:
         except Exception as exc:
             log.exception("authorization request failed")
             return refusal(f"the authorization plugin failed on this request ({exc})")
+
+    # Every call as it passes, for the images kept resolved (images.py) -------------------
+
+    def request_seen(self, req: AuthZRequest) -> None:
+        """Told of each request before it is answered."""
+        if changes_images(req.route):
+            self.images.changing()
+
+    def request_refused(self, req: AuthZRequest) -> None:
+        """Told of each request refused: dockerd runs none of them, no AuthZRes follows."""
+        if changes_images(req.route):
+            self.images.changed()
+
+    def response_seen(self, raw: bytes) -> None:
+        """Told of each ``AuthZPlugin.AuthZRes`` message: the call it names is over."""
+        route = ended_call(raw)
+        if route is None:
+            self.images.forget()
+        elif changes_images(route):
+            self.images.changed()
+
+    def activated(self) -> None:
+        """Told of each ``Plugin.Activate``: a daemon (re)started."""
+        self.images.restart()
 
     def judge(self, req: AuthZRequest) -> Reply:
         handler = self._handlers.get(req.call)
@@ -161,7 +193,7 @@ class Gate:
     def _resolve(self, image: str) -> ImageRef | None:
         """None when the image is not there: dockerd answers 404 and the client pulls it."""
         try:
-            return self.scanner.resolve(image)
+            return self.images.resolve(image)
         except NotFound:
             return None
 
@@ -184,7 +216,8 @@ class Gate:
             return Decision(
                 "vulnerability", "block" if blocked else "alert", rule.name, text
             ), issues
-        return policies.vulnerability.evaluate(subject, result.findings), result.compliance
+        # rule is policies.vulnerability.rule_for(subject), the rule its evaluate() applies.
+        return self.verdicts.decide(rule, result.findings), result.compliance
 
     # containers/{id}/start and /exec ---------------------------------------------------
 

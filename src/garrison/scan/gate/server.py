@@ -44,6 +44,7 @@ def make_app(gate: Gate) -> Starlette:
     """The plugin's HTTP API (Docker plugin protocol v1.2)."""
 
     async def activate(_request: Request) -> JSONResponse:
+        gate.activated()
         return _json({"Implements": ["authz"]})
 
     async def authz_req(request: Request) -> JSONResponse:
@@ -51,14 +52,22 @@ def make_app(gate: Gate) -> Starlette:
             req = parse_authz(await _bounded_body(request))
         except InvalidInput as exc:
             return _json(refusal(str(exc)).to_json())
+        gate.request_seen(req)
         if req.call in PASSED:
             return _json(ALLOW.to_json())
         reply = await run_in_threadpool(gate.decide, req)
+        if not reply.allow:
+            gate.request_refused(req)
         return _json(reply.to_json())
 
     async def authz_res(request: Request) -> JSONResponse:
-        async for _chunk in request.stream():
-            pass  # the response is not judged: read it only to keep the connection usable
+        # The response is not judged: it says which call is over (images.py).
+        try:
+            gate.response_seen(await _bounded_body(request))
+        except InvalidInput:
+            async for _chunk in request.stream():
+                pass  # the rest of a message too large to read, to keep the connection usable
+            gate.images.forget()
         return _json(ALLOW.to_json())
 
     return Starlette(
