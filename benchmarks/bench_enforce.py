@@ -41,6 +41,7 @@ import contextlib
 import math
 import os
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -245,6 +246,7 @@ class Trial:
     exit_code: int | None
     output: str
     audit: float | None = None  # the blocking audit's time (made on the defender's loop)
+    stored: float | None = None  # when the blocking audit was first seen in the store
 
     def since_t0(self, t: float | None) -> float | None:
         return None if t is None else (t - self.t0) * 1000
@@ -285,6 +287,30 @@ def block_trial(lab: Lab, defender: Defender, events: ContainerEvents, i: int) -
         container.remove(force=True)
 
 
+class StoredAudits:
+    """When each container's blocking audit is first seen in the store: its SQLite file read
+    every 2 ms, read-only, from a thread of this process (as a console reader would)."""
+
+    def __init__(self, db: Path) -> None:
+        self.times: dict[str, float] = {}
+        self._db, self._last = db, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stored-audits", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with contextlib.closing(sqlite3.connect(f"file:{self._db}?mode=ro", uri=True)) as db:
+            while not self._stop.wait(0.002):
+                query = "SELECT id, container_id FROM audits WHERE id > ? AND effect = 'block'"
+                for row_id, container_id in db.execute(query, (self._last,)).fetchall():
+                    self.times.setdefault(container_id, time.time())
+                    self._last = max(self._last, row_id)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def measure_block(lab: Lab) -> dict[str, Any]:
     events = ContainerEvents(lab.client)
     trials: list[Trial] = []
@@ -292,12 +318,18 @@ def measure_block(lab: Lab) -> dict[str, Any]:
     try:
         with Defender(lab, data, "1h") as defender:
             defender.apply("block")
-            for i in range(lab.args.trials):
-                trials.append(block_trial(lab, defender, events, i))
+            stored = StoredAudits(data / "garrison.db")
+            try:
+                for i in range(lab.args.trials):
+                    trials.append(block_trial(lab, defender, events, i))
+            finally:
+                stored.close()
             time.sleep(1.0)  # one status report later
             blocks = defender.status().get("enforcement", {})
     finally:
         events.close()
+    for trial in trials:
+        trial.stored = stored.times.get(trial.container_id)
     with Console.open(data) as console:
         audits = {a.containerId: a.time for a in console.list_audits() if a.effect == "block"}
     for trial in trials:
@@ -308,6 +340,7 @@ def measure_block(lab: Lab) -> dict[str, Any]:
 # The steps of a block, in order, as milliseconds after t0.
 STEPS = {
     "audit": "audit made (exec judged, on the loop)",
+    "stored": "audit stored (seen in the store)",
     "update": "restart policy changed (update event)",
     "kill": "kill requested (kill event)",
     "exited": "process ended (State.FinishedAt)",
