@@ -76,6 +76,24 @@ def run_bench(name: str, size: str, raw_dir: Path, engine_dir: Path | None) -> O
     return outcome
 
 
+def tracing_mounts() -> set[str]:
+    """Where tracefs and debugfs are mounted now."""
+    found = set()
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 2 and fields[2] in ("tracefs", "debugfs"):
+            found.add(fields[1])
+    return found
+
+
+def unmount_new(before: set[str]) -> None:
+    """Unmount what a tracer mounted during the run (bpftrace mounts tracefs): this machine
+    boots without it, and a mount left behind would hide that from the suite."""
+    for path in sorted(tracing_mounts() - before, key=len, reverse=True):
+        subprocess.run(["umount", "-l", path], check=False)
+        print(f"unmounted {path}, which a benchmark mounted", flush=True)
+
+
 def vulndb_args(role: str, folder: Path) -> list[str]:
     """One generated database of 100,000 advisories for the run: the scan benchmark makes
     and keeps it, the gate's uses it (when the scan's ran first) instead of making its own."""
@@ -192,7 +210,11 @@ def main() -> None:
     raw_dir = args.out / "raw"
     raw_dir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    outcomes = [run_bench(name, args.size, raw_dir, args.engine_dir) for name in names]
+    mounted = tracing_mounts()
+    try:
+        outcomes = [run_bench(name, args.size, raw_dir, args.engine_dir) for name in names]
+    finally:
+        unmount_new(mounted)
     shutil.rmtree(raw_dir / "vulndb", ignore_errors=True)  # 100,000 advisories: 140 MB
     doc = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
