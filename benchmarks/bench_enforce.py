@@ -115,8 +115,19 @@ class Lab:
 class Defender:
     """``garrison run`` on ``data_dir``; its status read from the store, its log tailed."""
 
-    def __init__(self, lab: Lab, data_dir: Path, period: str, args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        lab: Lab,
+        data_dir: Path,
+        period: str,
+        args: tuple[str, ...] = (),
+        status_interval: str | None = "0.3",
+    ) -> None:
+        """``status_interval``: how often the defender reports its status (the readiness
+        waits read it); None leaves the default users run with (2 s), for figures of the
+        defender's own cost."""
         self.lab, self.data_dir, self.period, self.args = lab, data_dir, period, args
+        self.status_interval = status_interval
         self.log = data_dir / "defender.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -125,7 +136,8 @@ class Defender:
         argv = [sys.executable, "-m", "garrison", "run", "--docker-host", self.lab.docker_host]
         argv += ["--data-dir", str(self.data_dir), "--learning-period", self.period, *self.args]
         env = {k: v for k, v in os.environ.items() if not k.startswith("GARRISON_")}
-        env["GARRISON_STATUS_INTERVAL"] = "0.3"
+        if self.status_interval is not None:
+            env["GARRISON_STATUS_INTERVAL"] = self.status_interval
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env

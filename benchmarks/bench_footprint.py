@@ -108,7 +108,7 @@ def idle(lab: EnforceLab, n: int) -> dict[str, Any]:
                 lab.client.containers.run(BUSYBOX.name, ["sleep", "3600"], detach=True)
             )
         data = lab.work / f"idle-{n}"
-        with Defender(lab, data, "1h", console_args()) as defender:
+        with Defender(lab, data, "1h", console_args(), status_interval=None) as defender:
             watched_count(defender, n)
             time.sleep(SETTLE)
             return {"containers": n, **sample(defender, lab.args.idle_seconds)}
@@ -120,7 +120,9 @@ def idle(lab: EnforceLab, n: int) -> dict[str, Any]:
 def busy(lab: EnforceLab) -> dict[str, Any]:
     container = lab.client.containers.run(DEBIAN.name, ["bash", "-c", BUSY_LOOP], detach=True)
     try:
-        with Defender(lab, lab.work / "busy", "1h", console_args()) as defender:
+        with Defender(
+            lab, lab.work / "busy", "1h", console_args(), status_interval=None
+        ) as defender:
             watched_count(defender, 1)
             time.sleep(SETTLE)
             doc = sample(defender, lab.args.idle_seconds)

@@ -176,9 +176,9 @@ def start_workload(lab: EnforceLab, name: str) -> Workload:
 
 def defender_for(lab: EnforceLab, load: Workload, mode: str, rnd: int) -> Defender:
     if mode == "learning":
-        return Defender(lab, lab.work / f"{load.name}-learning-{rnd}", "1h")
+        return Defender(lab, lab.work / f"{load.name}-learning-{rnd}", "1h", status_interval=None)
     assert load.active_dir is not None
-    return Defender(lab, load.active_dir, "1h")
+    return Defender(lab, load.active_dir, "1h", status_interval=None)
 
 
 def run_mode(lab: EnforceLab, load: Workload, mode: str, rnd: int) -> Run:

@@ -356,18 +356,18 @@ def forensics(doc: dict[str, Any]) -> list[Figure]:
     ]
 
 
-STANDARD_ENFORCE = ["--trials", "100", "--rounds", "3", "--opens", "2000", "--execs", "1000"]
+STANDARD_ENFORCE = ["--trials", "100", "--rounds", "2", "--opens", "2000", "--execs", "1000"]
 BENCHES: dict[str, Bench] = {
     "cli_start": Bench(
         "bench_cli_start.py",
-        {"standard": ["--rounds", "10"], "tiny": ["--rounds", "1"]},
+        {"standard": ["--rounds", "5"], "tiny": ["--rounds", "1"]},
         cli_start,
         shares_engine=False,
     ),
     "defender": Bench(
         "bench_defender.py",
         {
-            "standard": ["--execs", "2000", "--rounds", "3"],
+            "standard": ["--execs", "2000", "--rounds", "2"],
             "tiny": ["--execs", "40", "--rounds", "1", "--only", "learning,active,burst"],
         },
         defender,
@@ -383,7 +383,7 @@ BENCHES: dict[str, Bench] = {
     "workload": Bench(
         "bench_workload.py",
         {
-            "standard": ["--seconds", "8", "--rounds", "3"],
+            "standard": ["--seconds", "4", "--rounds", "2", "--learn-seconds", "15"],
             "tiny": ["--seconds", "1", "--rounds", "1"],
         },
         workload,
@@ -391,7 +391,7 @@ BENCHES: dict[str, Bench] = {
     "footprint": Bench(
         "bench_footprint.py",
         {
-            "standard": ["--containers", "0,10,50,100", "--idle-seconds", "20"],
+            "standard": ["--containers", "0,10,50,100", "--idle-seconds", "10"],
             "tiny": ["--containers", "0,1", "--idle-seconds", "1", "--audits", "500"],
         },
         footprint,
@@ -399,7 +399,7 @@ BENCHES: dict[str, Bench] = {
     "alerts": Bench(
         "bench_alerts.py",
         {
-            "standard": ["--violations", "300", "--storm", "300", "--rounds", "2"],
+            "standard": ["--violations", "200", "--storm", "200", "--rounds", "1"],
             "tiny": ["--violations", "5", "--storm", "10", "--rounds", "1", "--only", "throughput"],
         },
         alerts,
@@ -416,18 +416,18 @@ BENCHES: dict[str, Bench] = {
     "gate": Bench(
         "bench_gate.py",
         {
-            "standard": ["-n", "100", "--uncached-n", "5", "--rounds", "2"],
+            "standard": ["-n", "100", "--uncached-n", "5", "--rounds", "1"],
             "tiny": ["-n", "3", "--uncached-n", "1", "--rounds", "1", "--advisories", "1000"],
         },
         gate,
         shares_engine=False,
     ),
     "watchdog": Bench(
-        "bench_watchdog.py", {"standard": ["--trials", "10"], "tiny": ["--trials", "1"]}, watchdog
+        "bench_watchdog.py", {"standard": ["--trials", "3"], "tiny": ["--trials", "1"]}, watchdog
     ),
     "gate_stall": Bench(
         "bench_gate_stall.py",
-        {"standard": ["--trials", "5"], "tiny": ["--trials", "1"]},
+        {"standard": ["--trials", "3"], "tiny": ["--trials", "1"]},
         gate_stall,
         shares_engine=False,
     ),

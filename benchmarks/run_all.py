@@ -105,6 +105,23 @@ def vulndb_args(role: str, folder: Path) -> list[str]:
     return []
 
 
+def merged(ran: list[dict[str, Any]], previous: Path, size: str) -> list[dict[str, Any]]:
+    """``--only``: the benchmarks run now, and the others as the previous run of the same
+    size left them (each keeps its own date and commit), in the usual order."""
+    try:
+        before = json.loads(previous.read_text())
+    except (OSError, ValueError):
+        return ran
+    if before.get("size") != size:
+        return ran
+    by_name = {b["name"]: b for b in before.get("benchmarks", [])}
+    for b in by_name.values():
+        b.setdefault("date", before.get("date"))
+        b.setdefault("commit", before.get("commit"))
+    by_name.update({b["name"]: b for b in ran})
+    return [by_name[name] for name in BENCHES if name in by_name]
+
+
 def machine() -> dict[str, Any]:
     mem = next(
         (
@@ -155,6 +172,14 @@ def table(doc: dict[str, Any]) -> str:
             f"| {fig['label']} | {shown(fig['value'], fig['unit'])} | "
             f"{goal_text(fig)} | {fig['verdict']} | {fig['spread']} |"
         )
+    older = sorted(
+        {(b["date"], b["commit"]) for b in doc["benchmarks"]} - {(doc["date"], doc["commit"])}
+    )
+    for date, sha in older:
+        names = ", ".join(
+            b["name"] for b in doc["benchmarks"] if (b["date"], b["commit"]) == (date, sha)
+        )
+        lines.append(f"\nFrom the run of {date} on `{sha}`: {names}.")
     failed = [b for b in doc["benchmarks"] if b["exitCode"] != 0]
     for bench in failed:
         lines.append(f"\n`{bench['name']}` failed (exit {bench['exitCode']}): see its log.")
@@ -216,23 +241,30 @@ def main() -> None:
     finally:
         unmount_new(mounted)
     shutil.rmtree(raw_dir / "vulndb", ignore_errors=True)  # 100,000 advisories: 140 MB
+    now, head = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), commit()
+    ran = [
+        {
+            "name": o.name,
+            "date": now,
+            "commit": head,
+            "exitCode": o.exit_code,
+            "seconds": round(o.seconds, 1),
+            "tail": o.tail,
+            "raw": o.raw,
+        }
+        for o in outcomes
+    ]
+    benchmarks = merged(ran, args.out / "latest.json", args.size) if args.only else ran
     doc = {
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "commit": commit(),
+        "date": now,
+        "commit": head,
         "size": args.size,
         "seconds": time.monotonic() - start,
         "machine": machine(),
-        "figures": [asdict(f) for o in outcomes for f in o.figures],
-        "benchmarks": [
-            {
-                "name": o.name,
-                "exitCode": o.exit_code,
-                "seconds": round(o.seconds, 1),
-                "tail": o.tail,
-                "raw": o.raw,
-            }
-            for o in outcomes
+        "figures": [
+            asdict(f) for b in benchmarks if b["raw"] for f in figures_of(b["name"], b["raw"])
         ],
+        "benchmarks": benchmarks,
     }
     (args.out / "latest.json").write_text(json.dumps(doc, indent=2) + "\n")
     text = table(doc)
