@@ -19,7 +19,6 @@ the ProcessEvents of /usr/bin/true with the loop's arguments.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +29,7 @@ from garrison.devengine.images import cache_dir_from_env
 from garrison.runtime.base import ContainerInfo
 from garrison.sensors.events import ProcessEvent, Verdict
 from garrison.sensors.exec_sensor import ExecSensor
+from support import write_mode_ratios
 
 IMAGE = "garrison-test/debian:12"
 GOALS = {"learning": 1.30, "active": 1.03}
@@ -79,7 +79,7 @@ def main() -> None:
         info = ContainerInfo(container.id, container.name, IMAGE, "", merged_dir=merged)
         results = measure(container, info, args.n, args.rounds)
         report(results, args.n)
-        write_json(args.json_out, results, args.n)
+        write_mode_ratios(args.json_out, results, args.n, ("learning", "active"))
     finally:
         container.remove(force=True)
         client.close()
@@ -109,23 +109,6 @@ def report(results: list[dict[str, Any]], n: int) -> None:
         print(f"{mode:9} ratio {ratio:.3f} (goal <= {GOALS[mode]:.2f}, {ok}; rounds {ratios})")
         note = "" if mode == "learning" else "  (the rest skipped by the kernel's ignore mark)"
         print(f"{'':9} execs seen / execs made: {seen}/{n}{note}")
-
-
-def write_json(path: Path | None, results: list[dict[str, tuple[float, int]]], n: int) -> None:
-    """Per mode: the median of its per-round ratios to "none", the ratios, and the fewest
-    events counted in a round."""
-    if path is None:
-        return
-    doc: dict[str, Any] = {"n": n, "rounds": len(results), "modes": {}}
-    for mode in ("learning", "active"):
-        ratios = [r[mode][0] / r["none"][0] for r in results]
-        counted = min(r[mode][1] for r in results)
-        doc["modes"][mode] = {
-            "ratio": statistics.median(ratios),
-            "ratios": ratios,
-            "counted": counted,
-        }
-    path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ Nothing is asserted: a table, and JSON with --json-out.
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import time
 from pathlib import Path
@@ -39,7 +38,7 @@ from garrison.audit.record import Audit
 from garrison.devengine import BUSYBOX, DEBIAN, PrivateEngine, ensure_all
 from garrison.devengine.images import cache_dir_from_env
 from garrison.store import SQLiteStore
-from support import defender_pid, parts_option, run_benchmark
+from support import cpu_seconds, defender_pid, parts_option, run_benchmark
 
 PARTS = ("idle", "busy", "store")
 SETTLE = 10.0
@@ -76,24 +75,17 @@ def sample(defender: Defender, seconds: float) -> dict[str, Any]:
     """CPU shares over ``seconds`` and memory at the end, of the defender and its watchdog."""
     status = defender.status()
     pids = {"defender": defender_pid(status), "watchdog": defender.pid}
-    before = {who: own_cpu(pid) for who, pid in pids.items()}
+    before = {who: cpu_seconds(pid, children=False) for who, pid in pids.items()}
     time.sleep(seconds)
     doc: dict[str, Any] = {}
     for who, pid in pids.items():
         vm = proc_status(pid)
         doc[who] = {
-            "cpu": (own_cpu(pid) - before[who]) / seconds,
+            "cpu": (cpu_seconds(pid, children=False) - before[who]) / seconds,
             "rssMiB": vm["VmRSS"] / 1024,
             "hwmMiB": vm["VmHWM"] / 1024,
         }
     return doc
-
-
-def own_cpu(pid: int) -> float:
-    """CPU seconds of one process alone (cpu_seconds adds its children: the watchdog's
-    child is the defender, counted apart)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def watched_count(defender: Defender, n: int) -> None:

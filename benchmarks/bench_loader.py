@@ -19,7 +19,6 @@ ratios against "none". Nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 from garrison.devengine import EngineConfig, PrivateEngine, ensure_all, ensure_packages
 from garrison.devengine.images import cache_dir_from_env
 from garrison.sensors.bpf.proc_events import BpfProcEvents
+from support import write_mode_ratios
 
 IMAGE = "garrison-test/debian:12"
 LOADER = "/lib64/ld-linux-x86-64.so.2"
@@ -97,29 +97,12 @@ def main() -> None:
         container.reload()
         results = measure(container, args.n, args.rounds)
         report(results, args.n)
-        write_json(args.json_out, results, args.n)
+        write_mode_ratios(args.json_out, results, args.n, MODES[1:])
     finally:
         container.remove(force=True)
         client.close()
         if not engine.reused:
             engine.stop()
-
-
-def write_json(path: Path | None, results: list[dict[str, tuple[float, int]]], n: int) -> None:
-    """Per mode: the median of its per-round ratios to "none", the ratios, and the fewest
-    events counted in a round."""
-    if path is None:
-        return
-    doc: dict[str, Any] = {"n": n, "rounds": len(results), "modes": {}}
-    for mode in MODES[1:]:
-        ratios = [r[mode][0] / r["none"][0] for r in results]
-        counted = min(r[mode][1] for r in results)
-        doc["modes"][mode] = {
-            "ratio": statistics.median(ratios),
-            "ratios": ratios,
-            "counted": counted,
-        }
-    path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
 if __name__ == "__main__":

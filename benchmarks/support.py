@@ -7,22 +7,46 @@ import contextlib
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from garrison.devengine import EngineConfig, PrivateEngine, ensure_packages
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, children: bool = True) -> float:
     """User + system CPU time of a process, all its threads (/proc/PID/stat, man 5 proc), and
-    of its living children: ``garrison run`` is the watchdog, and the defender its child."""
+    (``children``) of its living children: ``garrison run`` is the watchdog, and the defender
+    its child."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return own + sum(cpu_seconds(int(child)) for child in children if child.isdigit())
+    if not children:
+        return own
+    kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return own + sum(cpu_seconds(int(child)) for child in kids if child.isdigit())
+
+
+def write_mode_ratios(
+    path: Path | None, results: list[dict[str, tuple[float, int]]], n: int, modes: Sequence[str]
+) -> None:
+    """For a storm timed per mode in interleaved rounds (seconds, events counted): per mode,
+    the median of its per-round ratios to "none", the ratios, and the fewest events counted
+    in a round, as JSON in ``path`` (when given)."""
+    if path is None:
+        return
+    doc: dict[str, Any] = {"n": n, "rounds": len(results), "modes": {}}
+    for mode in modes:
+        ratios = [r[mode][0] / r["none"][0] for r in results]
+        counted = min(r[mode][1] for r in results)
+        doc["modes"][mode] = {
+            "ratio": statistics.median(ratios),
+            "ratios": ratios,
+            "counted": counted,
+        }
+    path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
 def started_by(status: dict[str, Any], pid: int) -> bool:
