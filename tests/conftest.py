@@ -7,6 +7,7 @@ to reuse a running engine there and leave it up after the session.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import subprocess
 import time
@@ -24,6 +25,8 @@ from garrison.devengine import EngineConfig, PrivateEngine, ensure_all, ensure_p
 from garrison.devengine.images import cache_dir_from_env
 from garrison.runtime import DockerRuntime
 from garrison.store import MemoryStore, SQLiteStore
+from garrison.store.postgres import PostgresStore
+from tests.pg import TEMPLATE, Cluster, private_cluster
 
 TEST_ENGINE_DIR = Path("/var/tmp/garrison-test-engine")
 
@@ -142,11 +145,51 @@ def gone(container: Container, timeout: float = 30.0) -> bool:
     return False
 
 
-@pytest.fixture(params=["sqlite", "memory"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLiteStore | MemoryStore]:
-    """The store, once on the real SQLite file and once as the in-memory fake: what a test
-    proves with it holds for both (a module may define its own ``store`` to add to it)."""
+AnyStore = SQLiteStore | PostgresStore | MemoryStore
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AnyStore]:
+    """The store on the real SQLite file, on a real PostgreSQL database (of the session's
+    private cluster) and as the in-memory fake: what a test proves with it holds for all three
+    (a module may define its own ``store`` to add to it)."""
+    with made_store(request, tmp_path) as made:
+        yield made
+
+
+@contextlib.contextmanager
+def made_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AnyStore]:
+    """The store ``request.param`` names (sqlite, postgresql, memory): closed at the end, its
+    PostgreSQL database dropped."""
+    if request.param == "postgresql":
+        with postgres_store(request.getfixturevalue("postgres")) as pg:
+            yield pg
+        return
     made = SQLiteStore(tmp_path / "data" / "garrison.db") if request.param == "sqlite" else None
     made = made or MemoryStore()
-    yield made
-    made.close()
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+@contextlib.contextmanager
+def postgres_store(cluster: Cluster) -> Iterator[PostgresStore]:
+    """A store in a new database of ``cluster``, copied from the migrated template."""
+    name = cluster.create_database(TEMPLATE)
+    store = PostgresStore(cluster.url(name))
+    try:
+        yield store
+    finally:
+        store.close()
+        cluster.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """The session's private PostgreSQL cluster, with a template database already migrated
+    (each store test copies it: faster than migrating each)."""
+    with private_cluster() as cluster:
+        cluster.create_database_named(TEMPLATE)
+        PostgresStore(cluster.url(TEMPLATE)).close()
+        yield cluster

@@ -1,4 +1,4 @@
-"""The alerting outbox, on the real SQLite file and on the in-memory fake alike: an audit
+"""The alerting outbox, on SQLite, PostgreSQL and the in-memory fake alike: an audit
 stored new makes one pending delivery per channel in the same transaction; a finding seen
 again does not; deliveries are sent once, retried until then, and go with their channel."""
 
@@ -8,19 +8,18 @@ import pytest
 
 from garrison.errors import InvalidInput
 from garrison.runtime.base import RestartPolicy
-from garrison.store import BlockedContainer, MemoryStore, SQLiteStore
+from garrison.store import BlockedContainer
 from garrison.store.base import ChannelRecord
+from tests.conftest import made_store
 from tests.store.test_store_contract import audit
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "postgresql", "memory"])
 def store(request, tmp_path):
-    made = SQLiteStore(tmp_path / "data" / "garrison.db") if request.param == "sqlite" else None
-    made = made or MemoryStore()
-    made.add_channel(ChannelRecord("mail", "mailto://u:p@127.0.0.1:2525", 1.0))
-    made.add_channel(ChannelRecord("hook", "json://127.0.0.1:8080/x", 2.0))
-    yield made
-    made.close()
+    with made_store(request, tmp_path) as made:
+        made.add_channel(ChannelRecord("mail", "mailto://u:p@127.0.0.1:2525", 1.0))
+        made.add_channel(ChannelRecord("hook", "json://127.0.0.1:8080/x", 2.0))
+        yield made
 
 
 def test_a_new_audit_is_one_pending_delivery_per_channel_and_seen_again_adds_none(store):

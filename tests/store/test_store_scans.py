@@ -6,10 +6,6 @@ store made before the table gets it when it is opened."""
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
-from pathlib import Path
-
 import pytest
 
 from garrison.errors import InvalidInput, NotFound
@@ -24,7 +20,6 @@ from garrison.scan.types import (
     ScanResult,
     Severity,
 )
-from garrison.store import DB_NAME, SQLiteStore, schema
 
 OPENSSL = Package("Debian", "libssl3", "3.0.11-1", "openssl", "3.0.11-1")
 ROOT = ComplianceIssue("GCIS-4.1", "4.1", "Image runs as root", Severity.HIGH, "USER", "image")
@@ -149,23 +144,3 @@ def test_a_report_that_is_not_json_is_refused_and_nothing_is_stored(store) -> No
     with pytest.raises(InvalidInput, match="no image or container id"):
         store.save_scan(report("nginx", "", 1.0))
     assert store.latest_scans() == []
-
-
-def test_a_store_made_before_the_scan_table_gets_it_when_opened(tmp_path: Path) -> None:
-    SQLiteStore.in_dir(tmp_path).close()
-    with contextlib.closing(sqlite3.connect(tmp_path / DB_NAME)) as conn:
-        conn.execute("DROP TABLE scan_reports")
-        conn.commit()
-    store = SQLiteStore.in_dir(tmp_path)
-    try:
-        store.save_scan(report("nginx", NGINX_ID, 100.0))
-    finally:
-        store.close()
-    reopened = SQLiteStore.in_dir(tmp_path)
-    try:
-        assert reopened.latest_scan("nginx")["imageId"] == NGINX_ID
-    finally:
-        reopened.close()
-    with contextlib.closing(sqlite3.connect(tmp_path / DB_NAME)) as conn:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-    assert version == schema.SCHEMA_VERSION, "a new table only: no version change"

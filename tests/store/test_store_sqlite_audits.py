@@ -4,7 +4,6 @@ batches, and an export holds a batch of rows rather than all of them."""
 
 from __future__ import annotations
 
-import sqlite3
 import tracemalloc
 
 import sqlalchemy as sa
@@ -13,8 +12,8 @@ from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
 from garrison.store import SQLiteStore, schema
 from garrison.store.base import ChannelRecord
-from garrison.store.sqlite import PRUNE_BATCH
-from garrison.store.sqlite_audits import DEPENDENTS
+from garrison.store.sql import PRUNE_BATCH
+from garrison.store.sql_audits import DEPENDENTS
 
 
 def audit(n: int, time: float) -> Audit:
@@ -57,17 +56,6 @@ def test_a_pruned_audit_leaves_no_row_that_names_it(tmp_path):
     assert store.prune_audits(before=30.0, keep=0) == 1
     assert set(rows_naming(store, old.id).values()) == {0}
     store.close()
-
-
-def test_a_store_made_before_the_retention_indexes_gets_them_when_opened(tmp_path):
-    SQLiteStore.in_dir(tmp_path).close()
-    with sqlite3.connect(tmp_path / "garrison.db") as db:
-        db.execute("DROP INDEX alert_outbox_audit")
-        db.execute("DROP INDEX alert_marks_audit")
-    SQLiteStore.in_dir(tmp_path).close()
-    with sqlite3.connect(tmp_path / "garrison.db") as db:
-        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert {"alert_outbox_audit", "alert_marks_audit"} <= names
 
 
 def test_pruning_more_than_a_batch_deletes_them_all_oldest_first(tmp_path):

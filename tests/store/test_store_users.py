@@ -6,8 +6,6 @@ gets them when it is opened."""
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from garrison.errors import InvalidInput, NotFound
-from garrison.store import DB_NAME, SQLiteStore, schema
+from garrison.store import SQLiteStore
 from garrison.store.base import SessionRecord, TokenRecord, UserRecord
 
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"  # a stand-in: the store never reads it
@@ -209,22 +207,3 @@ def test_two_admins_removing_each_other_at_once_leave_one(tmp_path: Path, change
         admins = [u.name for u in store.list_users() if u.role == "admin"]
         store.close()
         assert admins == [["amy", "bob"][outcomes.index("refused")]]
-
-
-def test_a_store_made_before_the_user_tables_gets_them_when_opened(tmp_path: Path) -> None:
-    SQLiteStore.in_dir(tmp_path).close()
-    with contextlib.closing(sqlite3.connect(tmp_path / DB_NAME)) as conn:
-        for table in ("sessions", "api_tokens", "users"):
-            conn.execute(f"DROP TABLE {table}")
-        conn.commit()
-    store = SQLiteStore.in_dir(tmp_path)
-    try:
-        store.add_user(user("amy"))
-        store.add_token(token("t1", "amy"))
-        store.add_session(session("s1", "amy"))
-        assert store.get_user("amy") == user("amy")
-    finally:
-        store.close()
-    with contextlib.closing(sqlite3.connect(tmp_path / DB_NAME)) as conn:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-    assert version == schema.SCHEMA_VERSION, "new tables only: no version change"

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from garrison.cli.defaults import DEFAULT_CONSOLE_ADDRESS, DEFAULT_DATA_DIR
-from garrison.cli.options import DataDir, open_local_console, out
+from garrison.cli.options import DataDir, StoreUrl, open_local_console, out
 from garrison.errors import ConfigError
 
 app = typer.Typer(help="The console: the REST API over the store.", no_args_is_help=True)
@@ -26,9 +26,14 @@ def serve(
         typer.Option("--docker-host", envvar="DOCKER_HOST", help="Engine, for unblock."),
     ] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
+    store: StoreUrl = None,
 ) -> None:
-    """Serve the REST API (/api/v1/…, OpenAPI at /api/v1/openapi.json) until Ctrl-C. Every
-    request needs a token (`garrison users token create`) or a login."""
+    """Serve the REST API (/api/v1/…, OpenAPI at /api/v1/openapi.json) and the pages until
+    Ctrl-C. Every request needs a token (`garrison users token create`) or a login.
+
+    The store is garrison.db in --data-dir, or a PostgreSQL database with --store (or
+    GARRISON_STORE, which the other commands read too): migrated to this Garrison's schema at
+    start."""
     # FastAPI, uvicorn and the Docker SDK load when the console is served, not for --help.
     from garrison.api.server import ConsoleServer, first_admin  # noqa: PLC0415
     from garrison.runtime.docker import DockerRuntime  # noqa: PLC0415
@@ -36,7 +41,7 @@ def serve(
     if (tls_cert is None) != (tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
     tls = (tls_cert, tls_key) if tls_cert and tls_key else None
-    with open_local_console(data_dir) as console:
+    with open_local_console(data_dir, store) as console:
         server = ConsoleServer(console, address, lambda: DockerRuntime(docker_host), tls)
         hint = first_admin(console, data_dir)
         out.print(f"Garrison console on {server.url} (API docs: {server.url}/api/docs)")

@@ -39,6 +39,24 @@ EngineOfContainer = Annotated[
 ]
 
 
+STORE_ENV = "GARRISON_STORE"
+StoreUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        envvar=STORE_ENV,
+        help="The console's store in PostgreSQL (postgresql://USER@HOST/DB; a password is "
+        "best left to ~/.pgpass or PGPASSWORD) instead of garrison.db in --data-dir.",
+        show_default=False,
+    ),
+]
+
+
+def store_url() -> str | None:
+    """The PostgreSQL store named by ``GARRISON_STORE``; None: SQLite in the data folder."""
+    return os.environ.get(STORE_ENV) or None
+
+
 def open_console(data_dir: Path) -> ConsoleLike:
     """The console a command reads and changes: the one at ``GARRISON_CONSOLE_URL`` through
     its REST API when that is set, else the store in ``data_dir``."""
@@ -49,15 +67,16 @@ def open_console(data_dir: Path) -> ConsoleLike:
     settings = RemoteSettings.from_env(os.environ)
     if settings is not None:
         return RemoteConsole(settings)
-    return Console.open(data_dir)
+    return Console.open(data_dir, store_url=store_url())
 
 
-def open_local_console(data_dir: Path) -> Console:
-    """The store in ``data_dir`` whatever ``GARRISON_CONSOLE_URL`` says: for what only this
-    host can do (users and their tokens, serving the console, storing scans)."""
+def open_local_console(data_dir: Path, url: str | None = None) -> Console:
+    """The store in ``data_dir`` (or PostgreSQL at ``url``, else ``GARRISON_STORE``) whatever
+    ``GARRISON_CONSOLE_URL`` says: for what only the console's own host can do (users and
+    their tokens, serving the console, storing scans)."""
     from garrison.console import Console  # noqa: PLC0415 - as in open_console
 
-    return Console.open(data_dir)
+    return Console.open(data_dir, store_url=url or store_url())
 
 
 def print_json(data: Any) -> None:

@@ -35,6 +35,7 @@ from garrison.runtime.base import ContainerRuntime
 from garrison.scan.rules import KINDS, Policy, load_policies, save_policy
 from garrison.scan.types import ContainerCheck, ScanResult
 from garrison.store.base import BlockedContainer, ChannelRecord, Delivery, Doc, Store, check_kind
+from garrison.store.datadir import secure_data_dir
 from garrison.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:  # the scanner brings the Docker SDK: only the scan commands import it
@@ -64,9 +65,19 @@ class Console:
         *,
         clock: Clock = system_clock,
         retention: Retention | None = None,
+        store_url: str | None = None,
     ) -> Console:
-        """The console of the SQLite store in ``data_dir`` (created when missing)."""
-        store = SQLiteStore.in_dir(data_dir)
+        """The console of the SQLite store in ``data_dir`` (created when missing), or of the
+        PostgreSQL database at ``store_url`` (``postgresql://…``; ``data_dir`` then keeps only
+        this host's files: the first admin's password, forensics bundles)."""
+        store: Store
+        if store_url:
+            from garrison.store.postgres import PostgresStore  # noqa: PLC0415 (its driver)
+
+            store = PostgresStore(store_url)
+            secure_data_dir(Path(data_dir))  # made owner-only, as with SQLite in it
+        else:
+            store = SQLiteStore.in_dir(data_dir)
         return cls(store, clock=clock, data_dir=Path(data_dir), retention=retention)
 
     def link(self, *, flush_interval: float = 0.5) -> InProcessLink:

@@ -1,6 +1,8 @@
-"""Persistence behind an interface: ``Store`` (the seam), ``SQLiteStore`` (now; PostgreSQL
-later) and ``MemoryStore`` (the fake for tests of other parts); and the data directory's
-owner-only modes, which every file Garrison keeps there is made with (``datadir``)."""
+"""Persistence behind an interface: ``Store`` (the seam), ``SQLiteStore`` (one host),
+``PostgresStore`` (a console for many hosts; imported from ``garrison.store.postgres``, so
+that only a console using it loads its driver) and ``MemoryStore`` (the fake for tests of other
+parts); their schema and its migrations; and the data directory's owner-only modes, which every
+file Garrison keeps there is made with (``datadir``)."""
 
 from __future__ import annotations
 

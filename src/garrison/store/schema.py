@@ -1,14 +1,27 @@
-"""The SQLite schema, created on open.
+"""The store's schema, as the newest migration leaves it (``garrison.store.migrations``).
 
-``SCHEMA_VERSION`` is kept in ``PRAGMA user_version``; a store made by a newer Garrison is
-refused rather than misread. Migrations (Alembic) come with the first schema change.
+The same tables on SQLite and PostgreSQL. A change to a table here is a new migration there:
+``tests/store/test_migrations.py`` fails until the migrations make what this module says.
+``SCHEMA_VERSION`` is also kept in SQLite's ``PRAGMA user_version``, so that a Garrison from
+before the migrations refuses a store it would misread.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, Table, Text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -34,7 +47,16 @@ audits = Table(
     Column("effect", Text, nullable=False),
     Column("count", Integer, nullable=False),
     Column("doc", Text, nullable=False),
+    # Filters' fields (migration 0002), copied from doc when stored: the host that saw it, the
+    # rule, the attack type; msg and command lower case, as UTF-8 bytes (a command line's
+    # non-UTF-8 byte, kept as a lone surrogate, encoded as such), searched byte for byte.
+    Column("host", Text, nullable=False, server_default=""),
+    Column("rule", Text, nullable=False, server_default=""),
+    Column("attack_type", Text, nullable=False, server_default=""),
+    Column("folded_msg", LargeBinary, nullable=True),
+    Column("folded_command", LargeBinary, nullable=True),
     Index("audits_time", "time"),
+    Index("audits_host", "host", "time"),
 )
 
 policies = Table(

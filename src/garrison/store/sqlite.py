@@ -1,78 +1,29 @@
 """``SQLiteStore``: the store in one SQLite file of the data directory.
 
-WAL lets the CLI read while a defender writes; writes in this process go one at a time
-through a lock, and ``busy_timeout`` makes a writer in another process wait rather than fail.
-``synchronous=NORMAL`` in WAL mode loses nothing when a process crashes (only a power loss
-may drop the last transactions: https://www.sqlite.org/pragma.html#pragma_synchronous).
+WAL lets the CLI read while a defender writes; ``busy_timeout`` makes a writer in another
+process wait rather than fail. ``synchronous=NORMAL`` in WAL mode loses nothing when a process
+crashes (only a power loss may drop the last transactions:
+https://www.sqlite.org/pragma.html#pragma_synchronous).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
-import json
 import os
-import threading
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.sqlite import insert
-from sqlalchemy.engine import Connection
 
-from garrison.audit.query import AuditFilter
-from garrison.audit.record import Audit
 from garrison.errors import StoreError
-from garrison.incidents.record import Incident, IncidentFilter, IncidentState
-from garrison.model.commands import ModelCommand, check_op
-from garrison.store import schema, sqlite_alerts, sqlite_audits, sqlite_incidents
-from garrison.store.base import (
-    BlockedContainer,
-    ChannelRecord,
-    Delivery,
-    Doc,
-    check_audit,
-    check_command,
-    check_kind,
-    dump_doc,
-    profile_of,
-)
+from garrison.store import migrate, schema
 from garrison.store.datadir import create_private_file, open_private, secure_data_dir
-from garrison.store.sqlite_scans import SQLiteScans
-from garrison.store.sqlite_users import SQLiteUsers
+from garrison.store.sql import SQLStore
 
 DB_NAME = "garrison.db"
 BUSY_TIMEOUT_MS = 10_000
-PRUNE_BATCH = 1000  # audits deleted per transaction: a writer waits for one batch at most
-EXPORT_BATCH = 500  # rows fetched at a time by iter_audits
-
-
-def _insert_audits(conn: Connection, rows: list[dict[str, Any]]) -> list[Audit]:
-    """Insert checked audit rows; one seen before adds to its count."""
-    table = schema.audits
-    new = insert(table)
-    stmt = new.on_conflict_do_update(
-        index_elements=["key"],
-        set_={
-            "count": table.c.count + new.excluded.count,
-            "time": sa.func.max(table.c.time, new.excluded.time),
-        },
-    ).returning(table.c.id, table.c.count, table.c.time, table.c.doc)
-    # One statement per audit: RETURNING with executemany is not portable.
-    return [sqlite_audits.audit_of(conn.execute(stmt, row).one()) for row in rows]
-
-
-def _blocked_upsert(record: BlockedContainer) -> sa.Insert:
-    text = dump_doc(record.to_json(), f"blocked container {record.container_id}")
-    table = schema.blocked
-    stmt = insert(table).values(container_id=record.container_id, doc=text, time=record.time)
-    return stmt.on_conflict_do_update(
-        index_elements=["container_id"],
-        set_={"doc": stmt.excluded.doc, "time": stmt.excluded.time},
-    )
 
 
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -81,49 +32,29 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
-    sqlite_audits.register_functions(dbapi_connection)
 
 
-class SQLiteStore(SQLiteUsers, SQLiteScans):
-    """Open (and create) the store at ``path``; raises StoreError when it cannot. Users, API
-    tokens and sessions: ``SQLiteUsers`` (store/sqlite_users.py); scan reports:
-    ``SQLiteScans`` (store/sqlite_scans.py)."""
+class SQLiteStore(SQLStore):
+    """Open (and create, or migrate) the store at ``path``; raises StoreError when it cannot."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self._lock = threading.Lock()
         secure_data_dir(self.path.parent)
         create_private_file(self.path)  # before SQLite: its -wal and -shm take this mode
-        self._engine = sa.create_engine(f"sqlite+pysqlite:///{self.path}")
-        sa.event.listen(self._engine, "connect", _on_connect)
-        self._create_schema()
+        engine = sa.create_engine(f"sqlite+pysqlite:///{self.path}")
+        sa.event.listen(engine, "connect", _on_connect)
+        super().__init__(engine, str(self.path))
+        try:
+            self._migrate()
+        except BaseException:
+            self.close()
+            raise
 
     @classmethod
     def in_dir(cls, data_dir: Path | str) -> SQLiteStore:
         return cls(Path(data_dir) / DB_NAME)
 
-    def close(self) -> None:
-        self._engine.dispose()
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[Connection]:
-        with self._lock, self._mapped(), self._engine.begin() as conn:
-            yield conn
-
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self._mapped(), self._engine.connect() as conn:
-            yield conn
-
-    @contextlib.contextmanager
-    def _mapped(self) -> Iterator[None]:
-        try:
-            yield
-        except sa.exc.SQLAlchemyError as exc:
-            reason = getattr(exc, "orig", None) or exc
-            raise StoreError(f"store {self.path}: {reason}") from exc
-
-    def _create_schema(self) -> None:
+    def _migrate(self) -> None:
         # Two processes opening a new store at once (a defender starting, a CLI command) would
         # both find tables missing, and pysqlite runs DDL outside a transaction: the slower
         # one's CREATE fails. A lock file beside the store takes them one after the other.
@@ -131,295 +62,10 @@ class SQLiteStore(SQLiteUsers, SQLiteScans):
             version = conn.exec_driver_sql("PRAGMA user_version").scalar_one()
             if version > schema.SCHEMA_VERSION:
                 raise StoreError(f"store {self.path} was made by a newer Garrison")
-            schema.metadata.create_all(conn)  # writes only what is missing
-            _create_new_indexes(conn)
+            migrate.upgrade(conn, str(self.path))
             if version != schema.SCHEMA_VERSION:  # a store that exists is opened without a
                 # write, so that reading it works on a full disk (`garrison status` then)
                 conn.exec_driver_sql(f"PRAGMA user_version={schema.SCHEMA_VERSION}")
-
-    # -- models ---------------------------------------------------------------------------
-
-    def save_models(self, docs: Sequence[Mapping[str, Any]]) -> None:
-        now = time.time()
-        rows = [
-            {"profile_id": profile_of(d), "doc": dump_doc(d, f"model {profile_of(d)}")}
-            for d in docs
-        ]
-        if not rows:
-            return
-        stmt = insert(schema.models).values(updated=now)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["profile_id"],
-            set_={"doc": stmt.excluded.doc, "updated": stmt.excluded.updated},
-        )
-        with self._write() as conn:
-            conn.execute(stmt, rows)
-
-    def delete_models(self, profile_ids: Sequence[str]) -> None:
-        table = schema.models
-        with self._write() as conn:
-            conn.execute(table.delete().where(table.c.profile_id.in_(list(profile_ids))))
-
-    def load_models(self) -> list[Doc]:
-        table = schema.models
-        with self._read() as conn:
-            rows = conn.execute(sa.select(table.c.doc).order_by(table.c.profile_id))
-            return [json.loads(doc) for (doc,) in rows]
-
-    def get_model(self, profile_id: str) -> Doc | None:
-        table = schema.models
-        with self._read() as conn:
-            query = sa.select(table.c.doc).where(table.c.profile_id == profile_id)
-            text = conn.execute(query).scalar_one_or_none()
-        return None if text is None else json.loads(text)
-
-    # -- audits ---------------------------------------------------------------------------
-
-    def add_audits(self, audits: Sequence[Audit], spool_mark: int | None = None) -> list[Audit]:
-        rows = [_audit_row(check_audit(a)) for a in audits]
-        if not rows and spool_mark is None:
-            return []
-        with self._write() as conn:
-            stored = _insert_audits(conn, rows)
-            sqlite_alerts.enqueue(conn, stored, rows)
-            if spool_mark is not None:
-                table = schema.spool_marks
-                stmt = insert(table).values(name="audits", seq=spool_mark)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["name"], set_={"seq": sa.func.max(table.c.seq, spool_mark)}
-                )
-                conn.execute(stmt)
-        return stored
-
-    def spool_mark(self) -> int:
-        table = schema.spool_marks
-        with self._read() as conn:
-            seq = conn.execute(
-                sa.select(table.c.seq).where(table.c.name == "audits")
-            ).scalar_one_or_none()
-        return int(seq or 0)
-
-    def list_audits(self, query: AuditFilter | None = None) -> list[Audit]:
-        stmt = sqlite_audits.select(query or AuditFilter())
-        with self._read() as conn:
-            rows = conn.execute(stmt).all()
-        return [sqlite_audits.audit_of(r) for r in rows]
-
-    def iter_audits(self, query: AuditFilter | None = None) -> Iterator[Audit]:
-        # One statement, fetched in batches: it reads one snapshot of the WAL from its first
-        # row to its last, so an audit that moves meanwhile is neither missed nor repeated.
-        stmt = sqlite_audits.select(query or AuditFilter())
-        with self._read() as conn:
-            result = conn.execute(stmt)
-            while rows := result.fetchmany(EXPORT_BATCH):
-                yield from (sqlite_audits.audit_of(r) for r in rows)
-
-    def prune_audits(self, before: float | None, keep: int) -> int:
-        deleted = 0
-        while True:  # a transaction per batch, so that audits being stored wait little
-            with self._write() as conn:
-                done = sqlite_audits.prune_batch(conn, before, keep, PRUNE_BATCH)
-            deleted += done
-            if done < PRUNE_BATCH:
-                return deleted
-
-    def audit_totals(self) -> dict[tuple[str, str], int]:
-        with self._read() as conn:
-            return sqlite_audits.totals(conn)
-
-    # -- incidents (store/sqlite_incidents.py) ---------------------------------------------
-
-    def audits_after(self, audit_id: int, limit: int) -> list[Audit]:
-        with self._read() as conn:
-            return sqlite_incidents.audits_after(conn, audit_id, limit)
-
-    def get_audits(self, audit_ids: Sequence[int]) -> list[Audit]:
-        with self._read() as conn:
-            return sqlite_incidents.get_audits(conn, audit_ids)
-
-    def incident_mark(self) -> int:
-        with self._read() as conn:
-            return sqlite_incidents.mark(conn)
-
-    def save_incident(
-        self, incident: Incident, joined: Sequence[tuple[int, float]], mark: int | None = None
-    ) -> Incident:
-        with self._write() as conn:
-            saved = sqlite_incidents.save(conn, incident, joined)
-            if mark is not None:
-                sqlite_incidents.set_mark(conn, mark)
-        return saved
-
-    def set_incident_mark(self, audit_id: int) -> None:
-        with self._write() as conn:
-            sqlite_incidents.set_mark(conn, audit_id)
-
-    def open_incident(self, container_id: str, anchor: str) -> Incident | None:
-        with self._read() as conn:
-            return sqlite_incidents.open_incident(conn, container_id, anchor)
-
-    def get_incident(self, incident_id: int) -> Incident | None:
-        with self._read() as conn:
-            return sqlite_incidents.get(conn, incident_id)
-
-    def list_incidents(self, query: IncidentFilter) -> list[Incident]:
-        with self._read() as conn:
-            return sqlite_incidents.listed(conn, query)
-
-    def set_incident_state(self, incident_id: int, state: IncidentState) -> bool:
-        with self._write() as conn:
-            return sqlite_incidents.set_state(conn, incident_id, state)
-
-    # -- policies, status -------------------------------------------------------------------
-
-    def get_policy(self, kind: str) -> Doc | None:
-        return self._get_doc(schema.policies, schema.policies.c.kind, kind)
-
-    def set_policy(self, kind: str, doc: Mapping[str, Any]) -> None:
-        text = dump_doc(doc, f"policy {check_kind(kind)}")
-        self._put_doc(schema.policies, "kind", kind, text)
-
-    def set_status(self, doc: Mapping[str, Any], source: str = "defender") -> None:
-        text = dump_doc(doc, f"status {check_kind(source, 'status source')}")
-        self._put_doc(schema.status, "source", source, text)
-
-    def get_status(self, source: str = "defender") -> Doc | None:
-        return self._get_doc(schema.status, schema.status.c.source, source)
-
-    def _get_doc(self, table: sa.Table, column: sa.Column[Any], name: str) -> Doc | None:
-        with self._read() as conn:
-            text = conn.execute(sa.select(table.c.doc).where(column == name)).scalar_one_or_none()
-        return None if text is None else json.loads(text)
-
-    def _put_doc(self, table: sa.Table, key: str, name: str, text: str) -> None:
-        stmt = insert(table).values({key: name, "doc": text, "updated": time.time()})
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[key], set_={"doc": stmt.excluded.doc, "updated": stmt.excluded.updated}
-        )
-        with self._write() as conn:
-            conn.execute(stmt)
-
-    # -- blocked containers ---------------------------------------------------------------
-
-    def add_blocked(self, record: BlockedContainer) -> None:
-        stmt = _blocked_upsert(record)
-        with self._write() as conn:
-            conn.execute(stmt)
-
-    def begin_block(self, record: BlockedContainer, audit: Audit) -> BlockedContainer:
-        row = _audit_row(check_audit(audit))
-        with self._write() as conn:
-            (stored,) = _insert_audits(conn, [row])
-            sqlite_alerts.enqueue(conn, [stored], [row])
-            record = dataclasses.replace(record, audit_id=stored.id)
-            conn.execute(_blocked_upsert(record))
-        return record
-
-    def remove_blocked(self, container_id: str) -> bool:
-        table = schema.blocked
-        with self._write() as conn:
-            result = conn.execute(table.delete().where(table.c.container_id == container_id))
-            return bool(result.rowcount)
-
-    def list_blocked(self) -> list[BlockedContainer]:
-        table = schema.blocked
-        with self._read() as conn:
-            rows = conn.execute(sa.select(table.c.doc).order_by(table.c.time)).scalars().all()
-        return [BlockedContainer.from_json(json.loads(doc)) for doc in rows]
-
-    # -- alert channels and the outbox (sqlite_alerts) -------------------------------------
-
-    def add_channel(self, record: ChannelRecord) -> None:
-        with self._write() as conn:
-            sqlite_alerts.add_channel(conn, record)
-
-    def remove_channel(self, name: str) -> bool:
-        with self._write() as conn:
-            return sqlite_alerts.remove_channel(conn, name)
-
-    def list_channels(self) -> list[ChannelRecord]:
-        with self._read() as conn:
-            return sqlite_alerts.list_channels(conn)
-
-    def due_deliveries(self, channel: str, now: float, limit: int) -> list[Delivery]:
-        with self._read() as conn:
-            return sqlite_alerts.due(conn, channel, now, limit)
-
-    def delivered(self, delivery_id: int, when: float, period: float = 60.0) -> None:
-        with self._write() as conn:
-            sqlite_alerts.delivered(conn, delivery_id, when, period)
-
-    def skip(self, delivery_id: int, reason: str) -> None:
-        with self._write() as conn:
-            sqlite_alerts.skip(conn, delivery_id, reason)
-
-    def make_summaries(self, channel: str, now: float) -> int:
-        with self._write() as conn:
-            return sqlite_alerts.make_summaries(conn, channel, now)
-
-    def retry_later(self, delivery_id: int, next_try: float, error: str) -> None:
-        with self._write() as conn:
-            sqlite_alerts.retry_later(conn, delivery_id, next_try, error)
-
-    def outbox_totals(self) -> dict[tuple[str, str], int]:
-        with self._read() as conn:
-            return sqlite_alerts.totals(conn)
-
-    def list_deliveries(self, state: str = "", limit: int = 100) -> list[Delivery]:
-        with self._read() as conn:
-            return sqlite_alerts.listed(conn, state, limit)
-
-    # -- model commands ---------------------------------------------------------------------
-
-    def add_model_command(self, command: ModelCommand) -> ModelCommand:
-        check_command(command)
-        table = schema.model_commands
-        values = {
-            "op": command.op,
-            "profile_id": command.profile_id,
-            "seconds": command.seconds,
-            "time": command.time,
-        }
-        with self._write() as conn:
-            new_id = conn.execute(table.insert().values(values).returning(table.c.id)).scalar_one()
-        return ModelCommand(command.op, command.profile_id, command.seconds, command.time, new_id)
-
-    def pending_model_commands(self) -> list[ModelCommand]:
-        table = schema.model_commands
-        stmt = sa.select(table).where(table.c.done.is_(None)).order_by(table.c.id)
-        with self._read() as conn:
-            rows = conn.execute(stmt).all()
-        return [ModelCommand(check_op(r.op), r.profile_id, r.seconds, r.time, r.id) for r in rows]
-
-    def finish_model_commands(self, ids: Sequence[int]) -> None:
-        table = schema.model_commands
-        with self._write() as conn:
-            conn.execute(table.update().where(table.c.id.in_(list(ids))).values(done=time.time()))
-
-
-def _audit_row(audit: Audit) -> dict[str, Any]:
-    doc = audit.to_json()
-    doc["time"] = audit.time
-    return {
-        "key": json.dumps(list(audit.key())),
-        "time": audit.time,
-        "container_id": audit.containerId,
-        "container_name": audit.containerName.removeprefix("/"),
-        "image_name": audit.imageName,
-        "image_id": audit.imageId,
-        "type": audit.type,
-        "effect": audit.effect,
-        "count": audit.count,
-        "doc": dump_doc(doc, f"audit {audit.attackType}"),
-    }
-
-
-def _create_new_indexes(conn: Connection) -> None:
-    """Indexes added to a table that already exists (``create_all`` makes a table's indexes
-    only with the table); each is written only when missing."""
-    for table in schema.metadata.sorted_tables:
-        for index in table.indexes:
-            index.create(conn, checkfirst=True)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""The SQLite store's incidents: statements on a connection the store holds (its write lock,
+"""The SQL stores' incidents: statements on a connection the store holds (its write lock,
 its transaction), so that an incident, its audits and the correlation mark move together."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.engine import Connection
 
 from garrison.audit.record import Audit
 from garrison.incidents.record import Incident, IncidentFilter, IncidentState
-from garrison.store import schema, sqlite_audits
+from garrison.store import schema, sql_audits
 from garrison.store.base import dump_doc
+from garrison.store.dialect import insert, json_text
 
 MARK = "incidents"  # the row of spool_marks: the last audit id correlated
 _DOC_FIELDS = ("kind", "anchor", "containerId", "containerName", "imageName", "hostname",
@@ -23,16 +23,16 @@ _DOC_FIELDS = ("kind", "anchor", "containerId", "containerName", "imageName", "h
 
 def audits_after(conn: Connection, audit_id: int, limit: int) -> list[Audit]:
     table = schema.audits
-    stmt = sqlite_audits.rows().where(table.c.id > audit_id).order_by(table.c.id).limit(limit)
-    return [sqlite_audits.audit_of(r) for r in conn.execute(stmt).all()]
+    stmt = sql_audits.rows().where(table.c.id > audit_id).order_by(table.c.id).limit(limit)
+    return [sql_audits.audit_of(r) for r in conn.execute(stmt).all()]
 
 
 def get_audits(conn: Connection, audit_ids: Sequence[int]) -> list[Audit]:
     found: list[Audit] = []
     for start in range(0, len(audit_ids), 500):  # SQLite's bound on parameters
         chunk = list(audit_ids[start : start + 500])
-        stmt = sqlite_audits.rows().where(schema.audits.c.id.in_(chunk))
-        found += [sqlite_audits.audit_of(r) for r in conn.execute(stmt).all()]
+        stmt = sql_audits.rows().where(schema.audits.c.id.in_(chunk))
+        found += [sql_audits.audit_of(r) for r in conn.execute(stmt).all()]
     return found
 
 
@@ -44,7 +44,7 @@ def mark(conn: Connection) -> int:
 
 def set_mark(conn: Connection, value: int) -> None:
     table = schema.spool_marks
-    stmt = insert(table).values(name=MARK, seq=value)
+    stmt = insert(conn, table).values(name=MARK, seq=value)
     conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_={"seq": value}))
 
 
@@ -67,7 +67,7 @@ def save(conn: Connection, incident: Incident, joined: Sequence[tuple[int, float
         conn.execute(table.update().where(table.c.id == incident_id).values(values))
     links = [{"incident_id": incident_id, "audit_id": a, "time": t} for a, t in joined]
     if links:
-        conn.execute(insert(schema.incident_audits).on_conflict_do_nothing(), links)
+        conn.execute(insert(conn, schema.incident_audits).on_conflict_do_nothing(), links)
     found = get(conn, incident_id)
     assert found is not None  # written in this transaction
     return found
@@ -95,10 +95,10 @@ def listed(conn: Connection, query: IncidentFilter) -> list[Incident]:
         stmt = stmt.where(table.c.state == query.state)
     if query.container:
         prefix = table.c.container_id.startswith(query.container, autoescape=True)
-        name = sa.func.json_extract(table.c.doc, "$.containerName")
+        name = json_text(table.c.doc, "containerName")
         stmt = stmt.where(sa.or_(prefix, name == query.container.removeprefix("/")))
     if query.kind:
-        stmt = stmt.where(sa.func.json_extract(table.c.doc, "$.kind") == query.kind)
+        stmt = stmt.where(json_text(table.c.doc, "kind") == query.kind)
     if query.limit:
         stmt = stmt.limit(query.limit)
     return _incidents(conn, conn.execute(stmt).all())

@@ -1,9 +1,9 @@
-"""The SQLite store's audit queries and deletions: statements on a connection the store holds.
+"""The SQL stores' audit queries and deletions: statements on a connection the store holds,
+the same on SQLite and PostgreSQL.
 
-Fields without a column of their own (``msg``, ``command``, ``ruleName``, ``hostname``,
-``attackType``) are read from the ``doc`` JSON with ``json_extract``: a store made before these
-filters needs no new column (there is no migration tool yet). They scan the audits, which
-retention bounds (``audit_max_count``).
+Each field a filter reads has a column of its own (``columns``), filled when the audit is
+stored; search compares lower-case bytes (``folded``), so that both databases find what the
+in-memory store finds, Unicode and non-UTF-8 bytes included.
 """
 
 from __future__ import annotations
@@ -13,38 +13,31 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.engine import Connection
 
-from garrison.audit.query import AuditFilter, folded_contains
+from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
 from garrison.store import schema
 from garrison.store.base import audit_from_doc
-
-SEARCH_FUNCTION = "garrison_search"
-
-
-def register_functions(dbapi_connection: Any) -> None:
-    """The SQL functions the queries below call; on every new connection."""
-    dbapi_connection.create_function(SEARCH_FUNCTION, 3, _search, deterministic=True)
+from garrison.store.dialect import contains_bytes, insert, json_text
 
 
-def _search(needle: bytes, msg: bytes | None, command: bytes | None) -> int:
-    """``garrison_search(needle, msg, command)``: 1 when msg or command holds the (lower case)
-    needle, case aside; Unicode-aware, where SQLite's ``lower`` and ``LIKE`` fold ASCII only.
+def columns(audit: Audit) -> dict[str, Any]:
+    """The filter columns of an audit's row (``schema.audits``), beside its doc."""
+    return {
+        "host": audit.hostname,
+        "rule": audit.ruleName,
+        "attack_type": audit.attackType,
+        "folded_msg": folded(audit.msg),
+        "folded_command": folded(audit.command),
+    }
 
-    Texts arrive as UTF-8 blobs: a command line's non-UTF-8 byte is stored as a lone surrogate
-    (``os.fsdecode``), which ``json_extract`` gives back as bytes Python refuses to decode as
-    text, failing the whole query. It must never raise, for the same reason."""
-    folded = _text(needle)
-    return int(any(folded_contains(folded, _text(t)) for t in (msg, command) if t is not None))
 
-
-def _text(raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8", "surrogatepass")
-    except UnicodeDecodeError:  # not even a surrogate: never made by json_extract
-        return raw.decode("utf-8", "replace")
+def folded(text: str) -> bytes:
+    """``text`` as search compares it (``folded_contains``), as UTF-8: a lone surrogate (a
+    command line's non-UTF-8 byte) is encoded as itself, so that it is found as itself. UTF-8
+    is self-synchronising: bytes occur in bytes exactly where the text occurs in the text."""
+    return text.lower().encode("utf-8", "surrogatepass")
 
 
 def rows() -> sa.Select[Any]:
@@ -95,21 +88,14 @@ def _where_columns(query: AuditFilter) -> list[sa.ColumnElement[bool]]:
 
 
 def _where_doc(query: AuditFilter) -> list[sa.ColumnElement[bool]]:
-    exact = {"ruleName": query.rule, "hostname": query.host, "attackType": query.attack_type}
-    where = [_field(name) == value for name, value in exact.items() if value]
+    table = schema.audits
+    exact = {"rule": query.rule, "host": query.host, "attack_type": query.attack_type}
+    where = [table.c[name] == value for name, value in exact.items() if value]
     if query.search:
-        needle = sa.literal(query.search_folded.encode("utf-8", "surrogatepass"), sa.LargeBinary)
-        found = getattr(sa.func, SEARCH_FUNCTION)(needle, _blob("msg"), _blob("command"))
-        where.append(found == 1)
+        needle = sa.literal(folded(query.search), sa.LargeBinary)
+        found = [contains_bytes(table.c[name], needle) for name in ("folded_msg", "folded_command")]
+        where.append(sa.or_(*found))
     return where
-
-
-def _field(name: str) -> sa.ColumnElement[Any]:
-    return sa.func.json_extract(schema.audits.c.doc, f"$.{name}")
-
-
-def _blob(name: str) -> sa.ColumnElement[Any]:
-    return sa.cast(_field(name), sa.LargeBinary)
 
 
 # -- retention ------------------------------------------------------------------------------
@@ -153,14 +139,14 @@ def _spared() -> sa.ColumnElement[bool]:
     table without AUTOINCREMENT takes the highest + 1), when receivers tell audits by id."""
     audits, outbox, blocked = schema.audits, schema.alert_outbox, schema.blocked
     pending = sa.exists().where(outbox.c.audit_id == audits.c.id, outbox.c.state == "pending")
-    blocking = sa.func.json_extract(blocked.c.doc, "$.auditId")
+    blocking = sa.cast(json_text(blocked.c.doc, "auditId"), sa.Integer)
     named = sa.select(blocking).where(blocking.is_not(None))  # NOT IN with a NULL: nothing
     newest = sa.select(sa.func.max(audits.c.id)).scalar_subquery()
     return sa.or_(pending, audits.c.id.in_(named), audits.c.id == newest)
 
 
 # The tables whose rows name an audit by ``audit_id``: deleted with it. A new table with an
-# ``audit_id`` column belongs here (tests/store/test_store_sqlite_audits.py fails until it is).
+# ``audit_id`` column belongs here (tests/store/test_store_sql_audits.py fails until it is).
 DEPENDENTS = (schema.alert_outbox, schema.alert_marks, schema.incident_audits)
 
 
@@ -180,7 +166,7 @@ def _tally(conn: Connection, ids: Sequence[int]) -> None:
     gone = sa.select(audits.c.type, audits.c.effect, sa.func.sum(audits.c.count))
     gone = gone.where(audits.c.id.in_(ids)).group_by(audits.c.type, audits.c.effect)
     for kind, effect, count in conn.execute(gone).all():
-        stmt = insert(pruned).values(type=kind, effect=effect, count=count)
+        stmt = insert(conn, pruned).values(type=kind, effect=effect, count=count)
         conn.execute(stmt.on_conflict_do_update(
             index_elements=["type", "effect"], set_={"count": pruned.c.count + count}
         ))  # fmt: skip

@@ -1,20 +1,22 @@
-"""The SQLite store's console users, API tokens and page sessions: statements on a connection
-the store holds (its write lock, its transaction), and ``SQLiteUsers``, the part of
-``SQLiteStore`` that runs them.
+"""The SQL stores' console users, API tokens and page sessions: statements on a connection
+the store holds (its write lock, its transaction), and ``SQLUsers``, the part of ``SQLStore``
+that runs them.
 
-Each guarded change writes first and checks after, in one transaction: the write takes
-SQLite's write lock, so what the check reads is the newest state and nobody changes it
-before the commit (a read first would run outside the transaction in pysqlite, and race).
-Raising after the write rolls it back.
+Each guarded change writes first and checks after, in one transaction: the write holds the
+store's write lock (SQLite's own; on PostgreSQL, the advisory lock every write of the store
+takes), so what the check reads is the newest state and nobody changes it before the commit
+(a read first would run outside the transaction in pysqlite, and race). Raising after the
+write rolls it back.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.engine import Connection
 
 from garrison.errors import InvalidInput, NotFound
@@ -26,6 +28,7 @@ from garrison.store.base import (
     last_admin,
     user_exists,
 )
+from garrison.store.dialect import insert
 
 
 def add_user(conn: Connection, record: UserRecord) -> None:
@@ -36,8 +39,11 @@ def add_user(conn: Connection, record: UserRecord) -> None:
         "created": record.created,
         "disabled": record.disabled,
     }
-    stmt = insert(schema.users).values(values).on_conflict_do_nothing(index_elements=["name"])
-    if not conn.execute(stmt).rowcount:  # the primary key decides: no check-then-insert race
+    table = schema.users
+    stmt = insert(conn, table).values(values).on_conflict_do_nothing(index_elements=["name"])
+    # The primary key decides: no check-then-insert race. RETURNING says whether it went in
+    # (psycopg gives no row count for an INSERT … ON CONFLICT).
+    if conn.execute(stmt.returning(table.c.name)).first() is None:
         raise user_exists(record.name)
 
 
@@ -91,10 +97,12 @@ def add_token(conn: Connection, record: TokenRecord) -> None:
         "expires": record.expires,
         "last_used": record.last_used,
     }
-    stmt = insert(schema.api_tokens).values(values).on_conflict_do_nothing(index_elements=["id"])
-    if not conn.execute(stmt).rowcount:
+    table = schema.api_tokens
+    stmt = insert(conn, table).values(values).on_conflict_do_nothing(index_elements=["id"])
+    with _naming_user(conn, record.user):
+        inserted = conn.execute(stmt.returning(table.c.id)).first()
+    if inserted is None:
         raise InvalidInput(f"token id {record.id[:16]!r} exists")
-    _check_user(conn, record.user)
 
 
 def get_token(conn: Connection, token_id: str) -> TokenRecord | None:
@@ -129,8 +137,8 @@ def add_session(conn: Connection, record: SessionRecord) -> None:
         "created": record.created,
         "expires": record.expires,
     }
-    conn.execute(schema.sessions.insert().values(values))
-    _check_user(conn, record.user)
+    with _naming_user(conn, record.user):
+        conn.execute(schema.sessions.insert().values(values))
 
 
 def get_session(conn: Connection, key_hash: str) -> SessionRecord | None:
@@ -161,11 +169,27 @@ def _demotes(values: dict[str, Any]) -> bool:
     return values.get("role", "admin") != "admin" or values.get("disabled") is True
 
 
-def _check_user(conn: Connection, name: str) -> None:
-    """After an insert naming ``name``, in its transaction: NotFound (rolling it back) when
-    there is no such user — a user removed meanwhile leaves no orphan."""
+FOREIGN_KEY_VIOLATION = "23503"  # PostgreSQL's SQLSTATE
+
+
+@contextlib.contextmanager
+def _naming_user(conn: Connection, name: str) -> Iterator[None]:
+    """Around an insert naming the user ``name``: NotFound (rolling it back) when there is no
+    such user, so that a user removed meanwhile leaves no orphan. PostgreSQL's foreign key
+    refuses the insert; SQLite enforces none, so the user is looked for after the insert, in
+    its transaction."""
+    try:
+        yield
+    except sa.exc.IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) == FOREIGN_KEY_VIOLATION:
+            raise _no_user(name) from exc
+        raise
     if get_user(conn, name) is None:
-        raise NotFound(f"user {name[:64]!r}: no such user")
+        raise _no_user(name)
+
+
+def _no_user(name: str) -> NotFound:
+    return NotFound(f"user {name[:64]!r}: no such user")
 
 
 def _user(row: Any) -> UserRecord:
@@ -178,8 +202,8 @@ def _token(row: Any) -> TokenRecord:
     )
 
 
-class SQLiteUsers:
-    """Users, tokens and sessions: a part of ``SQLiteStore`` (whose ``_read`` and ``_write``
+class SQLUsers:
+    """Users, tokens and sessions: a part of ``SQLStore`` (whose ``_read`` and ``_write``
     it uses), kept here so that the store's module stays one screenful per concern."""
 
     if TYPE_CHECKING:

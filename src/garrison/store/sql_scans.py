@@ -1,5 +1,5 @@
-"""The SQLite store's scan reports: statements on a connection the store holds, and
-``SQLiteScans``, the part of ``SQLiteStore`` that runs them. Which report a reference names
+"""The SQL stores' scan reports: statements on a connection the store holds, and
+``SQLScans``, the part of ``SQLStore`` that runs them. Which report a reference names
 is decided in store/scans.py, the same for both stores."""
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def _rows(conn: Connection, kind: str, subject: str | None = None) -> list[ScanR
     return [ScanRow(r.id, r.subject, r.name, r.time) for r in conn.execute(stmt)]
 
 
-class SQLiteScans:
-    """Scan reports: a part of ``SQLiteStore`` (whose ``_read`` and ``_write`` it uses)."""
+class SQLScans:
+    """Scan reports: a part of ``SQLStore`` (whose ``_read`` and ``_write`` it uses)."""
 
     if TYPE_CHECKING:
 

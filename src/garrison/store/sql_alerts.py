@@ -1,4 +1,4 @@
-"""The SQLite store's alert channels and outbox: statements on a connection the store holds
+"""The SQL stores' alert channels and outbox: statements on a connection the store holds
 (its write lock, its transaction), so that an audit and its deliveries are stored together."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.engine import Connection
 
 from garrison.audit.record import Audit
 from garrison.errors import InvalidInput
 from garrison.store import schema
 from garrison.store.base import ChannelRecord, Delivery, DeliveryState, audit_from_doc
+from garrison.store.dialect import insert
 
 _DELIVERY_COLUMNS = (
     schema.alert_outbox.c.id,
@@ -96,7 +96,7 @@ def delivered(conn: Connection, delivery_id: int, when: float, period: float) ->
     if row is not None and row.folded == 0:
         marks = schema.alert_marks
         mark = {"counted": 1, "period": period, "next_summary": when + period}
-        stmt = insert(marks).values(channel=row.channel, audit_id=row.audit_id, **mark)
+        stmt = insert(conn, marks).values(channel=row.channel, audit_id=row.audit_id, **mark)
         conn.execute(stmt.on_conflict_do_nothing())
 
 

@@ -1,0 +1,236 @@
+"""The store as Garrison kept it before migrations: every table of schema version 1.
+
+Each table and index is made only when missing, so that a SQLite store made before Alembic
+(which has them all, or all but the newest tables) is taken up as it is. Frozen: a change to
+the schema is a new migration, never an edit of this one.
+
+Revision ID: 0001
+Revises:
+"""
+
+from __future__ import annotations
+
+from alembic import op
+from sqlalchemy import Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, Table, Text
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+metadata = MetaData()
+
+models = Table(
+    "models",
+    metadata,
+    Column("profile_id", Text, primary_key=True),
+    Column("doc", Text, nullable=False),
+    Column("updated", Float, nullable=False),
+)
+
+audits = Table(
+    "audits",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", Text, nullable=False, unique=True),
+    Column("time", Float, nullable=False),
+    Column("container_id", Text, nullable=False),
+    Column("container_name", Text, nullable=False),
+    Column("image_name", Text, nullable=False),
+    Column("image_id", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("effect", Text, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("doc", Text, nullable=False),
+    Index("audits_time", "time"),
+)
+
+policies = Table(
+    "policies",
+    metadata,
+    Column("kind", Text, primary_key=True),
+    Column("doc", Text, nullable=False),
+    Column("updated", Float, nullable=False),
+)
+
+# The highest sequence number of the audit spool stored so far (see console/spool.py): written
+# in the transaction that stores the audits, so a replay stores each spooled audit once.
+spool_marks = Table(
+    "spool_marks",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("seq", Integer, nullable=False),
+)
+
+blocked = Table(
+    "blocked_containers",
+    metadata,
+    Column("container_id", Text, primary_key=True),
+    Column("doc", Text, nullable=False),
+    Column("time", Float, nullable=False),
+)
+
+status = Table(
+    "status",
+    metadata,
+    Column("source", Text, primary_key=True),
+    Column("doc", Text, nullable=False),
+    Column("updated", Float, nullable=False),
+)
+
+model_commands = Table(
+    "model_commands",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("op", Text, nullable=False),
+    Column("profile_id", Text, nullable=False),
+    Column("seconds", Float, nullable=False),
+    Column("time", Float, nullable=False),
+    Column("done", Float, nullable=True),  # when a defender applied it
+)
+
+# Alert channels and the outbox (added without a version change: only new tables, which an
+# older Garrison ignores). A delivery names its audit; a channel removed takes its
+# deliveries with it.
+alert_channels = Table(
+    "alert_channels",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("created", Float, nullable=False),
+)
+
+alert_outbox = Table(
+    "alert_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel", Text, nullable=False),
+    Column("audit_id", Integer, ForeignKey("audits.id"), nullable=False),
+    Column("state", Text, nullable=False),  # pending, sent, skipped (no profile routes it)
+    Column("folded", Integer, nullable=False),  # 0: the first alert; N: a summary of N more
+    Column("attempts", Integer, nullable=False),
+    Column("next_try", Float, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("sent", Float, nullable=True),
+    Column("error", Text, nullable=False),
+    Index("alert_outbox_due", "channel", "state", "next_try"),
+    # Retention: whether an audit is still owed to a channel, and its deliveries deleted with
+    # it, without a scan of the outbox per audit. Added to stores that exist on open.
+    Index("alert_outbox_audit", "audit_id", "state"),
+)
+
+# Per channel and audit once its first alert went: how many occurrences were told so far, and
+# when the next summary may go (the aggregation period of garrison.alerts.profiles).
+alert_marks = Table(
+    "alert_marks",
+    metadata,
+    Column("channel", Text, primary_key=True),
+    Column("audit_id", Integer, primary_key=True),
+    Column("counted", Integer, nullable=False),
+    Column("period", Float, nullable=False),
+    Column("next_summary", Float, nullable=False),
+    Index("alert_marks_audit", "audit_id"),  # retention deletes an audit's marks with it
+)
+
+# Occurrences of the audits retention deleted, by type and effect: added to the live audits'
+# counts, they keep the metrics' audit counters from going down when old audits are pruned.
+audit_pruned_totals = Table(
+    "audit_pruned_totals",
+    metadata,
+    Column("type", Text, primary_key=True),
+    Column("effect", Text, primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
+# Incidents (garrison.incidents): audits of one container correlated into a story. New tables
+# only, as the outbox. An incident's audits are rows of incident_audits, with the time each
+# joined (the story's order: an audit's own time is that of its latest occurrence).
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("container_id", Text, nullable=False),
+    Column("anchor", Text, nullable=False),
+    Column("state", Text, nullable=False),  # open, archived
+    Column("last", Float, nullable=False),
+    Column("doc", Text, nullable=False),
+    Index("incidents_open", "container_id", "anchor", "state"),
+    Index("incidents_last", "last"),
+)
+
+incident_audits = Table(
+    "incident_audits",
+    metadata,
+    Column("incident_id", Integer, ForeignKey("incidents.id"), primary_key=True),
+    Column("audit_id", Integer, ForeignKey("audits.id"), primary_key=True),
+    Column("time", Float, nullable=False),
+    Index("incident_audits_audit", "audit_id"),
+)
+
+# Console users, API tokens and page sessions (garrison.auth). New tables only, as the
+# outbox: an older Garrison ignores them. Only hashes of what authenticates are kept: the
+# argon2id hash of a password, the SHA-256 of a token's secret and of a session's cookie.
+# Foreign keys document the links (SQLite enforces none without PRAGMA foreign_keys): a
+# user's tokens and sessions are deleted with it explicitly, in its transaction.
+users = Table(
+    "users",
+    metadata,
+    Column("name", Text, primary_key=True),  # unique: two processes adding it, one wins
+    Column("role", Text, nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("user", Text, ForeignKey("users.name"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("secret_hash", Text, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("expires", Float, nullable=True),
+    Column("last_used", Float, nullable=True),
+    Index("api_tokens_user", "user"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("key_hash", Text, primary_key=True),
+    Column("user", Text, ForeignKey("users.name"), nullable=False),
+    Column("csrf", Text, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("expires", Float, nullable=False),
+    Index("sessions_user", "user"),
+    Index("sessions_expires", "expires"),
+)
+
+# Scan reports (garrison.scan.report): the newest few per image (per container for a
+# container's check), each whole as JSON, with the summary a listing reads. A new table
+# only, as the outbox.
+scan_reports = Table(
+    "scan_reports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", Text, nullable=False),  # image, container
+    Column("subject", Text, nullable=False),  # the image id, the container id
+    Column("name", Text, nullable=False),  # the image reference scanned, the container name
+    Column("time", Float, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("doc", Text, nullable=False),
+    Index("scan_reports_subject", "kind", "subject", "time"),
+)
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    for table in metadata.sorted_tables:
+        table.create(bind, checkfirst=True)
+        for index in table.indexes:  # made with a new table, or added to an older one
+            index.create(bind, checkfirst=True)
+
+
+def downgrade() -> None:
+    raise NotImplementedError("a store is never migrated back")

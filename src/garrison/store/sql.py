@@ -1,0 +1,383 @@
+"""``SQLStore``: the store on a SQL database through SQLAlchemy, the same statements on SQLite
+(``SQLiteStore``, store/sqlite.py) and PostgreSQL (``PostgresStore``, store/postgres.py).
+
+Writes in this process go one at a time through a lock; each store adds what its database
+needs for writes of other processes (SQLite's own lock; an advisory lock on PostgreSQL).
+Statements that the databases spell differently are in store/dialect.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from garrison.audit.query import AuditFilter
+from garrison.audit.record import Audit
+from garrison.errors import StoreError
+from garrison.incidents.record import Incident, IncidentFilter, IncidentState
+from garrison.model.commands import ModelCommand, check_op
+from garrison.store import schema, sql_alerts, sql_audits, sql_incidents
+from garrison.store.base import (
+    BlockedContainer,
+    ChannelRecord,
+    Delivery,
+    Doc,
+    check_audit,
+    check_command,
+    check_kind,
+    dump_doc,
+    profile_of,
+)
+from garrison.store.dialect import greatest, insert
+from garrison.store.sql_scans import SQLScans
+from garrison.store.sql_users import SQLUsers
+
+PRUNE_BATCH = 1000  # audits deleted per transaction: a writer waits for one batch at most
+EXPORT_BATCH = 500  # rows fetched at a time by iter_audits
+
+
+def _insert_audits(conn: Connection, rows: list[dict[str, Any]]) -> list[Audit]:
+    """Insert checked audit rows; one seen before adds to its count."""
+    table = schema.audits
+    new = insert(conn, table)
+    stmt = new.on_conflict_do_update(
+        index_elements=["key"],
+        set_={
+            "count": table.c.count + new.excluded.count,
+            "time": greatest(table.c.time, new.excluded.time),
+        },
+    ).returning(table.c.id, table.c.count, table.c.time, table.c.doc)
+    # One statement per audit: RETURNING with executemany is not portable.
+    return [sql_audits.audit_of(conn.execute(stmt, row).one()) for row in rows]
+
+
+def _blocked_upsert(conn: Connection, record: BlockedContainer) -> sa.Insert:
+    text = dump_doc(record.to_json(), f"blocked container {record.container_id}")
+    table = schema.blocked
+    stmt = insert(conn, table).values(container_id=record.container_id, doc=text, time=record.time)
+    return stmt.on_conflict_do_update(
+        index_elements=["container_id"],
+        set_={"doc": stmt.excluded.doc, "time": stmt.excluded.time},
+    )
+
+
+class SQLStore(SQLUsers, SQLScans):
+    """The store on the database of ``engine`` (its schema made by the subclass); ``where``
+    names it in errors. Users, API tokens and sessions: ``SQLUsers`` (store/sql_users.py);
+    scan reports: ``SQLScans`` (store/sql_scans.py)."""
+
+    def __init__(self, engine: sa.Engine, where: str) -> None:
+        self._engine = engine
+        self._where = where
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def _lock_writes(self, conn: Connection) -> None:
+        """Called first in each write transaction: what the database needs so that writes
+        of other processes wait for this one (nothing: SQLite takes its own lock)."""
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._lock, self._mapped(), self._engine.begin() as conn:
+            self._lock_writes(conn)
+            yield conn
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._mapped(), self._engine.connect() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _mapped(self) -> Iterator[None]:
+        try:
+            yield
+        except sa.exc.SQLAlchemyError as exc:
+            reason = getattr(exc, "orig", None) or exc
+            raise StoreError(f"store {self._where}: {reason}") from exc
+
+    # -- models ---------------------------------------------------------------------------
+
+    def save_models(self, docs: Sequence[Mapping[str, Any]]) -> None:
+        now = time.time()
+        rows = [
+            {"profile_id": profile_of(d), "doc": dump_doc(d, f"model {profile_of(d)}")}
+            for d in docs
+        ]
+        if not rows:
+            return
+        with self._write() as conn:
+            stmt = insert(conn, schema.models).values(updated=now)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["profile_id"],
+                set_={"doc": stmt.excluded.doc, "updated": stmt.excluded.updated},
+            )
+            conn.execute(stmt, rows)
+
+    def delete_models(self, profile_ids: Sequence[str]) -> None:
+        table = schema.models
+        with self._write() as conn:
+            conn.execute(table.delete().where(table.c.profile_id.in_(list(profile_ids))))
+
+    def load_models(self) -> list[Doc]:
+        table = schema.models
+        with self._read() as conn:
+            rows = conn.execute(sa.select(table.c.doc).order_by(table.c.profile_id))
+            return [json.loads(doc) for (doc,) in rows]
+
+    def get_model(self, profile_id: str) -> Doc | None:
+        table = schema.models
+        with self._read() as conn:
+            query = sa.select(table.c.doc).where(table.c.profile_id == profile_id)
+            text = conn.execute(query).scalar_one_or_none()
+        return None if text is None else json.loads(text)
+
+    # -- audits ---------------------------------------------------------------------------
+
+    def add_audits(self, audits: Sequence[Audit], spool_mark: int | None = None) -> list[Audit]:
+        rows = [_audit_row(check_audit(a)) for a in audits]
+        if not rows and spool_mark is None:
+            return []
+        with self._write() as conn:
+            stored = _insert_audits(conn, rows)
+            sql_alerts.enqueue(conn, stored, rows)
+            if spool_mark is not None:
+                table = schema.spool_marks
+                stmt = insert(conn, table).values(name="audits", seq=spool_mark)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["name"], set_={"seq": greatest(table.c.seq, spool_mark)}
+                )
+                conn.execute(stmt)
+        return stored
+
+    def spool_mark(self) -> int:
+        table = schema.spool_marks
+        with self._read() as conn:
+            seq = conn.execute(
+                sa.select(table.c.seq).where(table.c.name == "audits")
+            ).scalar_one_or_none()
+        return int(seq or 0)
+
+    def list_audits(self, query: AuditFilter | None = None) -> list[Audit]:
+        stmt = sql_audits.select(query or AuditFilter())
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+        return [sql_audits.audit_of(r) for r in rows]
+
+    def iter_audits(self, query: AuditFilter | None = None) -> Iterator[Audit]:
+        # One statement, fetched in batches: it reads one snapshot of the WAL from its first
+        # row to its last, so an audit that moves meanwhile is neither missed nor repeated.
+        stmt = sql_audits.select(query or AuditFilter())
+        with self._read() as conn:
+            result = conn.execute(stmt)
+            while rows := result.fetchmany(EXPORT_BATCH):
+                yield from (sql_audits.audit_of(r) for r in rows)
+
+    def prune_audits(self, before: float | None, keep: int) -> int:
+        deleted = 0
+        while True:  # a transaction per batch, so that audits being stored wait little
+            with self._write() as conn:
+                done = sql_audits.prune_batch(conn, before, keep, PRUNE_BATCH)
+            deleted += done
+            if done < PRUNE_BATCH:
+                return deleted
+
+    def audit_totals(self) -> dict[tuple[str, str], int]:
+        with self._read() as conn:
+            return sql_audits.totals(conn)
+
+    # -- incidents (store/sql_incidents.py) ---------------------------------------------
+
+    def audits_after(self, audit_id: int, limit: int) -> list[Audit]:
+        with self._read() as conn:
+            return sql_incidents.audits_after(conn, audit_id, limit)
+
+    def get_audits(self, audit_ids: Sequence[int]) -> list[Audit]:
+        with self._read() as conn:
+            return sql_incidents.get_audits(conn, audit_ids)
+
+    def incident_mark(self) -> int:
+        with self._read() as conn:
+            return sql_incidents.mark(conn)
+
+    def save_incident(
+        self, incident: Incident, joined: Sequence[tuple[int, float]], mark: int | None = None
+    ) -> Incident:
+        with self._write() as conn:
+            saved = sql_incidents.save(conn, incident, joined)
+            if mark is not None:
+                sql_incidents.set_mark(conn, mark)
+        return saved
+
+    def set_incident_mark(self, audit_id: int) -> None:
+        with self._write() as conn:
+            sql_incidents.set_mark(conn, audit_id)
+
+    def open_incident(self, container_id: str, anchor: str) -> Incident | None:
+        with self._read() as conn:
+            return sql_incidents.open_incident(conn, container_id, anchor)
+
+    def get_incident(self, incident_id: int) -> Incident | None:
+        with self._read() as conn:
+            return sql_incidents.get(conn, incident_id)
+
+    def list_incidents(self, query: IncidentFilter) -> list[Incident]:
+        with self._read() as conn:
+            return sql_incidents.listed(conn, query)
+
+    def set_incident_state(self, incident_id: int, state: IncidentState) -> bool:
+        with self._write() as conn:
+            return sql_incidents.set_state(conn, incident_id, state)
+
+    # -- policies, status -------------------------------------------------------------------
+
+    def get_policy(self, kind: str) -> Doc | None:
+        return self._get_doc(schema.policies, schema.policies.c.kind, kind)
+
+    def set_policy(self, kind: str, doc: Mapping[str, Any]) -> None:
+        text = dump_doc(doc, f"policy {check_kind(kind)}")
+        self._put_doc(schema.policies, "kind", kind, text)
+
+    def set_status(self, doc: Mapping[str, Any], source: str = "defender") -> None:
+        text = dump_doc(doc, f"status {check_kind(source, 'status source')}")
+        self._put_doc(schema.status, "source", source, text)
+
+    def get_status(self, source: str = "defender") -> Doc | None:
+        return self._get_doc(schema.status, schema.status.c.source, source)
+
+    def _get_doc(self, table: sa.Table, column: sa.Column[Any], name: str) -> Doc | None:
+        with self._read() as conn:
+            text = conn.execute(sa.select(table.c.doc).where(column == name)).scalar_one_or_none()
+        return None if text is None else json.loads(text)
+
+    def _put_doc(self, table: sa.Table, key: str, name: str, text: str) -> None:
+        with self._write() as conn:
+            stmt = insert(conn, table).values({key: name, "doc": text, "updated": time.time()})
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[key],
+                set_={"doc": stmt.excluded.doc, "updated": stmt.excluded.updated},
+            )
+            conn.execute(stmt)
+
+    # -- blocked containers ---------------------------------------------------------------
+
+    def add_blocked(self, record: BlockedContainer) -> None:
+        with self._write() as conn:
+            conn.execute(_blocked_upsert(conn, record))
+
+    def begin_block(self, record: BlockedContainer, audit: Audit) -> BlockedContainer:
+        row = _audit_row(check_audit(audit))
+        with self._write() as conn:
+            (stored,) = _insert_audits(conn, [row])
+            sql_alerts.enqueue(conn, [stored], [row])
+            record = dataclasses.replace(record, audit_id=stored.id)
+            conn.execute(_blocked_upsert(conn, record))
+        return record
+
+    def remove_blocked(self, container_id: str) -> bool:
+        table = schema.blocked
+        with self._write() as conn:
+            result = conn.execute(table.delete().where(table.c.container_id == container_id))
+            return bool(result.rowcount)
+
+    def list_blocked(self) -> list[BlockedContainer]:
+        table = schema.blocked
+        with self._read() as conn:
+            rows = conn.execute(sa.select(table.c.doc).order_by(table.c.time)).scalars().all()
+        return [BlockedContainer.from_json(json.loads(doc)) for doc in rows]
+
+    # -- alert channels and the outbox (sql_alerts) -------------------------------------
+
+    def add_channel(self, record: ChannelRecord) -> None:
+        with self._write() as conn:
+            sql_alerts.add_channel(conn, record)
+
+    def remove_channel(self, name: str) -> bool:
+        with self._write() as conn:
+            return sql_alerts.remove_channel(conn, name)
+
+    def list_channels(self) -> list[ChannelRecord]:
+        with self._read() as conn:
+            return sql_alerts.list_channels(conn)
+
+    def due_deliveries(self, channel: str, now: float, limit: int) -> list[Delivery]:
+        with self._read() as conn:
+            return sql_alerts.due(conn, channel, now, limit)
+
+    def delivered(self, delivery_id: int, when: float, period: float = 60.0) -> None:
+        with self._write() as conn:
+            sql_alerts.delivered(conn, delivery_id, when, period)
+
+    def skip(self, delivery_id: int, reason: str) -> None:
+        with self._write() as conn:
+            sql_alerts.skip(conn, delivery_id, reason)
+
+    def make_summaries(self, channel: str, now: float) -> int:
+        with self._write() as conn:
+            return sql_alerts.make_summaries(conn, channel, now)
+
+    def retry_later(self, delivery_id: int, next_try: float, error: str) -> None:
+        with self._write() as conn:
+            sql_alerts.retry_later(conn, delivery_id, next_try, error)
+
+    def outbox_totals(self) -> dict[tuple[str, str], int]:
+        with self._read() as conn:
+            return sql_alerts.totals(conn)
+
+    def list_deliveries(self, state: str = "", limit: int = 100) -> list[Delivery]:
+        with self._read() as conn:
+            return sql_alerts.listed(conn, state, limit)
+
+    # -- model commands ---------------------------------------------------------------------
+
+    def add_model_command(self, command: ModelCommand) -> ModelCommand:
+        check_command(command)
+        table = schema.model_commands
+        values = {
+            "op": command.op,
+            "profile_id": command.profile_id,
+            "seconds": command.seconds,
+            "time": command.time,
+        }
+        with self._write() as conn:
+            new_id = conn.execute(table.insert().values(values).returning(table.c.id)).scalar_one()
+        return ModelCommand(command.op, command.profile_id, command.seconds, command.time, new_id)
+
+    def pending_model_commands(self) -> list[ModelCommand]:
+        table = schema.model_commands
+        stmt = sa.select(table).where(table.c.done.is_(None)).order_by(table.c.id)
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+        return [ModelCommand(check_op(r.op), r.profile_id, r.seconds, r.time, r.id) for r in rows]
+
+    def finish_model_commands(self, ids: Sequence[int]) -> None:
+        table = schema.model_commands
+        with self._write() as conn:
+            conn.execute(table.update().where(table.c.id.in_(list(ids))).values(done=time.time()))
+
+
+def _audit_row(audit: Audit) -> dict[str, Any]:
+    doc = audit.to_json()
+    doc["time"] = audit.time
+    return {
+        "key": json.dumps(list(audit.key())),
+        "time": audit.time,
+        "container_id": audit.containerId,
+        "container_name": audit.containerName.removeprefix("/"),
+        "image_name": audit.imageName,
+        "image_id": audit.imageId,
+        "type": audit.type,
+        "effect": audit.effect,
+        "count": audit.count,
+        "doc": dump_doc(doc, f"audit {audit.attackType}"),
+        **sql_audits.columns(audit),
+    }
