@@ -1,7 +1,8 @@
 """What ``garrison`` imports before it does anything (issue 17): ``--help`` of the root, of a
 group and of a command loads none of the heavy packages that only some commands use, and the
-start of ``scan image`` loads none of those it does not need. A test of what is imported, not
-of time: the time is for benchmarks/bench_cli_start.py to measure.
+start of ``scan image`` loads none of those it does not need, and ``run`` with no engine
+answering never loads the development engine. A test of what is imported, not of time: the
+time is for benchmarks/bench_cli_start.py to measure.
 
 Each command runs as a user runs it (``python -m garrison``, a process of its own) under
 ``-X importtime``, whose report on stderr names every module the process imported."""
@@ -45,18 +46,23 @@ NOT_FOR_A_SCAN = ("fastapi", "uvicorn", "starlette", "jinja2", "apprise", "prome
 
 def imported(*args: str, cwd: Path) -> set[str]:
     """The top-level packages a ``garrison`` command imported, read from ``-X importtime``."""
+    return {name.split(".")[0] for name in imported_modules(*args, cwd=cwd)}
+
+
+def imported_modules(*args: str, cwd: Path) -> set[str]:
+    """Every module a ``garrison`` command imported (``garrison.cli.app``, ``docker.errors``…)."""
     env = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1"}
     ran = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "garrison", *args],
         capture_output=True, text=True, env=env, cwd=cwd, timeout=120, check=False,
     )  # fmt: skip
-    names = [
+    names = {
         line.rsplit("|", 1)[1].strip()
         for line in ran.stderr.splitlines()
         if line.startswith("import time:") and "|" in line
-    ]
+    }
     assert "garrison.cli.app" in names, ran.stderr[-2000:]
-    return {name.split(".")[0] for name in names}
+    return names
 
 
 @pytest.mark.parametrize(
@@ -81,6 +87,20 @@ def test_scan_image_starts_without_the_web_console_alerts_or_metrics(tmp_path: P
     )  # fmt: skip
     assert {"docker", "sqlalchemy"} <= loaded  # it went as far as its real work
     assert sorted(loaded.intersection(NOT_FOR_A_SCAN)) == []
+
+
+def test_run_with_no_engine_answering_never_imports_the_development_engine(
+    tmp_path: Path,
+) -> None:
+    # `garrison run` asks the engine named and stops there: the package that installs Debian
+    # packages and starts dockerd (`garrison engine up`'s) is not even loaded.
+    nowhere = f"unix://{tmp_path}/no-engine.sock"
+    data = private_dir(tmp_path / "data")
+    loaded = imported_modules(
+        "run", "--docker-host", nowhere, "--data-dir", str(data), cwd=tmp_path
+    )
+    assert "garrison.runtime.docker" in loaded  # it went as far as asking the engine
+    assert sorted(name for name in loaded if name.startswith("garrison.devengine")) == []
 
 
 def test_each_default_shown_by_help_equals_its_owners() -> None:

@@ -17,7 +17,7 @@ import typer
 from garrison.audit.retention import Retention
 from garrison.cli.defaults import DEFAULT_DATA_DIR
 from garrison.cli.options import out
-from garrison.errors import ConfigError
+from garrison.errors import ConfigError, RuntimeUnavailable
 
 # The defender, the console, pydantic's settings, asyncio and the Docker SDK are imported by
 # the functions that run them: `garrison --help` imports this module too (issue 17).
@@ -32,37 +32,31 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def reachable(base_url: str) -> bool:
-    """True when a Docker engine answers at ``base_url``."""
-    import docker  # noqa: PLC0415
-    import docker.errors  # noqa: PLC0415
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 
+
+def resolve_docker_host(docker_host: str | None) -> str:
+    """The engine to defend: the one named, else the host's default socket, if it answers.
+
+    Raises RuntimeUnavailable, saying how to start one, when it does not: ``garrison run``
+    never installs packages or starts an engine of its own (``garrison engine up`` is the
+    development helper that does, and ``scripts/run`` calls it).
+    """
+    # The runtime's module brings the Docker SDK: imported here, never for --help (issue 17).
+    from garrison.runtime.docker import DockerRuntime  # noqa: PLC0415
+
+    host = docker_host or DEFAULT_DOCKER_HOST
+    runtime = DockerRuntime(host, timeout=5)
     try:
-        client = docker.DockerClient(base_url=base_url, timeout=5)
-    except docker.errors.DockerException:
-        return False
-    try:
-        return bool(client.ping())
-    except (docker.errors.DockerException, OSError):
-        return False
+        if runtime.ping():
+            return host
     finally:
-        client.close()
-
-
-def resolve_docker_host(docker_host: str | None, engine_dir: Path) -> str:
-    """The engine to defend: the one named, the host's default, or a private one started now."""
-    from garrison.devengine import EngineConfig, PrivateEngine, ensure_packages  # noqa: PLC0415
-
-    if docker_host:
-        return docker_host
-    default = "unix:///var/run/docker.sock"
-    if os.path.exists("/var/run/docker.sock") and reachable(default):
-        return default
-    ensure_packages()
-    engine = PrivateEngine(EngineConfig(state_dir=engine_dir, keep=True)).start()
-    verb = "reused" if engine.reused else "started"
-    out.print(f"No Docker engine answered; {verb} a private one: DOCKER_HOST={engine.base_url}")
-    return engine.base_url
+        runtime.close()
+    raise RuntimeUnavailable(
+        f"no Docker engine answers at {host}; start Docker, or a private development engine "
+        f"with `{_command_name()} engine up`, then give its address with --docker-host or "
+        "DOCKER_HOST"
+    )
 
 
 def run(
@@ -70,7 +64,8 @@ def run(
         str | None,
         typer.Option(
             "--docker-host",
-            help="Docker engine to defend (env GARRISON_DOCKER_HOST, then DOCKER_HOST).",
+            help="Docker engine to defend (env GARRISON_DOCKER_HOST, then DOCKER_HOST; "
+            "default unix:///var/run/docker.sock).",
         ),
     ] = None,
     data_dir: Annotated[
@@ -111,11 +106,15 @@ def run(
         Path | None,
         typer.Option("--config", "-c", envvar="GARRISON_CONFIG", help="YAML settings file."),
     ] = None,
+    # Read by nothing: kept (hidden) so that scripts written when garrison run started a
+    # private engine still run (docs/cli.md#garrison-run).
     engine_dir: Annotated[
         Path | None,
         typer.Option(
             "--engine-dir",
-            help="State dir of the private engine started when no Docker engine answers.",
+            help="No effect any more, still accepted for scripts that pass it: garrison run "
+            "never starts an engine (`garrison engine up --state-dir DIR` does).",
+            hidden=True,
         ),
     ] = None,
     watchdog: Annotated[
@@ -156,6 +155,11 @@ def run(
     Settings come from defaults, then the --config file, then GARRISON_* environment
     variables, then these options. Stop it with Ctrl-C or SIGTERM.
 
+    It defends the Docker engine named by --docker-host (else GARRISON_DOCKER_HOST, then
+    DOCKER_HOST, else unix:///var/run/docker.sock) and stops at once when none answers there:
+    it never installs packages or starts an engine (`garrison engine up` starts a private
+    development one).
+
     With the watchdog (the default) this process supervises the defender, a child process:
     when the defender stops answering permission events for --stall-timeout it is killed (the
     kernel then lets every waiting exec through), the stall is audited, and a new defender
@@ -173,7 +177,6 @@ def run(
         "network_interval": network_interval,
         "process_events": process_events,
         "write_prevention": write_prevention,
-        "engine_dir": engine_dir,
         "watchdog": watchdog,
         "stall_timeout": stall_timeout,
         "metrics_address": metrics_address,
@@ -187,7 +190,7 @@ def run(
         faults.install(supervised.restarts)
         asyncio.run(_serve(settings, supervised))
         return
-    host = resolve_docker_host(settings.docker_host, settings.engine_dir)
+    host = resolve_docker_host(settings.docker_host)
     settings = settings.model_copy(update={"docker_host": host})
     _print_next_steps(settings)
     if not settings.watchdog:
