@@ -23,7 +23,10 @@ from alembic.script import ScriptDirectory
 
 from garrison.audit.query import AuditFilter
 from garrison.errors import StoreError
-from garrison.store import DB_NAME, SQLiteStore, migrate, schema
+from garrison.model import ModelCommand
+from garrison.runtime.base import RestartPolicy
+from garrison.store import DB_NAME, BlockedContainer, SQLiteStore, migrate, schema
+from garrison.store.base import HostRecord
 from garrison.store.postgres import PostgresStore, engine_url
 from tests.store.test_store_contract import audit
 from tests.store.test_store_users import session, token, user
@@ -122,7 +125,8 @@ def test_a_store_from_before_migrations_is_taken_up_with_its_audits(
         store.close()
     with contextlib.closing(sqlite3.connect(tmp_path / DB_NAME)) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        revisions = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+        assert revisions == [(migrate.HEAD,)]
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     assert set(without) <= names
     assert_matches_schema(sa.create_engine(f"sqlite:///{tmp_path / DB_NAME}"))
@@ -212,3 +216,54 @@ def test_a_store_at_the_newest_revision_opens_without_alembic(tmp_path: Path) ->
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def _store_at_0002(engine: sa.Engine) -> None:
+    """A store as revision 0002 left it, with a blocked container (its doc without a host, as
+    Garrison then wrote it) and two model commands, one applied."""
+    from alembic import command  # noqa: PLC0415
+
+    with engine.begin() as conn:
+        command.upgrade(migrate.config(conn), "0002")
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA user_version=2")
+        doc = {k: v for k, v in OLD_BLOCK.to_json().items() if k != "host"}
+        conn.execute(
+            sa.text("INSERT INTO blocked_containers VALUES (:id, :doc, :time)"),
+            {"id": OLD_BLOCK.container_id, "doc": json.dumps(doc), "time": OLD_BLOCK.time},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO model_commands (op, profile_id, seconds, time, done)"
+                " VALUES ('relearn', 'p1', 0, 5, NULL), ('extend', 'p1', 60, 6, 7)"
+            )
+        )
+    engine.dispose()
+
+
+OLD_BLOCK = BlockedContainer("c1", "web", "nginx", RestartPolicy("always"), None, 10.0)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_store_at_0002_migrates_keeping_its_blocks_and_commands(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / DB_NAME}"
+        _store_at_0002(sa.create_engine(url))
+        store: SQLiteStore | PostgresStore = SQLiteStore.in_dir(tmp_path)
+    else:
+        cluster = request.getfixturevalue("postgres")
+        url = cluster.url(cluster.create_database())
+        _store_at_0002(sa.create_engine(engine_url(url)))
+        store = PostgresStore(url)
+        url = engine_url(url)
+    try:
+        assert store.list_blocked() == [OLD_BLOCK]
+        assert store.list_blocked(host="") == [OLD_BLOCK], "a block from before: host ''"
+        assert store.pending_model_commands() == [ModelCommand("relearn", "p1", 0.0, 5.0, 1)]
+        store.enrol_host(HostRecord("web", "1", 0.0))
+        assert [c.id for c in store.pending_model_commands("web")] == [1, 2]
+    finally:
+        store.close()
+    assert_matches_schema(sa.create_engine(url))

@@ -2,11 +2,13 @@
 ``PostgresStore`` (a console for many hosts; imported from ``garrison.store.postgres``, so
 that only a console using it loads its driver) and ``MemoryStore`` (the fake for tests of other
 parts); their schema and its migrations; and the data directory's owner-only modes, which every
-file Garrison keeps there is made with (``datadir``)."""
+file Garrison keeps there is made with (``datadir``). ``StoreTokenBook`` (a store as the book of
+fleet enrolment tokens) is imported from ``garrison.store.tokenbook``: it loads
+``garrison.fleet``, which a defender opening its store does not need."""
 
 from __future__ import annotations
 
-from garrison.store.base import BlockedContainer, Store
+from garrison.store.base import BlockedContainer, HostRecord, Store
 from garrison.store.datadir import create_private_file, open_private, secure_data_dir
 from garrison.store.memory import MemoryStore
 from garrison.store.sqlite import DB_NAME, SQLiteStore
@@ -14,6 +16,7 @@ from garrison.store.sqlite import DB_NAME, SQLiteStore
 __all__ = [
     "DB_NAME",
     "BlockedContainer",
+    "HostRecord",
     "MemoryStore",
     "SQLiteStore",
     "Store",

@@ -7,7 +7,7 @@ import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
@@ -16,6 +16,11 @@ from garrison.incidents.record import Incident, IncidentFilter, IncidentState
 from garrison.model.commands import ModelCommand
 from garrison.runtime.base import RestartPolicy
 from garrison.scan.report import ScanReport
+
+if TYPE_CHECKING:
+    # Not imported at run time: garrison.fleet loads cryptography, which a defender opening
+    # its store does not need (and garrison.fleet imports garrison.store).
+    from garrison.fleet.enroll import TokenRecord as EnrolToken
 
 Doc = dict[str, Any]
 KEEP_SCANS = 5  # scan reports kept per image (per container), the newest
@@ -46,6 +51,7 @@ class BlockedContainer:
     reason: str = ""
     bundle: str = ""  # the forensics bundle's id
     capture: CaptureState = ""
+    host: str = ""  # the host whose defender blocked it ("": the console's own, one host)
 
     def to_json(self) -> Doc:
         return {
@@ -62,6 +68,7 @@ class BlockedContainer:
             "reason": self.reason,
             "bundle": self.bundle,
             "capture": self.capture,
+            "host": self.host,
         }
 
     @classmethod
@@ -78,12 +85,35 @@ class BlockedContainer:
             reason=str(doc.get("reason") or ""),
             bundle=str(doc.get("bundle") or ""),
             capture=_capture_state(doc.get("capture")),
+            host=str(doc.get("host") or ""),
         )
 
 
 def _capture_state(value: object) -> CaptureState:
     states: dict[object, CaptureState] = {"pending": "pending", "done": "done", "failed": "failed"}
     return states.get(value, "")
+
+
+@dataclass(frozen=True, slots=True)
+class HostRecord:
+    """A host enrolled with a console (garrison.fleet): the serial of its current client
+    certificate (decimal text), when it was enrolled, revoked (None: it is not) and last
+    heard from (None: never)."""
+
+    name: str
+    serial: str
+    enrolled: float
+    revoked: float | None = None
+    last_seen: float | None = None
+
+    def to_json(self) -> Doc:
+        return {
+            "name": self.name,
+            "serial": self.serial,
+            "enrolled": self.enrolled,
+            "revoked": self.revoked,
+            "lastSeen": self.last_seen,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,14 +218,24 @@ class Store(Protocol):
     def load_models(self) -> list[Doc]: ...
     def get_model(self, profile_id: str) -> Doc | None: ...
 
-    # Audits: one with the ``key()`` of a stored one adds its count and moves its time.
-    def add_audits(self, audits: Sequence[Audit], spool_mark: int | None = None) -> list[Audit]:
-        """Store audits (one seen before adds to its count); ``spool_mark``: the highest spool
-        sequence number they hold, kept in the same transaction."""
+    def models_since(self, since: float) -> list[tuple[float, Doc]]:
+        """(updated, doc) of the models saved after ``since``, oldest first: what a defender
+        pulls of the models other hosts saved (it asks again from the last ``updated``)."""
         ...
 
-    def spool_mark(self) -> int:
-        """The highest spool sequence number stored (0: none)."""
+    # Audits: one with the ``key()`` of a stored one adds its count and moves its time.
+    def add_audits(
+        self, audits: Sequence[Audit], spool_mark: int | None = None, spool: str = "audits"
+    ) -> list[Audit]:
+        """Store audits (one seen before adds to its count); ``spool_mark``: the highest
+        sequence number they hold of the spool named ``spool`` (one per host), kept in the
+        same transaction. When that spool's stored mark is already ``spool_mark`` or more,
+        the batch was stored before (sent again after a lost answer): nothing is stored, and
+        the answer is []. The mark is checked and moved in the write transaction."""
+        ...
+
+    def spool_mark(self, spool: str = "audits") -> int:
+        """The highest sequence number stored of the spool named ``spool`` (0: none)."""
         ...
 
     def list_audits(self, query: AuditFilter | None = None) -> list[Audit]: ...
@@ -254,7 +294,9 @@ class Store(Protocol):
         ...
 
     def remove_blocked(self, container_id: str) -> bool: ...
-    def list_blocked(self) -> list[BlockedContainer]: ...
+    def list_blocked(self, host: str | None = None) -> list[BlockedContainer]:
+        """Oldest first; those of ``host`` (None: every host's)."""
+        ...
 
     # Alert channels, and the outbox: an audit stored new makes one pending delivery per
     # channel in the same transaction (``add_audits``, ``begin_block``).
@@ -294,14 +336,68 @@ class Store(Protocol):
         """Newest first; ``state`` "pending", "sent" or "skipped" ("" all)."""
         ...
 
-    # Defender status documents (counters…), one per source.
+    # Defender status documents (counters…), one per source ("defender:HOST" per host).
     def set_status(self, doc: Mapping[str, Any], source: str = "defender") -> None: ...
     def get_status(self, source: str = "defender") -> Doc | None: ...
+    def list_status(self, prefix: str) -> list[tuple[str, Doc]]:
+        """(source, doc) of the sources that start with ``prefix`` (literally), by source."""
+        ...
 
-    # The model command queue: console → defender, across processes.
+    # The model command queue: console → defender(s), across processes.
     def add_model_command(self, command: ModelCommand) -> ModelCommand: ...
-    def pending_model_commands(self) -> list[ModelCommand]: ...
-    def finish_model_commands(self, ids: Sequence[int]) -> None: ...
+    def pending_model_commands(self, host: str | None = None) -> list[ModelCommand]:
+        """In queue order. ``host`` None: those no defender applied yet (one host). With a
+        host: those that host has not applied, queued at or after its enrolment (a host
+        enrolled later does not replay older commands), whether others applied them or not;
+        none for a host that is not enrolled."""
+        ...
+
+    def finish_model_commands(self, ids: Sequence[int], host: str | None = None) -> None:
+        """Applied: by ``host`` (the command is then also done, from the first host's time),
+        or (None) by the one defender. Ids unknown, or applied before, are ignored."""
+        ...
+
+    # Hosts of a console (garrison.fleet) and their enrolment tokens.
+    def enrol_host(self, record: HostRecord) -> None:
+        """Add the host, not revoked. A host enrolled again (a new certificate) takes the
+        record's serial and enrolment time and is no longer revoked: its older certificate
+        no longer matches. Its last_seen is kept."""
+        ...
+
+    def get_host(self, name: str) -> HostRecord | None: ...
+    def list_hosts(self) -> list[HostRecord]:
+        """By name."""
+        ...
+
+    def revoke_host(self, name: str, when: float) -> bool:
+        """Revoked at ``when`` (a host revoked already keeps its first time); False when
+        there is no such host."""
+        ...
+
+    def host_seen(self, name: str, when: float) -> None:
+        """Heard from at ``when``: last_seen becomes the later of the two. Nothing for an
+        unknown host."""
+        ...
+
+    def delete_host(self, name: str) -> bool:
+        """The host and its model command acknowledgements; False when none."""
+        ...
+
+    def add_enrol_token(self, record: EnrolToken) -> None:
+        """InvalidInput when a token of that id exists."""
+        ...
+
+    def get_enrol_token(self, token_id: str) -> EnrolToken | None: ...
+    def mark_enrol_token_used(self, token_id: str, when: float) -> bool:
+        """Spend the token at ``when``: True for the one caller that spent it, False when it
+        is unknown or was spent already (atomic: two hosts presenting it at once, one wins)."""
+        ...
+
+    def list_enrol_tokens(self) -> list[EnrolToken]:
+        """Newest first."""
+        ...
+
+    def delete_enrol_token(self, token_id: str) -> bool: ...
 
     # Console users, their API tokens and page sessions (garrison.auth). A change that would
     # leave no enabled admin is refused (InvalidInput) in the transaction that makes it, so

@@ -12,38 +12,37 @@ from typing import Any
 from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
 from garrison.errors import InvalidInput
-from garrison.model.commands import ModelCommand
 from garrison.store.base import (
     BlockedContainer,
     ChannelRecord,
     Delivery,
     Doc,
     check_audit,
-    check_command,
     check_kind,
     dump_doc,
     profile_of,
 )
+from garrison.store.memory_hosts import MemoryHosts
 from garrison.store.memory_incidents import MemoryIncidents
 from garrison.store.memory_scans import MemoryScans
 from garrison.store.memory_users import MemoryUsers
 
 
-class MemoryStore(MemoryIncidents, MemoryUsers, MemoryScans):
+class MemoryStore(MemoryIncidents, MemoryUsers, MemoryScans, MemoryHosts):
     def __init__(self) -> None:
         MemoryIncidents.__init__(self)
         MemoryUsers.__init__(self)
         MemoryScans.__init__(self)
+        MemoryHosts.__init__(self)
         self._lock = threading.Lock()
-        self._models: dict[str, str] = {}
+        self._models: dict[str, tuple[float, str]] = {}  # profile id → (updated, doc)
         self._audits: dict[tuple[str, ...], Audit] = {}
         self._pruned_totals: dict[tuple[str, str], int] = {}  # occurrences of pruned audits
         self._policies: dict[str, str] = {}
         self._blocked: dict[str, BlockedContainer] = {}
         self._status: dict[str, str] = {}
-        self._commands: dict[int, ModelCommand] = {}
         self._next_id = 1
-        self._spool_mark = 0
+        self._spool_marks: dict[str, int] = {}
         self._channels: dict[str, ChannelRecord] = {}
         self._outbox: dict[int, Delivery] = {}
         # (channel, audit key) → [occurrences told, period, next summary]
@@ -55,7 +54,8 @@ class MemoryStore(MemoryIncidents, MemoryUsers, MemoryScans):
     def save_models(self, docs: Sequence[Mapping[str, Any]]) -> None:
         texts = {profile_of(d): dump_doc(d, f"model {profile_of(d)}") for d in docs}
         with self._lock:
-            self._models.update(texts)
+            now = time.time()
+            self._models.update((p, (now, text)) for p, text in texts.items())
 
     def delete_models(self, profile_ids: Sequence[str]) -> None:
         with self._lock:
@@ -64,22 +64,33 @@ class MemoryStore(MemoryIncidents, MemoryUsers, MemoryScans):
 
     def load_models(self) -> list[Doc]:
         with self._lock:
-            return [json.loads(self._models[p]) for p in sorted(self._models)]
+            return [json.loads(self._models[p][1]) for p in sorted(self._models)]
 
     def get_model(self, profile_id: str) -> Doc | None:
         with self._lock:
-            text = self._models.get(profile_id)
-        return None if text is None else json.loads(text)
+            found = self._models.get(profile_id)
+        return None if found is None else json.loads(found[1])
 
-    def add_audits(self, audits: Sequence[Audit], spool_mark: int | None = None) -> list[Audit]:
+    def models_since(self, since: float) -> list[tuple[float, Doc]]:
+        with self._lock:
+            found = sorted((t, p, text) for p, (t, text) in self._models.items() if t > since)
+        return [(updated, json.loads(text)) for updated, _, text in found]
+
+    def add_audits(
+        self, audits: Sequence[Audit], spool_mark: int | None = None, spool: str = "audits"
+    ) -> list[Audit]:
         checked = [check_audit(a) for a in audits]
         with self._lock:
             if spool_mark is not None:
-                self._spool_mark = max(self._spool_mark, spool_mark)
+                old = self._spool_marks.get(spool)
+                if old is not None and old >= spool_mark:
+                    return []  # stored before: sent again after its answer was lost
+                self._spool_marks[spool] = spool_mark
             return [self._add_audit(a) for a in checked]
 
-    def spool_mark(self) -> int:
-        return self._spool_mark
+    def spool_mark(self, spool: str = "audits") -> int:
+        with self._lock:
+            return self._spool_marks.get(spool, 0)
 
     def _add_audit(self, audit: Audit) -> Audit:
         old = self._audits.get(audit.key())
@@ -266,9 +277,10 @@ class MemoryStore(MemoryIncidents, MemoryUsers, MemoryScans):
         with self._lock:
             return self._blocked.pop(container_id, None) is not None
 
-    def list_blocked(self) -> list[BlockedContainer]:
+    def list_blocked(self, host: str | None = None) -> list[BlockedContainer]:
         with self._lock:
-            return sorted(self._blocked.values(), key=lambda r: r.time)
+            found = [b for b in self._blocked.values() if host in (None, b.host)]
+        return sorted(found, key=lambda r: r.time)
 
     def set_status(self, doc: Mapping[str, Any], source: str = "defender") -> None:
         text = dump_doc(doc, f"status {check_kind(source, 'status source')}")
@@ -280,18 +292,7 @@ class MemoryStore(MemoryIncidents, MemoryUsers, MemoryScans):
             text = self._status.get(source)
         return None if text is None else json.loads(text)
 
-    def add_model_command(self, command: ModelCommand) -> ModelCommand:
-        check_command(command)
+    def list_status(self, prefix: str) -> list[tuple[str, Doc]]:
         with self._lock:
-            stored = dataclasses.replace(command, id=self._take_id())
-            self._commands[stored.id or 0] = stored
-        return stored
-
-    def pending_model_commands(self) -> list[ModelCommand]:
-        with self._lock:
-            return [self._commands[i] for i in sorted(self._commands)]
-
-    def finish_model_commands(self, ids: Sequence[int]) -> None:
-        with self._lock:
-            for command_id in ids:
-                self._commands.pop(command_id, None)
+            found = sorted((s, t) for s, t in self._status.items() if s.startswith(prefix))
+        return [(source, json.loads(text)) for source, text in found]

@@ -21,7 +21,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -82,6 +82,8 @@ blocked = Table(
     Column("container_id", Text, primary_key=True),
     Column("doc", Text, nullable=False),
     Column("time", Float, nullable=False),
+    # The host whose defender blocked it (migration 0003; '' before, and on one host).
+    Column("host", Text, nullable=False, server_default=""),
 )
 
 status = Table(
@@ -101,6 +103,15 @@ model_commands = Table(
     Column("seconds", Float, nullable=False),
     Column("time", Float, nullable=False),
     Column("done", Float, nullable=True),  # when a defender applied it
+)
+
+# Which host applied which command (migration 0003): with many hosts a command is done per
+# host, not once ("done" above is then the first host's time).
+model_command_acks = Table(
+    "model_command_acks",
+    metadata,
+    Column("command_id", Integer, ForeignKey("model_commands.id"), primary_key=True),
+    Column("host", Text, primary_key=True),
 )
 
 # Alert channels and the outbox (added without a version change: only new tables, which an
@@ -235,4 +246,27 @@ scan_reports = Table(
     Column("summary", Text, nullable=False),
     Column("doc", Text, nullable=False),
     Index("scan_reports_subject", "kind", "subject", "time"),
+)
+
+# The hosts of a console (garrison.fleet, migration 0003): each known by the serial (decimal
+# text: a serial has up to 159 bits) of the client certificate it was last enrolled with.
+hosts = Table(
+    "hosts",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("serial", Text, nullable=False),
+    Column("enrolled", Float, nullable=False),
+    Column("revoked", Float, nullable=True),
+    Column("last_seen", Float, nullable=True),
+)
+
+# One-time enrolment tokens (garrison.fleet.enroll): only the SHA-256 of a secret is kept.
+enrol_tokens = Table(
+    "enrol_tokens",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("secret_hash", Text, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("expires", Float, nullable=False),
+    Column("used", Float, nullable=True),
 )

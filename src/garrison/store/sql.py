@@ -23,7 +23,6 @@ from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
 from garrison.errors import StoreError
 from garrison.incidents.record import Incident, IncidentFilter, IncidentState
-from garrison.model.commands import ModelCommand, check_op
 from garrison.store import schema, sql_alerts, sql_audits, sql_incidents
 from garrison.store.base import (
     BlockedContainer,
@@ -31,12 +30,12 @@ from garrison.store.base import (
     Delivery,
     Doc,
     check_audit,
-    check_command,
     check_kind,
     dump_doc,
     profile_of,
 )
 from garrison.store.dialect import greatest, insert
+from garrison.store.sql_hosts import SQLHosts
 from garrison.store.sql_scans import SQLScans
 from garrison.store.sql_users import SQLUsers
 
@@ -62,17 +61,32 @@ def _insert_audits(conn: Connection, rows: list[dict[str, Any]]) -> list[Audit]:
 def _blocked_upsert(conn: Connection, record: BlockedContainer) -> sa.Insert:
     text = dump_doc(record.to_json(), f"blocked container {record.container_id}")
     table = schema.blocked
-    stmt = insert(conn, table).values(container_id=record.container_id, doc=text, time=record.time)
+    stmt = insert(conn, table).values(
+        container_id=record.container_id, doc=text, time=record.time, host=record.host
+    )
     return stmt.on_conflict_do_update(
         index_elements=["container_id"],
-        set_={"doc": stmt.excluded.doc, "time": stmt.excluded.time},
+        set_={"doc": stmt.excluded.doc, "time": stmt.excluded.time, "host": stmt.excluded.host},
     )
 
 
-class SQLStore(SQLUsers, SQLScans):
+def _advance_mark(conn: Connection, spool: str, seq: int) -> bool:
+    """Move the spool's mark to ``seq``; False (nothing written) when it is there already.
+    One statement that checks and writes, the transaction's first write: the mark read is the
+    newest (a SELECT first would run outside the transaction in pysqlite)."""
+    table = schema.spool_marks
+    stmt = insert(conn, table).values(name=spool, seq=seq)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["name"], set_={"seq": stmt.excluded.seq}, where=table.c.seq < seq
+    )
+    return conn.execute(stmt.returning(table.c.seq)).first() is not None
+
+
+class SQLStore(SQLUsers, SQLScans, SQLHosts):
     """The store on the database of ``engine`` (its schema made by the subclass); ``where``
     names it in errors. Users, API tokens and sessions: ``SQLUsers`` (store/sql_users.py);
-    scan reports: ``SQLScans`` (store/sql_scans.py)."""
+    scan reports: ``SQLScans`` (store/sql_scans.py); hosts, enrolment tokens and model
+    commands: ``SQLHosts`` (store/sql_hosts.py)."""
 
     def __init__(self, engine: sa.Engine, where: str) -> None:
         self._engine = engine
@@ -108,7 +122,6 @@ class SQLStore(SQLUsers, SQLScans):
     # -- models ---------------------------------------------------------------------------
 
     def save_models(self, docs: Sequence[Mapping[str, Any]]) -> None:
-        now = time.time()
         rows = [
             {"profile_id": profile_of(d), "doc": dump_doc(d, f"model {profile_of(d)}")}
             for d in docs
@@ -116,7 +129,9 @@ class SQLStore(SQLUsers, SQLScans):
         if not rows:
             return
         with self._write() as conn:
-            stmt = insert(conn, schema.models).values(updated=now)
+            # The time taken under the write lock: saves commit in the order of their times,
+            # so a reader of models_since(t) misses none saved after what it last saw.
+            stmt = insert(conn, schema.models).values(updated=time.time())
             stmt = stmt.on_conflict_do_update(
                 index_elements=["profile_id"],
                 set_={"doc": stmt.excluded.doc, "updated": stmt.excluded.updated},
@@ -141,29 +156,33 @@ class SQLStore(SQLUsers, SQLScans):
             text = conn.execute(query).scalar_one_or_none()
         return None if text is None else json.loads(text)
 
+    def models_since(self, since: float) -> list[tuple[float, Doc]]:
+        table = schema.models
+        stmt = sa.select(table.c.updated, table.c.doc).where(table.c.updated > since)
+        with self._read() as conn:
+            rows = conn.execute(stmt.order_by(table.c.updated, table.c.profile_id)).all()
+        return [(updated, json.loads(doc)) for updated, doc in rows]
+
     # -- audits ---------------------------------------------------------------------------
 
-    def add_audits(self, audits: Sequence[Audit], spool_mark: int | None = None) -> list[Audit]:
+    def add_audits(
+        self, audits: Sequence[Audit], spool_mark: int | None = None, spool: str = "audits"
+    ) -> list[Audit]:
         rows = [_audit_row(check_audit(a)) for a in audits]
         if not rows and spool_mark is None:
             return []
         with self._write() as conn:
+            if spool_mark is not None and not _advance_mark(conn, spool, spool_mark):
+                return []  # stored before: sent again after its answer was lost
             stored = _insert_audits(conn, rows)
             sql_alerts.enqueue(conn, stored, rows)
-            if spool_mark is not None:
-                table = schema.spool_marks
-                stmt = insert(conn, table).values(name="audits", seq=spool_mark)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["name"], set_={"seq": greatest(table.c.seq, spool_mark)}
-                )
-                conn.execute(stmt)
         return stored
 
-    def spool_mark(self) -> int:
+    def spool_mark(self, spool: str = "audits") -> int:
         table = schema.spool_marks
         with self._read() as conn:
             seq = conn.execute(
-                sa.select(table.c.seq).where(table.c.name == "audits")
+                sa.select(table.c.seq).where(table.c.name == spool)
             ).scalar_one_or_none()
         return int(seq or 0)
 
@@ -254,6 +273,13 @@ class SQLStore(SQLUsers, SQLScans):
     def get_status(self, source: str = "defender") -> Doc | None:
         return self._get_doc(schema.status, schema.status.c.source, source)
 
+    def list_status(self, prefix: str) -> list[tuple[str, Doc]]:
+        table = schema.status
+        stmt = sa.select(table.c.source, table.c.doc).order_by(table.c.source)
+        with self._read() as conn:
+            rows = conn.execute(stmt.where(table.c.source.startswith(prefix, autoescape=True)))
+            return [(source, json.loads(doc)) for source, doc in rows]
+
     def _get_doc(self, table: sa.Table, column: sa.Column[Any], name: str) -> Doc | None:
         with self._read() as conn:
             text = conn.execute(sa.select(table.c.doc).where(column == name)).scalar_one_or_none()
@@ -289,11 +315,15 @@ class SQLStore(SQLUsers, SQLScans):
             result = conn.execute(table.delete().where(table.c.container_id == container_id))
             return bool(result.rowcount)
 
-    def list_blocked(self) -> list[BlockedContainer]:
+    def list_blocked(self, host: str | None = None) -> list[BlockedContainer]:
         table = schema.blocked
+        stmt = sa.select(table.c.doc, table.c.host).order_by(table.c.time)
+        if host is not None:
+            stmt = stmt.where(table.c.host == host)
         with self._read() as conn:
-            rows = conn.execute(sa.select(table.c.doc).order_by(table.c.time)).scalars().all()
-        return [BlockedContainer.from_json(json.loads(doc)) for doc in rows]
+            rows = conn.execute(stmt).all()
+        # The column says the host: a block stored before migration 0003 has none in its doc.
+        return [BlockedContainer.from_json(json.loads(doc) | {"host": h}) for doc, h in rows]
 
     # -- alert channels and the outbox (sql_alerts) -------------------------------------
 
@@ -336,33 +366,6 @@ class SQLStore(SQLUsers, SQLScans):
     def list_deliveries(self, state: str = "", limit: int = 100) -> list[Delivery]:
         with self._read() as conn:
             return sql_alerts.listed(conn, state, limit)
-
-    # -- model commands ---------------------------------------------------------------------
-
-    def add_model_command(self, command: ModelCommand) -> ModelCommand:
-        check_command(command)
-        table = schema.model_commands
-        values = {
-            "op": command.op,
-            "profile_id": command.profile_id,
-            "seconds": command.seconds,
-            "time": command.time,
-        }
-        with self._write() as conn:
-            new_id = conn.execute(table.insert().values(values).returning(table.c.id)).scalar_one()
-        return ModelCommand(command.op, command.profile_id, command.seconds, command.time, new_id)
-
-    def pending_model_commands(self) -> list[ModelCommand]:
-        table = schema.model_commands
-        stmt = sa.select(table).where(table.c.done.is_(None)).order_by(table.c.id)
-        with self._read() as conn:
-            rows = conn.execute(stmt).all()
-        return [ModelCommand(check_op(r.op), r.profile_id, r.seconds, r.time, r.id) for r in rows]
-
-    def finish_model_commands(self, ids: Sequence[int]) -> None:
-        table = schema.model_commands
-        with self._write() as conn:
-            conn.execute(table.update().where(table.c.id.in_(list(ids))).values(done=time.time()))
 
 
 def _audit_row(audit: Audit) -> dict[str, Any]:
