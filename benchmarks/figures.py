@@ -356,6 +356,53 @@ def forensics(doc: dict[str, Any]) -> list[Figure]:
     ]
 
 
+def fleet(doc: dict[str, Any]) -> list[Figure]:
+    n, audits, policy = doc.get("hosts"), doc.get("audits") or {}, doc.get("policy") or {}
+    cpu, rss = doc.get("cpuCores") or {}, dig(doc, "console", "rssMiB") or {}
+    seconds = policy.get("seconds") or {}
+    missed = policy.get("missed")
+    return [
+        Figure(
+            "fleet.audits",
+            f"console: audits stored per second from {n} hosts (PostgreSQL, fsync on)",
+            audits.get("perSecond"),
+            "/s",
+            5000,
+            "higher",
+            f"offered {audits.get('offeredPerSecond', 0):.0f}/s; "
+            + span(audits.get("intervalRates"), "{:.0f}", "intervals, /s"),
+        ),
+        Figure(
+            "fleet.policy.p99",
+            f"policy change → all {n} hosts' sync, p99",
+            seconds.get("p99") if missed == 0 else None,
+            "s",
+            5.0,
+            spread=quantile_spread(seconds) + (f"; {missed} missed" if missed else ""),
+        ),
+        Figure(
+            "fleet.rss",
+            f"console RSS with {n} hosts, peak",
+            rss.get("peak"),
+            "MiB",
+            spread=f"steady {rss.get('steady', 0):.0f} MiB",
+        ),
+        Figure(
+            "fleet.cpu",
+            f"console CPU with {n} hosts (of one core)",
+            cpu.get("console"),
+            "%",
+            spread=f"PostgreSQL {cpu.get('postgres', 0):.0%}, load generator "
+            f"{cpu.get('generator', 0):.0%}, others {cpu.get('others', 0):.0%} of a core; "
+            "2 cores shared",
+        ),
+    ]
+
+
+STANDARD_FLEET = ["--hosts", "1000", "--audit-rate", "6000", "--warmup", "10", "--window", "30",
+                  "--policy-changes", "3", "--profile-seconds", "10"]  # fmt: skip
+TINY_FLEET = ["--hosts", "20", "--audit-rate", "2000", "--warmup", "2", "--window", "4",
+              "--policy-changes", "1", "--policy-timeout", "10"]  # fmt: skip
 STANDARD_ENFORCE = ["--trials", "100", "--rounds", "2", "--opens", "2000", "--execs", "1000"]
 BENCHES: dict[str, Bench] = {
     "cli_start": Bench(
@@ -450,6 +497,12 @@ BENCHES: dict[str, Bench] = {
         {"standard": ["-n", "1000", "--rounds", "3"], "tiny": ["-n", "20", "--rounds", "1"]},
         loader,
         needs_engine_dir=True,
+    ),
+    "fleet": Bench(
+        "bench_fleet.py",
+        {"standard": STANDARD_FLEET, "tiny": TINY_FLEET},
+        fleet,
+        shares_engine=False,
     ),
 }
 

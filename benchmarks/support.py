@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import glob
 import json
 import os
+import pwd
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -116,3 +120,65 @@ def run_benchmark(
     report(doc)
     if args.json_out:
         args.json_out.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+# -- a private PostgreSQL cluster (the few lines of tests/pg.py, which benchmarks do not import) --
+
+PG_SUPERUSER = "garrison"
+PG_PORT = 5432  # names the socket file in the cluster's folder; no TCP listener
+
+
+@dataclasses.dataclass
+class PostgresCluster:
+    """A cluster made with ``initdb`` in ``root``, on a unix socket only, run as the
+    ``postgres`` user when we are root (PostgreSQL refuses root). ``fsync`` stays on: what a
+    console's store costs includes making each commit durable."""
+
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def url(self, database: str) -> str:
+        socket_dir = self.root / "socket"
+        return f"postgresql://{PG_SUPERUSER}@/{database}?host={socket_dir}&port={PG_PORT}"
+
+    def postmaster_pid(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def pg(self, program: str, *args: str) -> None:
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not found:
+            raise SystemExit("no PostgreSQL server: install Debian's postgresql package")
+        command = [str(Path(found[-1]).parent / program), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        if done.returncode:
+            raise RuntimeError(f"{program} failed: {done.stderr.strip()}")
+
+
+@contextlib.contextmanager
+def private_postgres(prefix: str) -> Iterator[PostgresCluster]:
+    """A cluster started in a new folder under /tmp; stopped with ``pg_ctl`` and removed at
+    the end, even when the run fails."""
+    cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir="/tmp")))
+    (cluster.root / "socket").mkdir()
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("postgres")
+        for path in [cluster.root, *cluster.root.rglob("*")]:
+            os.chown(path, user.pw_uid, user.pw_gid)
+    started = False
+    try:
+        cluster.pg("initdb", "-D", str(cluster.data), "-U", PG_SUPERUSER, "--auth=trust",
+                   "-E", "UTF8", "--locale=C.UTF-8")  # fmt: skip
+        options = f"-c listen_addresses='' -k {cluster.root / 'socket'} -p {PG_PORT}"
+        log = str(cluster.root / "server.log")
+        cluster.pg("pg_ctl", "-D", str(cluster.data), "-l", log, "-o", options, "-w", "start")
+        started = True
+        yield cluster
+    finally:
+        if started:
+            cluster.pg("pg_ctl", "-D", str(cluster.data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(cluster.root, ignore_errors=True)
