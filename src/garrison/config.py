@@ -81,6 +81,9 @@ class Settings(BaseModel):
     metrics_address: str = ""
     # Where the console (pages and REST API) is served (HOST:PORT); "off" none (docs/console.md).
     console_address: str = "127.0.0.1:8080"
+    # The console this host reports to (https://HOST:PORT, its defender listener): set by
+    # `garrison defender`; "" for `garrison run`, whose console runs here (docs/fleet.md).
+    remote_console: str = ""
     # Forensics (docs/forensics.md): the journal's ring on disk, a bundle captured for each
     # block, and the bundles kept (oldest unpinned first out, by total size, then by age).
     forensics_journal_bytes: int = Field(default=100 * MB, ge=0, le=100 * GB)

@@ -43,6 +43,8 @@ NEEDS = {
     ("GET", "/api/v1/alerts/profiles"): "auditor",
     ("PUT", "/api/v1/alerts/profiles"): "admin",
     ("GET", "/api/v1/alerts/outbox"): "auditor",
+    ("GET", "/api/v1/hosts"): "auditor",
+    ("POST", "/api/v1/hosts/{name}/revoke"): "admin",
     ("GET", "/api/v1/users/me"): "auditor",
     ("GET", "/api/v1/users"): "admin",
     ("POST", "/api/v1/users"): "admin",

@@ -20,6 +20,7 @@ from garrison.api.routes import (
     audits,
     containers,
     forensics,
+    hosts,
     images,
     incidents,
     policies,
@@ -32,7 +33,8 @@ from garrison.runtime.base import ContainerRuntime
 
 MAX_BODY = 4 * 1024 * 1024
 ROUTERS = (
-    status, audits, profiles, policies, containers, images, incidents, forensics, alerts, users
+    status, audits, profiles, policies, containers, images, incidents, forensics, alerts, users,
+    hosts,
 )  # fmt: skip
 
 

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from garrison.cli import (
+    admission,
     alerts,
     audits,
     authz,
@@ -15,6 +16,7 @@ from garrison.cli import (
     containers,
     engine,
     forensics,
+    hosts,
     incidents,
     models,
     policies,
@@ -23,6 +25,7 @@ from garrison.cli import (
     users,
     vulndb,
 )
+from garrison.cli.defender import defender
 from garrison.cli.options import shown
 from garrison.cli.run import run
 from garrison.cli.status import status
@@ -36,6 +39,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command()(run)
+app.command()(defender)
 app.command()(status)
 app.add_typer(audits.app, name="audits")
 app.add_typer(alerts.app, name="alerts")
@@ -48,9 +52,11 @@ app.add_typer(scan.app, name="scan")
 app.add_typer(policies.app, name="policies")
 app.add_typer(vulndb.app, name="vulndb")
 app.add_typer(authz.app, name="authz")
+app.add_typer(admission.app, name="admission")
 app.add_typer(engine.app, name="engine")
 app.add_typer(users.app, name="users")
 app.add_typer(console.app, name="console")
+app.add_typer(hosts.app, name="hosts")
 
 err = Console(stderr=True, soft_wrap=True)
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from garrison.cli.defaults import DEFAULT_CONSOLE_ADDRESS, DEFAULT_DATA_DIR
 from garrison.cli.options import DataDir, StoreUrl, open_local_console, out
 from garrison.errors import ConfigError
+
+if TYPE_CHECKING:
+    from garrison.console import Console
+    from garrison.fleet.server import DefenderListener
 
 app = typer.Typer(help="The console: the REST API over the store.", no_args_is_help=True)
 
@@ -27,6 +31,24 @@ def serve(
     ] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     store: StoreUrl = None,
+    defender_address: Annotated[
+        str | None,
+        typer.Option(
+            "--defender-address",
+            help="HOST:PORT where hosts' defenders enrol and report (HTTPS, mutual TLS with "
+            "the console's own CA, kept in DATA_DIR/ca); none by default.",
+            show_default=False,
+        ),
+    ] = None,
+    defender_name: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--defender-name",
+            help="A DNS name or address hosts dial the listener by, for its certificate "
+            "(repeat for several; loopback is always in).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the REST API (/api/v1/…, OpenAPI at /api/v1/openapi.json) and the pages until
     Ctrl-C. Every request needs a token (`garrison users token create`) or a login.
@@ -43,8 +65,27 @@ def serve(
     tls = (tls_cert, tls_key) if tls_cert and tls_key else None
     with open_local_console(data_dir, store) as console:
         server = ConsoleServer(console, address, lambda: DockerRuntime(docker_host), tls)
+        listener = _listener(console, data_dir, defender_address, defender_name or [])
         hint = first_admin(console, data_dir)
         out.print(f"Garrison console on {server.url} (API docs: {server.url}/api/docs)")
+        if listener is not None:
+            out.print(f"Defenders enrol and report at {listener.url}")
         if hint:
             out.print(hint)
-        server.run()
+        try:
+            server.run()
+        finally:
+            if listener is not None:
+                listener.stop()
+
+
+def _listener(
+    console: Console, data_dir: Path, address: str | None, names: list[str]
+) -> DefenderListener | None:
+    if not address:
+        return None
+    from garrison.fleet.server import DefenderListener, open_ca  # noqa: PLC0415
+    from garrison.fleet.service import FleetService  # noqa: PLC0415
+
+    service = FleetService(console.store, open_ca(data_dir), console.clock)
+    return DefenderListener(service, address, names).start()

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from garrison.api.server import ConsoleServer
     from garrison.config import Settings
     from garrison.console import Console
+    from garrison.console.link import ConsoleLink
     from garrison.watchdog import WatchdogState
 
 log = logging.getLogger(__name__)
@@ -165,10 +166,7 @@ def run(
     kernel then lets every waiting exec through), the stall is audited, and a new defender
     takes over the containers.
     """
-    import asyncio  # noqa: PLC0415
-
     from garrison.config import load_settings  # noqa: PLC0415
-    from garrison.watchdog import Supervisor, WatchdogState, die_with_supervisor, faults  # noqa: PLC0415
 
     overrides = {
         "docker_host": docker_host,
@@ -182,7 +180,17 @@ def run(
         "metrics_address": metrics_address,
         "console_address": console_address,
     }
-    settings = load_settings(config, overrides)
+    launch(load_settings(config, overrides))
+
+
+def launch(settings: Settings) -> None:
+    """Run the defender with ``settings``: under its watchdog (this process supervises, the
+    defender is a child running this same command) or in this process. With a local console
+    its services run here too; with ``remote_console`` they are the console's."""
+    import asyncio  # noqa: PLC0415
+
+    from garrison.watchdog import Supervisor, WatchdogState, die_with_supervisor, faults  # noqa: PLC0415
+
     supervised = WatchdogState.from_env()
     _configure_logging()
     if supervised is not None:  # the defender, started by the watchdog below
@@ -209,12 +217,10 @@ def run(
 async def _serve(settings: Settings, watchdog: WatchdogState | None) -> None:
     import asyncio  # noqa: PLC0415
 
-    from garrison.console import Console  # noqa: PLC0415
     from garrison.defender import Defender  # noqa: PLC0415
     from garrison.runtime.docker import DockerRuntime  # noqa: PLC0415
 
-    console = Console.open(settings.data_dir)
-    link = console.link()
+    console, link = _link(settings)
     runtime = DockerRuntime(settings.docker_host)
     defender = Defender(settings, runtime, link, watchdog=watchdog)
     # Under the watchdog, the console's own work runs in the watchdog's process (see run).
@@ -232,9 +238,23 @@ async def _serve(settings: Settings, watchdog: WatchdogState | None) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         runtime.close()
-        console.close()
+        if console is not None:
+            console.close()
         if watchdog is None:
             out.print("Garrison stopped; models and audits are stored.")
+
+
+def _link(settings: Settings) -> tuple[Console | None, ConsoleLink]:
+    """The console link: to the console in this process (and that console), or to the remote
+    console the host enrolled with."""
+    if settings.remote_console:
+        from garrison.fleet.join import open_link  # noqa: PLC0415
+
+        return None, open_link(settings.data_dir, settings.remote_console)
+    from garrison.console import Console  # noqa: PLC0415
+
+    console = Console.open(settings.data_dir)
+    return console, console.link()
 
 
 @contextlib.contextmanager
@@ -243,6 +263,9 @@ def _services(settings: Settings) -> Iterator[None]:
     into incidents, audit retention, metrics. Kept out of the process that answers the kernel
     when there is a watchdog, so that their CPU (an alert sent through apprise costs
     milliseconds) never holds the interpreter lock a verdict waits for."""
+    if settings.remote_console:  # the console's own work, done where it runs
+        yield
+        return
     from garrison.console import Console  # noqa: PLC0415
 
     retention = Retention(settings.audit_retention, settings.audit_max_count)
@@ -310,6 +333,12 @@ def _configure_logging() -> None:
 
 
 def _print_next_steps(settings: Settings) -> None:
+    if settings.remote_console:
+        out.print(
+            f"Garrison is defending {settings.docker_host} for the console "
+            f"{settings.remote_console} (data in {settings.data_dir})."
+        )
+        return
     data = settings.data_dir
     flag = "" if data == DEFAULT_DATA_DIR else f" --data-dir {data}"
     me = _command_name()

@@ -46,10 +46,23 @@ def _print(doc: dict[str, Any]) -> None:
     blocked = int(doc.get("blockedContainers") or 0)
     say(f"  blocked containers: {blocked} (`garrison containers blocked` lists them)" if blocked
         else "  blocked containers: none")  # fmt: skip
+    if doc.get("hosts"):
+        say(f"  hosts: {_hosts(doc['hosts'])} (`garrison hosts list`)")
     if defender:
         _print_details(defender)
     for line in _channel_lines(doc.get("alerts") or {}):
         say(line)
+
+
+def _hosts(hosts: list[dict[str, Any]]) -> str:
+    """``3 reporting, 1 silent (node-4)``: the hosts of a console for many hosts."""
+    parts = []
+    for state in ("reporting", "silent", "revoked"):
+        names = [shown(h["name"]) for h in hosts if h.get("state") == state]
+        if names:
+            which = "" if state == "reporting" else f" ({', '.join(names[:5])})"
+            parts.append(f"{len(names)} {state}{which}")
+    return ", ".join(parts)
 
 
 def _head_lines(defender: dict[str, Any], live: dict[str, Any]) -> list[str]:

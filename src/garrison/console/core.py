@@ -34,7 +34,15 @@ from garrison.policy import RuleSet, RuntimeRule
 from garrison.runtime.base import ContainerRuntime
 from garrison.scan.rules import KINDS, Policy, load_policies, save_policy
 from garrison.scan.types import ContainerCheck, ScanResult
-from garrison.store.base import BlockedContainer, ChannelRecord, Delivery, Doc, Store, check_kind
+from garrison.store.base import (
+    BlockedContainer,
+    ChannelRecord,
+    Delivery,
+    Doc,
+    HostRecord,
+    Store,
+    check_kind,
+)
 from garrison.store.datadir import secure_data_dir
 from garrison.store.sqlite import SQLiteStore
 
@@ -258,6 +266,7 @@ class Console:
             "pendingModelCommands": len(self.store.pending_model_commands()),
             "blockedContainers": len(self.store.list_blocked()),
             "alerts": self.store.get_status(STATUS_SOURCE),
+            "hosts": [_host_state(h, self.clock()) for h in self.store.list_hosts()],
         }
 
     def get_policy(self, kind: str) -> Doc | None:
@@ -283,6 +292,19 @@ class Console:
     def blocked_with_audits(self) -> list[tuple[BlockedContainer, Audit | None]]:
         """Blocked containers, each with the audit that blocked it."""
         return [(b, runtime_rules.blocking_audit(self.store, b)) for b in self.list_blocked()]
+
+    # -- hosts (many hosts: garrison.fleet) ---------------------------------------------------
+
+    def hosts(self) -> list[Doc]:
+        """The hosts enrolled, each with its last status (``status``: None before any)."""
+        return [
+            {**h.to_json(), "status": self.store.get_status(f"defender:{h.name}")}
+            for h in self.store.list_hosts()
+        ]
+
+    def revoke_host(self, name: str) -> bool:
+        """Refuse the host from now on; False when there is no such host."""
+        return self.store.revoke_host(name, self.clock())
 
     def unblock(self, runtime: ContainerRuntime, ref: str) -> BlockedContainer:
         return runtime_rules.unblock(self.store, runtime, ref)
@@ -322,3 +344,17 @@ def _gate_kind(kind: str) -> str:
     if kind not in KINDS:
         raise InvalidInput(f"policy kind must be {' or '.join(KINDS)}, not {kind[:20]!r}")
     return kind
+
+
+SILENT_AFTER = 30.0  # seconds without a request from a host: it is silent (or gone)
+
+
+def _host_state(host: HostRecord, now: float) -> Doc:
+    """A host of the console (``garrison defender``) as ``status`` shows it."""
+    if host.revoked is not None:
+        state = "revoked"
+    elif host.last_seen is not None and now - host.last_seen <= SILENT_AFTER:
+        state = "reporting"
+    else:
+        state = "silent"
+    return {"name": host.name, "state": state, "lastSeen": host.last_seen}

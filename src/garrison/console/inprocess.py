@@ -196,6 +196,9 @@ class InProcessLink:
     def load_models(self) -> list[Doc]:
         return self.store.load_models()
 
+    def model_updates(self) -> list[Doc]:
+        return []  # no other host reports to this console
+
     def get_policy(self, kind: str) -> Doc | None:
         return self.store.get_policy(kind)
 
@@ -289,18 +292,26 @@ class InProcessLink:
             self.store.delete_models(sorted(batch.deletes))
             batch.deletes = set()
         if batch.audits:
-            mark = batch.mark or None
-
-            def add(audits: list[Audit]) -> object:
-                return self.store.add_audits(audits, spool_mark=mark)
-
-            stored = self._each(add, list(batch.audits.values()), "audit")
+            stored = self._store_audits(list(batch.audits.values()), batch.mark or None)
             batch.audits = {}
             with self._cond:
                 self.stats.written_audits += stored
         if batch.status is not None:
             self._each(lambda docs: self.store.set_status(docs[0]), [batch.status], "status")
             batch.status = None
+
+    def _store_audits(self, audits: list[Audit], mark: int | None) -> int:
+        """Store the batch with its spool mark. When one audit is refused, each is stored
+        alone and the mark after them all: the store ignores a batch at or below the mark it
+        has, so the mark must not go with the first of them."""
+        try:
+            self.store.add_audits(audits, spool_mark=mark)
+        except InvalidInput:
+            stored = self._each(self.store.add_audits, audits, "audit")
+            if mark is not None:
+                self.store.add_audits([], spool_mark=mark)
+            return stored
+        return len(audits)
 
     def _each(self, write: Callable[[list[_T]], object], items: list[_T], what: str) -> int:
         """Write all at once; on InvalidInput, one by one, dropping (and logging) the bad."""

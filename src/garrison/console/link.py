@@ -42,6 +42,11 @@ class ConsoleLink(Protocol):
         ...
 
     def load_models(self) -> list[Doc]: ...
+    def model_updates(self) -> list[Doc]:
+        """Models other hosts changed since the last call, as the console merged them (none
+        for a console in this process: no other host reports to it)."""
+        ...
+
     def get_policy(self, kind: str) -> Doc | None: ...
     def pending_model_commands(self) -> list[ModelCommand]: ...
     def finish_model_commands(self, ids: Sequence[int]) -> None: ...
@@ -70,7 +75,10 @@ class ConsoleLink(Protocol):
 
 
 def sync_models(book: ModelBook, link: ConsoleLink) -> None:
-    """Apply queued user commands, move models on with time, save what changed."""
+    """Take in what other hosts learned, apply queued user commands, move models on with
+    time, save what changed."""
+    for doc in link.model_updates():
+        book.absorb(doc)
     commands = link.pending_model_commands()
     for command in commands:
         # A command for a model this defender does not hold is stale (the model expired

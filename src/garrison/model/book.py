@@ -7,9 +7,10 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from garrison.errors import InvalidInput
-from garrison.model import commands
+from garrison.model import commands, merge
 from garrison.model.clock import Clock, system_clock
 from garrison.model.commands import ModelCommand
+from garrison.model.contents import Contents
 from garrison.model.lifecycle import LearningConfig, State
 from garrison.model.profile import Identity
 from garrison.model.runtime_model import RuntimeModel, StaticPart
@@ -60,6 +61,31 @@ class ModelBook:
             self._models[model.profile_id] = model
             self._saved[model.profile_id] = (model.revision, model.state)
         return errors
+
+    def absorb(self, doc: dict[str, Any]) -> bool:
+        """Take in what another host learned of a model (its document, as the console merged
+        it): a model this book lacks is taken as it is; one no container runs here is
+        replaced by the merge of both; one that runs here keeps its own lifecycle and gains
+        the other's contents of the same generation (a later generation is a user's command,
+        which reaches this host too and is applied here). False when the document is
+        unreadable."""
+        try:
+            other = RuntimeModel.from_doc(doc, clock=self.clock, config=self.config)
+        except InvalidInput as exc:
+            log.warning("%s", exc)
+            return False
+        mine = self._models.get(other.profile_id)
+        if mine is None or (not mine.life.running and merge.generation(doc) >= mine.generation):
+            merged = doc if mine is None else merge.merge_docs(mine.to_doc(), doc)
+            self._replace(RuntimeModel.from_doc(merged, clock=self.clock, config=self.config))
+            return True
+        if other.generation == mine.generation:
+            mine.contents = Contents.from_doc(merge.merge_contents(mine.to_doc(), doc))
+        return True
+
+    def _replace(self, model: RuntimeModel) -> None:
+        self._models[model.profile_id] = model
+        self._saved[model.profile_id] = (model.revision, model.state)
 
     def container_started(self, container: ContainerInfo) -> RuntimeModel:
         """A container of an image runs (adopted or started): its model, made if new."""

@@ -44,7 +44,9 @@ def check_op(op: str) -> ModelOp:
 
 
 def apply(model: RuntimeModel, command: ModelCommand) -> None:
-    """Run a command on the model it names."""
+    """Run a command on the model it names; the model's generation becomes the command's id
+    (garrison.model.merge), the same on every host that applies it."""
+    model.generation = max(model.generation, command.id or 0)
     if command.op == "relearn":
         model.relearn()
     elif command.op == "extend":

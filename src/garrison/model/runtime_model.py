@@ -55,6 +55,9 @@ class RuntimeModel:
         self.contents = Contents()
         self.life = Lifecycle(self.created, self.config)
         self.revision = 0
+        # The id of the last user command applied (garrison.model.merge): a document of a
+        # higher generation replaces this one whole on the other hosts.
+        self.generation = 0
 
     @property
     def profile_id(self) -> str:
@@ -199,6 +202,7 @@ class RuntimeModel:
             "runningContainers": sorted(self.life.running),
             "static": {"entrypoint": list(self.static.entrypoint), "cmd": list(self.static.cmd)},
             **self.contents.to_doc(),
+            "generation": self.generation,
         }
 
     @classmethod
@@ -227,4 +231,5 @@ class RuntimeModel:
         model = cls(identity, clock=clock, config=config, static=static, created=created)
         model.contents = Contents.from_doc(doc)
         model.life = Lifecycle.from_doc(doc, clock(), config)
+        model.generation = int(doc.get("generation") or 0)  # absent before many hosts
         return model

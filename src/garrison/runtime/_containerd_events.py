@@ -29,6 +29,7 @@ import secrets
 import subprocess
 import tempfile
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -39,6 +40,8 @@ from garrison.runtime._ctr import Ctr, error_of, read_text
 from garrison.runtime.base import RuntimeEvent
 
 log = logging.getLogger(__name__)
+
+RUNC_INIT = "runc init"  # what an exec's process is until runc execs the command
 
 PROBE_TOPIC = "/garrison/probe"
 PROBE_TIMEOUT = 10.0
@@ -191,11 +194,21 @@ class ContainerdEventStream:
         if event is not None and event.action == "exec_start" and "pid" in event.attributes:
             # containerd's event has no command line: the exec's process has it, for as long
             # as it lives (empty when it has already exited or replaced itself).
-            raw = read_text(f"{self._proc}/{event.attributes['pid']}/cmdline")
-            command = " ".join(arg for arg in raw.split("\0") if arg)
+            command = self._command(event.attributes["pid"])
             event = RuntimeEvent(event.action, event.container_id, event.time,
                                  {**event.attributes, "command": command})  # fmt: skip
         return event
+
+    def _command(self, pid: str) -> str:
+        """The exec's command line. Right after the event the process may still be runc's
+        ``runc init``, about to exec the command: read again for up to 50 ms."""
+        for _ in range(50):
+            raw = read_text(f"{self._proc}/{pid}/cmdline")
+            command = " ".join(arg for arg in raw.split("\0") if arg)
+            if command != RUNC_INIT:
+                return command
+            time.sleep(0.001)
+        return command
 
     def __iter__(self) -> Iterator[RuntimeEvent]:
         return self

@@ -21,7 +21,7 @@ from garrison.web.session import Form, Looker, checked
 router = APIRouter(include_in_schema=False)
 TYPES = ("processes", "network", "filesystem", "vulnerability", "compliance", "defender")
 PAGE_SIZE = 200
-FILTERS = ("container", "image", "type", "effect", "rule", "search")
+FILTERS = ("container", "image", "host", "type", "effect", "rule", "search")
 
 
 @router.get("/", response_class=HTMLResponse)

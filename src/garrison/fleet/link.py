@@ -1,0 +1,446 @@
+"""``RemoteLink``: the console link of a host whose console is elsewhere (``garrison defender
+--console https://…``), over mutual TLS.
+
+Every audit is numbered and appended to the host's audit spool first, then sent in batches
+by one sender thread; the console stores each batch with its highest number (the *mark*) in
+the same transaction and ignores a batch it has stored already, so an answer lost, a console
+stopped or a defender killed loses nothing and stores nothing twice. Before sending after any
+failure the thread asks the console for its mark and starts after it.
+
+The defender's synchronous calls never wait for the network: policies, model commands and
+blocked containers are answered from memory — pulled every ``sync_interval`` by the thread and
+kept on disk (``LocalState``), so a defender started while the console is away enforces its
+last rules and keeps its blocks. ``counters()`` says whether the console answers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from garrison.audit.record import Audit
+from garrison.console.spool import AuditSpool
+from garrison.errors import GarrisonError, StoreError
+from garrison.fleet import wire
+from garrison.fleet.client import ConsoleAway, ConsoleClient, ConsoleRefused, HostRefused
+from garrison.fleet.local import LocalState
+from garrison.model.commands import ModelCommand, check_op
+from garrison.store.base import BlockedContainer, Doc
+
+log = logging.getLogger(__name__)
+
+RETRY_MAX = 5.0  # seconds between attempts while the console is away, at most
+
+
+@dataclasses.dataclass
+class _Queue:
+    """What waits to be sent besides audits (the newest of each, where only that counts)."""
+
+    models: dict[str, Doc] = dataclasses.field(default_factory=dict)
+    deletes: set[str] = dataclasses.field(default_factory=set)
+    status: Doc | None = None
+    acks: list[int] = dataclasses.field(default_factory=list)
+    blocks: list[tuple[str, Any]] = dataclasses.field(default_factory=list)  # put/delete
+
+    def __bool__(self) -> bool:
+        parts = (self.models, self.deletes, self.status is not None, self.acks, self.blocks)
+        return any(parts)
+
+
+class RemoteLink:
+    def __init__(
+        self,
+        client: ConsoleClient,
+        sync_client: ConsoleClient,
+        local: LocalState,
+        spool: AuditSpool,
+        *,
+        flush_interval: float = 0.5,
+        sync_interval: float = 1.0,
+    ) -> None:
+        self.flush_interval = flush_interval
+        self.sync_interval = sync_interval
+        self._client, self._sync_client = client, sync_client
+        self._sync_lock = threading.Lock()
+        self.local, self.spool = local, spool
+        self._cond = threading.Condition()
+        entries = spool.read(after=local.mark)
+        self._pending: list[tuple[int, Audit]] = entries
+        self._seq = max([local.mark, *(seq for seq, _ in entries)])
+        self._queue = _Queue()
+        self._sending = False  # a queue taken out by the thread, not all sent yet
+        self._policies = local.policies()
+        self._commands: list[ModelCommand] = []
+        self._finished: set[int] = set()
+        self._blocked = local.blocked()
+        self._queue.blocks = [("put", (r, None)) for r in self._blocked.values()]
+        self._models_cache: dict[str, Doc] = {}
+        self._model_updates: list[Doc] = []
+        self._model_cursor: float | None = None  # None until the models are loaded
+        self._mark_known = False
+        self._away_since: float | None = None
+        self._refused = False  # the console refuses this host's certificate (revoked)
+        self._next_sync = 0.0
+        self._stats = {"sentAudits": 0, "replayedAudits": len(entries), "sendErrors": 0}
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="garrison-remote", daemon=True)
+        self._thread.start()
+
+    # -- buffered ---------------------------------------------------------------------------
+
+    def report_audit(self, audit: Audit) -> None:
+        with self._cond:
+            self._check_open()
+            self._seq += 1
+            self.spool.append(self._seq, audit)
+            self._pending.append((self._seq, audit))
+            self._cond.notify_all()
+
+    def save_models(self, docs: Sequence[Mapping[str, Any]]) -> None:
+        with self._cond:
+            for doc in docs:
+                profile_id = str(doc.get("profileId", ""))
+                self._queue.models[profile_id] = dict(doc)
+                self._queue.deletes.discard(profile_id)
+                self._models_cache[profile_id] = dict(doc)
+
+    def delete_models(self, profile_ids: Sequence[str]) -> None:
+        with self._cond:
+            for profile_id in profile_ids:
+                self._queue.models.pop(profile_id, None)
+                self._queue.deletes.add(profile_id)
+                self._models_cache.pop(profile_id, None)
+
+    def report_status(self, doc: Mapping[str, Any]) -> None:
+        with self._cond:
+            self._queue.status = dict(doc)
+
+    # -- synchronous: from memory, or the console when it answers ------------------------------
+
+    def store_audit(self, audit: Audit) -> Audit:
+        """Stored at once when the console answers (with its id), else spooled as any."""
+        try:
+            found = self._ask("post", wire.AUDIT, {"audit": wire.audit_doc(audit)})
+            return wire.audit_of(found["audit"])
+        except (GarrisonError, KeyError, TypeError):
+            self.report_audit(audit)
+            return audit
+
+    def load_models(self) -> list[Doc]:
+        try:
+            answer = self._ask("get", wire.MODELS, {"since": "0"})
+            docs, cursor = answer["models"], float(answer["cursor"])
+        except (GarrisonError, KeyError, TypeError, ValueError) as exc:
+            log.warning("models from the console: %s; using those kept here", exc)
+            docs, cursor = self.local.models(), 0.0
+        with self._cond:
+            self._models_cache = {str(d.get("profileId")): d for d in docs}
+            self._model_cursor = cursor
+        return [d for d in docs if isinstance(d, dict)]
+
+    def model_updates(self) -> list[Doc]:
+        with self._cond:
+            updates, self._model_updates = self._model_updates, []
+            return updates
+
+    def get_policy(self, kind: str) -> Doc | None:
+        with self._cond:
+            return self._policies.get(kind)
+
+    def pending_model_commands(self) -> list[ModelCommand]:
+        with self._cond:
+            return [c for c in self._commands if c.id not in self._finished]
+
+    def finish_model_commands(self, ids: Sequence[int]) -> None:
+        with self._cond:
+            self._finished.update(ids)
+            self._queue.acks.extend(ids)
+
+    def begin_block(self, record: BlockedContainer, audit: Audit) -> BlockedContainer:
+        """The block's audit goes with the other audits (spooled, sent before the record);
+        the record is kept here before the kill, and sent."""
+        self.report_audit(audit)
+        self.add_blocked(record)
+        return record
+
+    def add_blocked(self, record: BlockedContainer) -> None:
+        with self._cond:
+            self._blocked[record.container_id] = record
+            self.local.save_blocked(self._blocked)
+            self._queue.blocks.append(("put", (record, None)))
+            self._cond.notify_all()
+
+    def remove_blocked(self, container_id: str) -> bool:
+        with self._cond:
+            found = self._blocked.pop(container_id, None) is not None
+            self.local.save_blocked(self._blocked)
+            self._queue.blocks.append(("delete", container_id))
+            return found
+
+    def list_blocked(self) -> list[BlockedContainer]:
+        with self._cond:
+            return list(self._blocked.values())
+
+    def audits_of(self, container_id: str, limit: int) -> list[Audit]:
+        try:
+            found = self._ask("get", f"{wire.AUDITS_OF}/{container_id}", {"limit": str(limit)})
+            return [wire.audit_of(d) for d in found["audits"]]
+        except (GarrisonError, KeyError, TypeError) as exc:
+            log.warning("audits of %s from the console: %s", container_id[:12], exc)
+            return []
+
+    def counters(self) -> dict[str, int]:
+        with self._cond:
+            away = self._away_since
+            return {
+                **self._stats,
+                "pendingAudits": len(self._pending),
+                "spoolErrors": self.spool.errors,
+                "consoleConnected": int(away is None and self._mark_known),
+                "consoleAwaySeconds": 0 if away is None else int(time.monotonic() - away),
+            }
+
+    def _ask(self, method: str, path: str, body: Any = None) -> Any:
+        with self._sync_lock:
+            if method == "get":
+                return self._sync_client.get(path, body)
+            return self._sync_client.post(path, body)
+
+    # -- flushing -----------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        with self._cond:
+            self._cond.notify_all()
+            return self._cond.wait_for(self._all_sent, timeout)
+
+    def _all_sent(self) -> bool:
+        return not self._pending and not self._queue and not self._sending
+
+    def close(self, timeout: float | None = 10.0) -> None:
+        if self._closing:
+            return
+        with self._cond:  # a console away would only make the stop wait: the spool keeps them
+            away = self._away_since is not None
+        flushed = self.flush(0 if away else timeout)
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        self.spool.close()
+        self._client.close()
+        self._sync_client.close()
+        if not flushed:  # they stay in the spool: the next defender sends them
+            log.warning("console link closed with %d audit(s) not sent", len(self._pending))
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise StoreError("the console link is closed")
+
+    # -- the sender thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        delay = self.flush_interval
+        while True:
+            with self._cond:
+                if self._closing:
+                    return
+                if not self._pending and not self._queue and time.monotonic() < self._next_sync:
+                    self._cond.wait(min(delay, self.sync_interval))
+            try:
+                self._round()
+                delay = self.flush_interval
+            except ConsoleAway as exc:
+                delay = min(RETRY_MAX, max(delay * 2, 0.25))
+                self._went_away(exc)
+                self._pause(delay)
+            except ConsoleRefused as exc:  # revoked, or enrolled anew elsewhere: say it, wait
+                self._went_away(ConsoleAway(str(exc)))
+                self._pause(RETRY_MAX)
+            except Exception:  # the thread outlives anything: it is how nothing gets lost
+                log.exception("console link")
+                self._pause(RETRY_MAX)
+
+    def _pause(self, seconds: float) -> None:
+        with self._cond:
+            if not self._closing:
+                self._cond.wait(seconds)
+
+    def _went_away(self, exc: ConsoleAway) -> None:
+        with self._cond:
+            self._stats["sendErrors"] += 1
+            self._mark_known = False
+            refused = isinstance(exc, HostRefused)
+            if refused and not self._refused:  # said once, also after an outage
+                log.error("%s; its audits are kept, the last policies enforced", exc)
+            elif self._away_since is None and not refused:
+                log.warning("%s; enforcing with the last policies until it answers", exc)
+            self._refused = refused
+            if self._away_since is None:
+                self._away_since = time.monotonic()
+
+    def _round(self) -> None:
+        if not self._mark_known:
+            self._learn_mark()
+        self._send_audits()
+        self._send_queue()
+        if time.monotonic() >= self._next_sync:
+            self._sync()
+            self._next_sync = time.monotonic() + self.sync_interval
+
+    def _learn_mark(self) -> None:
+        """Where the console is: audits numbered up to its mark are stored already. The
+        console answers again from here on."""
+        answer = self._client.get(wire.AUDITS, {"epoch": self.local.epoch})
+        mark = int(answer["mark"])
+        with self._cond:
+            self._pending = [(seq, a) for seq, a in self._pending if seq > mark]
+            self._seq = max(self._seq, mark)
+            self._mark_known = True
+            if self._away_since is not None:
+                log.info("console answers again")
+            self._away_since = None
+            self._refused = False
+            self._cond.notify_all()
+        self._acknowledged(mark)
+
+    def _send_audits(self) -> None:
+        while True:
+            with self._cond:
+                batch = self._pending[: wire.MAX_BATCH]
+            if not batch:
+                return
+            mark = batch[-1][0]
+            body = {"epoch": self.local.epoch, "mark": mark,
+                    "audits": [wire.audit_doc(a) for _, a in batch]}  # fmt: skip
+            try:
+                self._client.post(wire.AUDITS, body)
+            except HostRefused:  # kept, and sent once the host is let back
+                raise
+            except ConsoleRefused as exc:  # never storable: dropped, not retried forever
+                log.error("%d audit(s) refused by the console: %s", len(batch), exc)
+            with self._cond:
+                self._pending = [(seq, a) for seq, a in self._pending if seq > mark]
+                self._stats["sentAudits"] += len(batch)
+            self._acknowledged(mark)
+
+    def _acknowledged(self, mark: int) -> None:
+        """Keep the mark; empty the spool once it holds nothing unsent (and the mark is kept,
+        so that numbering goes on after it)."""
+        with self._cond:
+            if mark <= self.local.mark and self._pending:
+                return
+            kept = self.local.save_mark(max(mark, self.local.mark))
+            if kept and not self._pending and self._seq <= self.local.mark:
+                self.spool.empty()
+
+    def _send_queue(self) -> None:
+        with self._cond:
+            queue, self._queue = self._queue, _Queue()
+            self._sending = True
+        try:
+            self._send_parts(queue)
+        except ConsoleAway:
+            with self._cond:  # put back under what came since
+                self._queue = _merge(queue, self._queue)
+            raise
+        finally:
+            with self._cond:
+                self._sending = False
+                self._cond.notify_all()
+
+    def _send_parts(self, queue: _Queue) -> None:
+        while queue.blocks:
+            op, arg = queue.blocks[0]
+            self._send_block(op, arg)
+            queue.blocks.pop(0)
+        if queue.models or queue.deletes:
+            self._refusable(wire.MODELS, {"save": list(queue.models.values()),
+                                          "delete": sorted(queue.deletes)})  # fmt: skip
+            queue.models, queue.deletes = {}, set()
+            with self._cond:
+                cache = list(self._models_cache.values())
+            self.local.save_models(cache)
+        if queue.acks:
+            self._refusable(wire.COMMANDS_DONE, {"ids": queue.acks})
+            queue.acks = []
+        if queue.status is not None:
+            self._refusable(wire.STATUS, {"status": queue.status})
+            queue.status = None
+
+    def _send_block(self, op: str, arg: Any) -> None:
+        if op == "delete":
+            try:
+                self._client.delete(f"{wire.BLOCKS}/{arg}")
+            except HostRefused:  # kept, and sent once the host is let back
+                raise
+            except ConsoleRefused as exc:
+                log.error("unblock of %s refused by the console: %s", str(arg)[:12], exc)
+            return
+        record, audit = arg
+        body = {"record": record.to_json(), "audit": audit}
+        self._refusable(wire.BLOCKS, body)
+
+    def _refusable(self, path: str, body: Any) -> None:
+        try:
+            self._client.post(path, body)
+        except HostRefused:
+            raise
+        except ConsoleRefused as exc:
+            log.error("console refused %s: %s", path, exc)
+
+    def _sync(self) -> None:
+        self._pull_models()
+        answer = self._client.get(wire.SYNC)
+        policies = answer.get("policies") if isinstance(answer, dict) else None
+        commands = answer.get("commands") if isinstance(answer, dict) else None
+        if not isinstance(policies, dict) or not isinstance(commands, list):
+            log.error("console sync answer not understood")
+            return
+        with self._cond:
+            changed = policies != self._policies
+            self._policies = policies
+            self._commands = [c for c in map(_command, commands) if c is not None]
+            self._finished &= {c.id for c in self._commands if c.id is not None}
+        if changed:
+            self.local.save_policies(policies)
+
+    def _pull_models(self) -> None:
+        """Models changed at the console since the last pull (other hosts' learning)."""
+        with self._cond:
+            cursor = self._model_cursor
+        if cursor is None:
+            return
+        answer = self._client.get(wire.MODELS, {"since": repr(cursor)})
+        docs = answer.get("models") if isinstance(answer, dict) else None
+        if not isinstance(docs, list):
+            return
+        with self._cond:
+            self._model_updates.extend(d for d in docs if isinstance(d, dict))
+            for doc in docs:
+                if isinstance(doc, dict):
+                    self._models_cache[str(doc.get("profileId"))] = doc
+            self._model_cursor = max(cursor, float(answer.get("cursor") or cursor))
+
+
+def _command(doc: Any) -> ModelCommand | None:
+    try:
+        return ModelCommand(
+            check_op(str(doc["op"])), str(doc["profileId"]), float(doc["seconds"]),
+            float(doc["time"]), int(doc["id"]),
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError, GarrisonError):
+        return None
+
+
+def _merge(older: _Queue, newer: _Queue) -> _Queue:
+    return _Queue(
+        models={**older.models, **newer.models},
+        deletes=(older.deletes - set(newer.models)) | newer.deletes,
+        status=newer.status if newer.status is not None else older.status,
+        acks=[*older.acks, *newer.acks],
+        blocks=[*older.blocks, *newer.blocks],
+    )
