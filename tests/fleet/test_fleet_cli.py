@@ -55,3 +55,15 @@ def test_a_host_not_enrolled_is_told_how_in_one_line(tmp_path: Path) -> None:
     (line,) = ran.stderr.strip().splitlines()
     assert "--enrol-token and --console-ca-sha256" in line
     assert "garrison hosts token create" in line
+
+
+def test_a_remote_defender_loads_neither_sqlalchemy_nor_httpx() -> None:
+    """What ``garrison defender`` imports to run: its memory counts (issue 20)."""
+    code = (
+        "import sys, garrison.cli.run, garrison.defender, garrison.fleet.join, "
+        "garrison.runtime.docker, garrison.watchdog; "
+        "print(sorted(m for m in ('sqlalchemy', 'httpx', 'fastapi') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)  # fmt: skip
+    assert done.stdout.strip() == "[]"

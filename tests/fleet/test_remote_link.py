@@ -18,6 +18,7 @@ import pytest
 
 from garrison.audit.query import AuditFilter
 from garrison.errors import InvalidInput
+from garrison.fleet import link as link_module
 from garrison.fleet import wire
 from garrison.fleet.client import ConsoleAway, ConsoleClient, ConsoleRefused
 from garrison.fleet.join import enrol
@@ -320,3 +321,19 @@ def test_a_model_saved_by_one_host_reaches_the_others_merged(console, tmp_path) 
         assert second.flush(10)
     (kept,) = console.store.load_models()
     assert [p["port"] for p in kept["listening"]] == [80, 443], "the image's one model: both"
+
+
+def test_past_its_memory_bound_the_host_sends_from_its_spool_in_small_batches(
+    console, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(link_module, "MAX_PENDING", 5)
+    monkeypatch.setattr(link_module, "MAX_BATCH_BYTES", 2000)  # about three audits a batch
+    console.enrol(tmp_path / "h1", "node-1")
+    console.stop()
+    with linked(console, tmp_path / "h1") as link:
+        for finding in distinct(30):
+            link.report_audit(finding)
+        assert link.counters()["pendingAudits"] == 5, "the rest wait in the spool alone"
+        console.start()
+        assert link.flush(30)
+    assert stored(console) == sorted(("node-1", f"finding {i}", 1) for i in range(30))

@@ -10,24 +10,33 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from garrison.console.core import Console
-from garrison.console.inprocess import InProcessLink, LinkStats
 from garrison.console.interface import BundleShelf, ConsoleLike
 from garrison.console.link import ConsoleLink, sync_models
 from garrison.console.remote_settings import RemoteSettings
 
 if TYPE_CHECKING:
+    from garrison.console.core import Console
+    from garrison.console.inprocess import InProcessLink, LinkStats
     from garrison.console.remote import RemoteConsole
+
+# Loaded on first use: the console and its in-process link bring the store and SQLAlchemy,
+# which a defender reporting to a remote console never needs (some 25 MiB of its memory);
+# RemoteConsole brings httpx, which a defender and a local command never need (some 7 MiB).
+_LAZY = {
+    "Console": "garrison.console.core",
+    "InProcessLink": "garrison.console.inprocess",
+    "LinkStats": "garrison.console.inprocess",
+    "RemoteConsole": "garrison.console.remote",
+}
 
 
 def __getattr__(name: str) -> object:
-    """``RemoteConsole`` on first use: it brings httpx, which a defender and a local command
-    never need (some 7 MiB of a process's memory)."""
-    if name == "RemoteConsole":
-        from garrison.console.remote import RemoteConsole  # noqa: PLC0415
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib  # noqa: PLC0415
 
-        return RemoteConsole
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 __all__ = [

@@ -34,6 +34,9 @@ from garrison.store.base import BlockedContainer, Doc
 log = logging.getLogger(__name__)
 
 RETRY_MAX = 5.0  # seconds between attempts while the console is away, at most
+MAX_PENDING = 50_000  # audits held in memory to send; past it they wait in the spool alone
+MAX_BATCH_BYTES = 4 * 1024 * 1024  # about: a batch of long command lines stays far below
+# the console's bound on a body (wire.MAX_BODY)
 
 
 @dataclasses.dataclass
@@ -69,7 +72,9 @@ class RemoteLink:
         self.local, self.spool = local, spool
         self._cond = threading.Condition()
         entries = spool.read(after=local.mark)
-        self._pending: list[tuple[int, Audit]] = entries
+        self._pending: list[tuple[int, Audit]] = entries[:MAX_PENDING]
+        self._overflow = len(entries) > MAX_PENDING  # some wait in the spool alone
+        self._unspooled: list[tuple[int, Audit]] = []  # past the bound, and not in the spool
         self._seq = max([local.mark, *(seq for seq, _ in entries)])
         self._queue = _Queue()
         self._sending = False  # a queue taken out by the thread, not all sent yet
@@ -96,8 +101,14 @@ class RemoteLink:
         with self._cond:
             self._check_open()
             self._seq += 1
-            self.spool.append(self._seq, audit)
-            self._pending.append((self._seq, audit))
+            spooled = self.spool.append(self._seq, audit)
+            if not (self._overflow or len(self._pending) >= MAX_PENDING):
+                self._pending.append((self._seq, audit))
+            elif spooled:
+                self._overflow = True  # read back from the spool once the rest is sent
+            else:  # a full disk: kept in memory, and sent in its turn
+                self._overflow = True
+                self._unspooled.append((self._seq, audit))
             self._cond.notify_all()
 
     def save_models(self, docs: Sequence[Mapping[str, Any]]) -> None:
@@ -218,7 +229,7 @@ class RemoteLink:
             return self._cond.wait_for(self._all_sent, timeout)
 
     def _all_sent(self) -> bool:
-        return not self._pending and not self._queue and not self._sending
+        return not (self._pending or self._overflow or self._queue or self._sending)
 
     def close(self, timeout: float | None = 10.0) -> None:
         if self._closing:
@@ -248,7 +259,8 @@ class RemoteLink:
             with self._cond:
                 if self._closing:
                     return
-                if not self._pending and not self._queue and time.monotonic() < self._next_sync:
+                idle = not (self._pending or self._overflow or self._queue)
+                if idle and time.monotonic() < self._next_sync:
                     self._cond.wait(min(delay, self.sync_interval))
             try:
                 self._round()
@@ -309,32 +321,56 @@ class RemoteLink:
 
     def _send_audits(self) -> None:
         while True:
-            with self._cond:
-                batch = self._pending[: wire.MAX_BATCH]
+            batch = self._next_batch()
             if not batch:
                 return
             mark = batch[-1][0]
-            body = {"epoch": self.local.epoch, "mark": mark,
-                    "audits": [wire.audit_doc(a) for _, a in batch]}  # fmt: skip
+            body = {"epoch": self.local.epoch, "mark": mark, "audits": [d for _, d in batch]}
             try:
                 self._client.post(wire.AUDITS, body)
             except HostRefused:  # kept, and sent once the host is let back
                 raise
             except ConsoleRefused as exc:  # never storable: dropped, not retried forever
                 log.error("%d audit(s) refused by the console: %s", len(batch), exc)
-            with self._cond:
-                self._pending = [(seq, a) for seq, a in self._pending if seq > mark]
+            with self._cond:  # the batch is the head of the list: only this thread cuts it
+                del self._pending[: len(batch)]
                 self._stats["sentAudits"] += len(batch)
             self._acknowledged(mark)
 
+    def _next_batch(self) -> list[tuple[int, dict[str, Any]]]:
+        """The next audits to send, in order: at most MAX_BATCH, and about MAX_BATCH_BYTES."""
+        with self._cond:
+            if not self._pending and self._overflow:
+                self._refill()
+            head = self._pending[: wire.MAX_BATCH]
+        batch: list[tuple[int, dict[str, Any]]] = []
+        size = 0
+        for seq, audit in head:
+            doc = wire.audit_doc(audit)
+            size += 512 + sum(len(v) for v in doc.values() if isinstance(v, str))
+            if batch and size > MAX_BATCH_BYTES:
+                break
+            batch.append((seq, doc))
+        return batch
+
+    def _refill(self) -> None:
+        """The next audits to send, read back from the spool, with those the spool could not
+        take, in their order (a batch's mark must never pass an audit not sent yet)."""
+        spooled = self.spool.read(after=self.local.mark)
+        entries = sorted([*spooled, *self._unspooled], key=lambda entry: entry[0])
+        self._pending = entries[:MAX_PENDING]
+        kept = {seq for seq, _ in self._unspooled}
+        self._unspooled = [e for e in entries[MAX_PENDING:] if e[0] in kept]
+        self._overflow = len(entries) > MAX_PENDING
+
     def _acknowledged(self, mark: int) -> None:
         """Keep the mark; empty the spool once it holds nothing unsent (and the mark is kept,
-        so that numbering goes on after it)."""
+        so that numbering goes on after it). The mark's file is written (and synced) outside
+        the lock that reporting an audit takes."""
+        if mark > self.local.mark and not self.local.save_mark(mark):
+            return  # not kept: the spool stays, so nothing is numbered twice
         with self._cond:
-            if mark <= self.local.mark and self._pending:
-                return
-            kept = self.local.save_mark(max(mark, self.local.mark))
-            if kept and not self._pending and self._seq <= self.local.mark:
+            if not self._pending and not self._overflow and self._seq <= self.local.mark:
                 self.spool.empty()
 
     def _send_queue(self) -> None:

@@ -31,6 +31,11 @@ from garrison.store.tokenbook import StoreTokenBook
 log = logging.getLogger(__name__)
 
 SEEN_EVERY = 10.0  # seconds between writes of a host's last_seen
+# How long a certificate found to be its host's current one is taken without reading the
+# store again: a revocation reaches a host's open connection within this (docs/fleet.md).
+KNOWN_FOR = 2.0
+KNOWN_MAX = 100_000  # certificates remembered at most (then forgotten all at once)
+POLICIES_FOR = 0.5  # the policies, the same for every host, read once per this
 STATUS_PREFIX = "defender:"
 
 
@@ -52,6 +57,8 @@ class FleetService:
         self.ca = ca
         self.clock = clock
         self._seen: dict[str, float] = {}
+        self._known: dict[bytes, tuple[str, float]] = {}
+        self._policies: tuple[float, Doc] | None = None
         self._lock = threading.Lock()
 
     # -- enrolment ---------------------------------------------------------------------------
@@ -82,12 +89,26 @@ class FleetService:
         the certificate is not the host's current one (revoked, or enrolled again since)."""
         if not der:
             raise PeerRefused("this path needs the host's client certificate")
+        now = self.clock()
+        with self._lock:
+            known = self._known.get(der)
+        if known is not None and now - known[1] < KNOWN_FOR:
+            host = known[0]
+        else:
+            host = self._check(der)
+            with self._lock:
+                if len(self._known) >= KNOWN_MAX:
+                    self._known.clear()
+                self._known[der] = (host, now)
+        self._mark_seen(host)
+        return host
+
+    def _check(self, der: bytes) -> str:
         host = self.ca.check_peer(der)
         serial = str(peer_certificate(der).serial_number)
         record = self.store.get_host(host)
         if record is None or record.revoked is not None or record.serial != serial:
             raise PeerRefused(f"host {host}: certificate revoked or replaced")
-        self._mark_seen(host)
         return host
 
     def _mark_seen(self, host: str) -> None:
@@ -134,9 +155,20 @@ class FleetService:
 
     def sync(self, host: str) -> Doc:
         """What a host pulls every second: the policies it enforces and its model commands."""
-        policies = {kind: self.store.get_policy(kind) for kind in POLICY_KINDS}
         commands = self.store.pending_model_commands(host=host)
-        return {"policies": policies, "commands": [_command_doc(c) for c in commands]}
+        return {"policies": self._policies_now(), "commands": [_command_doc(c) for c in commands]}
+
+    def _policies_now(self) -> Doc:
+        """The policies hosts enforce, read from the store at most every POLICIES_FOR."""
+        now = self.clock()
+        with self._lock:
+            cached = self._policies
+        if cached is not None and now - cached[0] < POLICIES_FOR:
+            return cached[1]
+        policies = {kind: self.store.get_policy(kind) for kind in POLICY_KINDS}
+        with self._lock:
+            self._policies = (now, policies)
+        return policies
 
     def finish_commands(self, host: str, ids: Sequence[int]) -> None:
         self.store.finish_model_commands(ids, host=host)

@@ -8,10 +8,25 @@ fleet enrolment tokens) is imported from ``garrison.store.tokenbook``: it loads
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from garrison.store.base import BlockedContainer, HostRecord, Store
 from garrison.store.datadir import create_private_file, open_private, secure_data_dir
 from garrison.store.memory import MemoryStore
-from garrison.store.sqlite import DB_NAME, SQLiteStore
+
+if TYPE_CHECKING:
+    from garrison.store.sqlite import DB_NAME, SQLiteStore
+
+
+def __getattr__(name: str) -> object:
+    """``SQLiteStore`` and ``DB_NAME`` on first use: they bring SQLAlchemy (some 25 MiB of a
+    process's memory), which a defender reporting to a remote console never needs."""
+    if name in ("SQLiteStore", "DB_NAME"):
+        from garrison.store import sqlite  # noqa: PLC0415
+
+        return getattr(sqlite, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DB_NAME",
