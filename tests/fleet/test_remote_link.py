@@ -278,16 +278,26 @@ def test_a_bad_audit_in_a_batch_costs_itself_only(console, tmp_path) -> None:
     assert len(stored(console)) == 2
 
 
-def test_an_enrolment_with_a_forged_or_malformed_request_is_refused(console, tmp_path) -> None:
+def test_a_faulty_request_is_refused_and_leaves_its_token_unspent(console, tmp_path) -> None:
     token = console.token()
+    other = make_host_request("someone-else").csr_pem.decode()
     with ConsoleClient(console.url, _trusting_console(console)) as client:
-        for body in ({"token": token}, {"token": token, "host": "h", "csr": "junk"}):
-            with pytest.raises(ConsoleRefused):
+        for body in (
+            {"token": token},
+            {"token": token, "host": "h", "csr": "junk"},
+            {"token": token, "host": "h", "csr": other},  # a request for another host
+        ):
+            with pytest.raises(ConsoleRefused) as refused:
                 client.post(wire.ENROL_HOSTS, body)
+            assert refused.value.status == 400
+        mine = make_host_request("h").csr_pem.decode()
         with pytest.raises(ConsoleRefused, match="refused") as refused:
-            client.post(wire.ENROL_HOSTS, {"token": "gse_x", "host": "h", "csr": "x"})
-    assert refused.value.status == 403
-    assert console.store.list_hosts() == []
+            client.post(wire.ENROL_HOSTS, {"token": "gse_x", "host": "h", "csr": mine})
+        assert refused.value.status == 403
+        assert console.store.list_hosts() == []
+        answer = client.post(wire.ENROL_HOSTS, {"token": token, "host": "h", "csr": mine})
+    assert "BEGIN CERTIFICATE" in answer["cert"], "the token still works"
+    assert [h.name for h in console.store.list_hosts()] == ["h"]
 
 
 def _trusting_console(console: Console) -> ssl.SSLContext:

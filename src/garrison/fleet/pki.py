@@ -297,6 +297,16 @@ def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
     )
 
 
+def check_request(csr_pem: bytes, host: str) -> None:
+    """What ``ConsoleCA.issue_client`` checks of a request, without signing: InvalidInput when
+    it is malformed, not signed by its key, of a weak key or hash, or for another host."""
+    csr = _load_csr(csr_pem)
+    name = _request_host(csr)
+    if name != host:
+        raise InvalidInput(f"certificate request names {name!r}, not the host {host!r}")
+    _strong_key(csr)
+
+
 def _load_csr(data: bytes) -> x509.CertificateSigningRequest:
     """A request, PEM or DER, whose signature verifies (proof that its sender has the key)."""
     try:

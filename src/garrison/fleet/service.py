@@ -19,7 +19,7 @@ from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
 from garrison.errors import InvalidInput
 from garrison.fleet.enroll import TokenRecord, make_token, spend
-from garrison.fleet.pki import ConsoleCA, check_host_name
+from garrison.fleet.pki import ConsoleCA, check_host_name, check_request
 from garrison.fleet.tls import PeerRefused, peer_certificate
 from garrison.fleet.wire import POLICY_KINDS
 from garrison.model.clock import Clock, system_clock
@@ -70,12 +70,14 @@ class FleetService:
         return text, record
 
     def enrol(self, token: str, host: str, csr_pem: bytes) -> bytes:
-        """Spend ``token`` and sign the host's request: its client certificate (PEM). The host
-        becomes known under this certificate's serial alone: an older certificate of the same
-        name (an earlier enrolment) stops working. TokenRefused, InvalidInput."""
+        """Spend ``token`` and sign the host's request: its client certificate (PEM). The request
+        is checked first, so a faulty one leaves the token unspent. The host becomes known
+        under this certificate's serial alone: an older certificate of the same name (an
+        earlier enrolment) stops working. TokenRefused, InvalidInput."""
         name = check_host_name(host)
+        check_request(csr_pem, name)  # a faulty request does not cost the host its token
         now = self.clock()
-        spend(StoreTokenBook(self.store), token, now)  # before the request is even parsed
+        spend(StoreTokenBook(self.store), token, now)
         cert_pem = self.ca.issue_client(csr_pem, host=name)
         serial = peer_certificate(_der(cert_pem)).serial_number
         self.store.enrol_host(HostRecord(name, str(serial), now))
