@@ -55,15 +55,9 @@ from garrison.fleet.service import FleetService
 from garrison.policy.schema import RuleSet, RuntimeRule
 from garrison.policy.stored import RUNTIME_KIND, rules_to_doc
 from garrison.store.postgres import PostgresStore
-from support import PostgresCluster, cpu_seconds, private_postgres
+from support import PostgresCluster, cpu_seconds, free_port, private_postgres
 
 # -- the console and its hosts --------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOCAL, 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager

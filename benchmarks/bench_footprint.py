@@ -26,7 +26,6 @@ Nothing is asserted: a table, and JSON with --json-out.
 from __future__ import annotations
 
 import argparse
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from garrison.audit.record import Audit
 from garrison.devengine import BUSYBOX, DEBIAN, PrivateEngine, ensure_all
 from garrison.devengine.images import cache_dir_from_env
 from garrison.store import SQLiteStore
-from support import cpu_seconds, defender_pid, parts_option, run_benchmark
+from support import cpu_seconds, defender_pid, free_port, parts_option, run_benchmark
 
 PARTS = ("idle", "busy", "store")
 SETTLE = 10.0
@@ -58,12 +57,6 @@ def counts(text: str) -> list[int]:
     if not found or min(found) < 0:
         raise argparse.ArgumentTypeError("a comma-separated list of counts, 0 or more")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def console_args() -> tuple[str, ...]:

@@ -10,6 +10,7 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -19,6 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from garrison.devengine import EngineConfig, PrivateEngine, ensure_packages
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def cpu_seconds(pid: int, children: bool = True) -> float:

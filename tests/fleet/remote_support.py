@@ -5,7 +5,6 @@ and hosts enrolled with it, each with its own data folder."""
 from __future__ import annotations
 
 import contextlib
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,13 +14,7 @@ from garrison.fleet.link import RemoteLink
 from garrison.fleet.server import DefenderListener, open_ca
 from garrison.fleet.service import FleetService
 from garrison.store.base import Store
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from tests.support import free_port
 
 
 class Console:

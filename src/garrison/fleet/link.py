@@ -28,7 +28,7 @@ from garrison.errors import GarrisonError, StoreError
 from garrison.fleet import wire
 from garrison.fleet.client import ConsoleAway, ConsoleClient, ConsoleRefused, HostRefused
 from garrison.fleet.local import LocalState
-from garrison.model.commands import ModelCommand, check_op
+from garrison.model.commands import ModelCommand
 from garrison.store.base import BlockedContainer, Doc
 
 log = logging.getLogger(__name__)
@@ -463,13 +463,13 @@ class RemoteLink:
 
 
 def _command(doc: Any) -> ModelCommand | None:
+    """A command from the console's answer; None for one it cannot be (no id: it could not be
+    acknowledged)."""
     try:
-        return ModelCommand(
-            check_op(str(doc["op"])), str(doc["profileId"]), float(doc["seconds"]),
-            float(doc["time"]), int(doc["id"]),
-        )  # fmt: skip
-    except (KeyError, TypeError, ValueError, GarrisonError):
+        command = ModelCommand.from_json(doc)
+    except (AttributeError, KeyError, TypeError, ValueError, GarrisonError):
         return None
+    return command if command.id is not None else None
 
 
 def _merge(older: _Queue, newer: _Queue) -> _Queue:

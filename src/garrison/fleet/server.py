@@ -14,7 +14,6 @@ import asyncio
 import ipaddress
 import logging
 import ssl
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,10 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from garrison.api.server import bind, parse_address
 from garrison.fleet.endpoints import PEER_KEY, create_app
 from garrison.fleet.pki import ConsoleCA
 from garrison.fleet.service import FleetService
+from garrison.serving import ServedSocket, bind, parse_address
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +64,13 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-class DefenderListener:
+class DefenderListener(ServedSocket):
     """The listener on ``address`` for the hosts of ``service``; its server certificate is
     issued by the CA at each start, for ``names`` (what hosts dial) and the address."""
 
     def __init__(self, service: FleetService, address: str, names: Sequence[str] = ()) -> None:
         self.address = address
-        self.sock = bind(address)
+        sock = bind(address)
         dns, ips = server_names(address, names)
         cert, key = service.ca.issue_server(dns, ips).save(service.ca.directory, SERVER_CERT)
         ca_file = service.ca.directory / "ca.pem"
@@ -80,28 +79,7 @@ class DefenderListener:
             ssl_certfile=str(cert), ssl_keyfile=str(key), ssl_ca_certs=str(ca_file),
             ssl_cert_reqs=ssl.CERT_OPTIONAL, timeout_keep_alive=30,
         )  # fmt: skip
-        self.server = uvicorn.Server(config)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        host, port = self.sock.getsockname()[:2]
-        shown = f"[{host}]" if ":" in host else host
-        return f"https://{shown}:{port}"
-
-    def run(self) -> None:
-        self.server.run(sockets=[self.sock])
-
-    def start(self) -> DefenderListener:
-        self._thread = threading.Thread(target=self.run, name="defender-listener", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(10.0)
-        self.sock.close()
+        super().__init__(sock, config, "https", "defender-listener")
 
 
 def open_ca(data_dir: Path) -> ConsoleCA:

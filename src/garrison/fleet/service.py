@@ -15,6 +15,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cryptography import x509
+
 from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
 from garrison.errors import InvalidInput
@@ -23,7 +25,6 @@ from garrison.fleet.pki import ConsoleCA, check_host_name, check_request
 from garrison.fleet.tls import PeerRefused, peer_certificate
 from garrison.fleet.wire import POLICY_KINDS
 from garrison.model.clock import Clock, system_clock
-from garrison.model.commands import ModelCommand
 from garrison.model.merge import merge_docs
 from garrison.store.base import BlockedContainer, Doc, HostRecord, Store, profile_of
 from garrison.store.tokenbook import StoreTokenBook
@@ -79,7 +80,7 @@ class FleetService:
         now = self.clock()
         spend(StoreTokenBook(self.store), token, now)
         cert_pem = self.ca.issue_client(csr_pem, host=name)
-        serial = peer_certificate(_der(cert_pem)).serial_number
+        serial = x509.load_pem_x509_certificate(cert_pem).serial_number
         self.store.enrol_host(HostRecord(name, str(serial), now))
         log.info("host %s enrolled (certificate %x)", name, serial)
         return cert_pem
@@ -158,7 +159,7 @@ class FleetService:
     def sync(self, host: str) -> Doc:
         """What a host pulls every second: the policies it enforces and its model commands."""
         commands = self.store.pending_model_commands(host=host)
-        return {"policies": self._policies_now(), "commands": [_command_doc(c) for c in commands]}
+        return {"policies": self._policies_now(), "commands": [c.to_json() for c in commands]}
 
     def _policies_now(self) -> Doc:
         """The policies hosts enforce, read from the store at most every POLICIES_FOR."""
@@ -199,20 +200,3 @@ class FleetService:
     def audits_of(self, host: str, container_id: str, limit: int) -> list[Audit]:
         query = AuditFilter(container=container_id, host=host, limit=limit)
         return self.store.list_audits(query)
-
-
-def _command_doc(command: ModelCommand) -> Doc:
-    return {
-        "id": command.id,
-        "op": command.op,
-        "profileId": command.profile_id,
-        "seconds": command.seconds,
-        "time": command.time,
-    }
-
-
-def _der(cert_pem: bytes) -> bytes:
-    from cryptography import x509  # noqa: PLC0415
-    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
-
-    return x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)

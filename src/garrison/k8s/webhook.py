@@ -8,10 +8,8 @@ message the API server shows; it then applies the webhook's ``failurePolicy``.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import signal
-import socket
 import ssl
 import threading
 import time
@@ -31,6 +29,7 @@ from starlette.routing import Route
 from garrison.errors import ConfigError, InvalidInput
 from garrison.k8s._review import MAX_REVIEW
 from garrison.k8s.admission import Admission
+from garrison.serving import bind
 from garrison.text import clip
 
 log = logging.getLogger(__name__)
@@ -85,19 +84,6 @@ def _status(code: int, reason: str, message: str) -> JSONResponse:
     return JSONResponse(doc, status_code=code)
 
 
-def parse_address(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` with an IP address (``[::1]:PORT`` for IPv6); ConfigError otherwise."""
-    host, sep, port = text.rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"--address must be HOST:PORT, not {clip(repr(text), 80)}")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise ConfigError(f"--address: {clip(repr(host), 80)} is not an IP address") from None
-    return host, int(port)
-
-
 @dataclass(frozen=True, slots=True)
 class WebhookConfig:
     """Where and with what certificate the webhook listens."""
@@ -114,7 +100,7 @@ class WebhookServer:
     def __init__(self, admission: Admission, config: WebhookConfig) -> None:
         self.config = config
         _check_tls(config.cert, config.key)
-        self.sock = _bind(config.address)
+        self.sock = bind(config.address, "--address", localhost=False)
         uv = uvicorn.Config(
             make_app(admission),
             ssl_certfile=str(config.cert),
@@ -193,12 +179,3 @@ def _check_tls(cert: Path, key: Path) -> None:
         context.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"cannot use --cert {cert} with --key {key}: {exc}") from exc
-
-
-def _bind(address: str) -> socket.socket:
-    host, port = parse_address(address)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        return socket.create_server((host, port), family=family)
-    except OSError as exc:
-        raise ConfigError(f"--address {address}: {exc.strerror or exc}") from exc
