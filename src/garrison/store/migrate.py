@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 # The revisions of migrations/versions, oldest first (tests/store/test_migrations.py checks
 # them against Alembic's own reading of the folder).
-REVISIONS = ("0001", "0002", "0003")
+REVISIONS = ("0001", "0002", "0003", "0004")
 HEAD = REVISIONS[-1]
 VERSION_TABLE = "alembic_version"
 

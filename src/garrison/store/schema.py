@@ -21,7 +21,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -268,5 +268,41 @@ enrol_tokens = Table(
     Column("secret_hash", Text, nullable=False),
     Column("created", Float, nullable=False),
     Column("expires", Float, nullable=False),
-    Column("used", Float, nullable=True),
+    Column("used", Float, nullable=True),  # when last used
+    # How many hosts may enrol with it (migration 0004): 1 for a host's own token, more for
+    # one that a DaemonSet's nodes share; ``uses`` counts those that did.
+    Column("max_uses", Integer, nullable=False, server_default="1"),
+    Column("uses", Integer, nullable=False, server_default="0"),
+)
+
+# The console's CA (garrison.fleet.pki, migration 0004): one row, id 1, so that replicas of
+# the console on one PostgreSQL sign and check certificates alike. The key is PEM, unencrypted:
+# the database is as secret as the CA's folder was (docs/security.md).
+console_ca = Table(
+    "console_ca",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("cert_pem", Text, nullable=False),
+    Column("key_pem", Text, nullable=False),
+    Column("created", Float, nullable=False),
+)
+
+# Serials (decimal text) of client certificates the CA revoked, with their host.
+revoked_serials = Table(
+    "revoked_serials",
+    metadata,
+    Column("serial", Text, primary_key=True),
+    Column("host", Text, nullable=False),
+    Column("revoked", Float, nullable=False),
+)
+
+# Which hosts saved each model (migration 0004): one model per image across hosts, with
+# the hosts that learned or ran it.
+model_hosts = Table(
+    "model_hosts",
+    metadata,
+    Column("profile_id", Text, primary_key=True),
+    Column("host", Text, primary_key=True),
+    Column("first_saved", Float, nullable=False),
+    Column("last_saved", Float, nullable=False),
 )
