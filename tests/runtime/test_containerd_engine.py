@@ -11,6 +11,7 @@ import secrets
 import shutil
 import tarfile
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +23,13 @@ from garrison.runtime import RestartPolicy, RuntimeEvent
 from garrison.runtime._containerd_events import event_of, parse_line
 from garrison.runtime._ctr import parse_snapshot_mounts, parse_tasks
 from garrison.runtime.containerd import ContainerdRuntime, restart_policy_of
+from garrison.sensors.cgroup import (
+    cgroup2_mounts,
+    container_cgroup2_id,
+    container_of_pid,
+    container_pids,
+    containerd_layout,
+)
 from tests.containerd_support import IMAGE, PrivateContainerd, busybox_archive
 from tests.support import wait_for
 
@@ -353,6 +361,61 @@ def test_containerd_stopped_ends_the_stream_with_runtime_unavailable():
     finally:
         other.stop()
         other.remove()
+
+
+# ---- cgroups: which task a host process is in ------------------------------------------------
+
+
+def test_the_containerd_layout_finds_a_tasks_processes_and_dockers_does_not(
+    runtime, run_container, daemon
+):
+    container_id = run_container()
+    first = runtime.inspect(container_id).pid
+    layout = runtime.cgroup_layout
+    assert layout == containerd_layout(NS)
+    exec_in(daemon, container_id, "/bin/sleep 60 </dev/null >/dev/null 2>&1 &")
+
+    def both() -> list[int] | None:
+        found = container_pids(container_id, layout=layout)
+        return found if len(found) == 2 else None
+
+    pids = wait_for("the exec's sleep in the task's cgroup", both)
+    assert first in pids
+    for pid in pids:
+        assert container_of_pid(pid, layout=layout) == container_id
+        assert container_of_pid(pid) is None  # Docker's layout, the default
+    assert container_pids(container_id) == []
+    task_cgroup = os.path.join(cgroup2_mounts()[0], NS, container_id)
+    assert container_cgroup2_id(container_id, layout=layout) == os.stat(task_cgroup).st_ino
+    assert container_cgroup2_id(container_id) is None
+
+
+def test_a_task_in_a_kubelet_pod_cgroup_is_found_by_the_k8s_io_layout(runtime, daemon):
+    # The CRI plugin's path for a Burstable pod with the cgroupfs driver, given to ctr by hand.
+    container_id = secrets.token_hex(32)
+    path = f"/kubepods/burstable/pod{uuid.uuid4()}/{container_id}"
+    try:
+        daemon.ctr("run", "-d", "--null-io", "--runc-root", str(daemon.directory / "runc"),
+                   "--cgroup", path, IMAGE, container_id, namespace=NS)  # fmt: skip
+        pid = runtime.inspect(container_id).pid
+        assert Path(f"/proc/{pid}/cgroup").read_text().splitlines()[-1] == f"0::{path}"
+        k8s = containerd_layout("k8s.io")
+        assert container_of_pid(pid, layout=k8s) == container_id
+        assert container_pids(container_id, layout=k8s) == [pid]
+        assert container_of_pid(pid, layout=runtime.cgroup_layout) is None  # not /NS/<id>
+        assert container_of_pid(pid) is None
+    finally:
+        daemon.remove_container(container_id, NS)
+        remove_cgroup_path(path)
+
+
+def remove_cgroup_path(path: str) -> None:
+    """rmdir ``path`` and its parents, deepest first, in every hierarchy (only empty ones go)."""
+    parts = path.strip("/").split("/")
+    for hierarchy in Path("/sys/fs/cgroup").iterdir():
+        for depth in range(len(parts), 0, -1):
+            with contextlib.suppress(OSError):
+                hierarchy.joinpath(*parts[:depth]).rmdir()
 
 
 # ---- parsers, fed what this machine's ctr printed ---------------------------------------------

@@ -1,10 +1,12 @@
-"""What Garrison needs of a container runtime, whichever it is (Docker now, containerd later)."""
+"""What Garrison needs of a container runtime, whichever it is (Docker, containerd)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from garrison.sensors.cgroup_layout import CgroupLayout
 
 ORCHESTRATOR_LABELS = {
     "io.kubernetes.pod.name": "kubernetes",
@@ -88,6 +90,12 @@ class ContainerRuntime(Protocol):
     Errors: ContainerGone when the container does not exist (any more), RuntimeUnavailable
     when the runtime cannot be reached, RuntimeRefused when it answers with a refusal.
     """
+
+    @property
+    def cgroup_layout(self) -> CgroupLayout:
+        """Where this runtime puts its containers' cgroups: how the sensors tell which
+        container a host process is in, and find a container's processes."""
+        ...
 
     def ping(self) -> bool: ...
 

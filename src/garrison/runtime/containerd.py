@@ -19,6 +19,8 @@ How Docker's notions map onto containerd's:
   in ``containerd.io/restart.policy``) for "always" and "on-failure", and to ``stopped`` for
   "no" and "unless-stopped": Garrison's kill is a stop by hand, which "unless-stopped" (the
   enforcer's block policy) must not undo, and the monitor would restart a ``running`` one.
+- ``cgroup_layout`` is ``/<namespace>/<id>`` (ctr's default cgroup path, cgroupfs driver),
+  and for ``k8s.io`` also kubelet's pod cgroups (``sensors.cgroup_layout``).
 - ``logs`` is ``b""``: containerd keeps no output. A task's stdout goes to its creator's
   FIFOs or to a log URI given at creation, neither of which containerd lets a client read
   back.
@@ -49,6 +51,7 @@ from garrison.runtime._ctr import (
     task_rootfs,
 )
 from garrison.runtime.base import ContainerInfo, RestartPolicy
+from garrison.sensors.cgroup_layout import CgroupLayout, containerd_layout
 
 Json = Mapping[str, Any]
 
@@ -108,6 +111,12 @@ class ContainerdRuntime:
     @property
     def namespace(self) -> str:
         return self._ctr.namespace
+
+    @property
+    def cgroup_layout(self) -> CgroupLayout:
+        """``/<namespace>/<id>`` as ctr makes it, and kubelet's pod cgroups for ``k8s.io``
+        (the CRI plugin's); ValueError when the namespace is not a containerd identifier."""
+        return containerd_layout(self.namespace)
 
     def ping(self) -> bool:
         """True when containerd answers; never raises."""

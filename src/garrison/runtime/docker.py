@@ -23,6 +23,7 @@ from docker.types.daemon import CancellableStream
 
 from garrison.errors import ContainerGone, RuntimeRefused, RuntimeUnavailable
 from garrison.runtime.base import ContainerInfo, RestartPolicy, RuntimeEvent
+from garrison.sensors.cgroup_layout import DOCKER_LAYOUT, CgroupLayout
 
 T = TypeVar("T")
 Json = Mapping[str, Any]
@@ -89,6 +90,10 @@ class DockerRuntime:
         else:
             kwargs["base_url"] = self.base_url
         return docker.APIClient(**kwargs)
+
+    @property
+    def cgroup_layout(self) -> CgroupLayout:
+        return DOCKER_LAYOUT
 
     def ping(self) -> bool:
         """True when the daemon answers; never raises."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from garrison.errors import ContainerGone, RuntimeRefused, RuntimeUnavailable
 from garrison.runtime.base import ContainerInfo, RestartPolicy, RuntimeEvent
+from garrison.sensors.cgroup_layout import DOCKER_LAYOUT, CgroupLayout
 
 
 class FakeEventStream:
@@ -55,7 +56,8 @@ class FakeEventStream:
 class FakeRuntime:
     """Containers in memory; every call is thread-safe and fast."""
 
-    def __init__(self) -> None:
+    def __init__(self, cgroup_layout: CgroupLayout = DOCKER_LAYOUT) -> None:
+        self._layout = cgroup_layout  # the runtime it plays: Docker's unless a test says
         self._lock = threading.Lock()
         self._containers: dict[str, ContainerInfo] = {}
         self._streams: list[FakeEventStream] = []
@@ -131,6 +133,10 @@ class FakeRuntime:
             stream.push(event)
 
     # --- the ContainerRuntime protocol ------------------------------------------------
+
+    @property
+    def cgroup_layout(self) -> CgroupLayout:
+        return self._layout
 
     def ping(self) -> bool:
         return self.up

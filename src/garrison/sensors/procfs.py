@@ -13,12 +13,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
 import struct
 import time
 from dataclasses import dataclass
 
 from garrison.errors import GarrisonError, ProcessGone, SensorError
+from garrison.sensors.cgroup_layout import DOCKER_LAYOUT, CgroupLayout
 
 SYS_EXECVE = 59  # x86_64 syscall numbers, as /proc/PID/syscall prints them
 SYS_EXECVEAT = 322
@@ -40,8 +40,6 @@ MAX_STRING = 4096  # PATH_MAX; also the longest argument kept
 _CHUNK = 256
 _SPAN_MAX = 16384
 
-# /proc/PID/cgroup: "/docker/<id>" (cgroupfs driver, v1 and v2) or "docker-<id>.scope" (systemd).
-_CONTAINER_ID = re.compile(rb"(?:/docker/|/docker-)([0-9a-f]{64})(?:\.scope)?(?:/|$)", re.M)
 _GONE_ERRNOS = frozenset({errno.ENOENT, errno.ESRCH, errno.EIO, errno.ENXIO, errno.EFAULT})
 
 
@@ -119,10 +117,10 @@ def parse_stat_ppid(raw: bytes) -> int:
     return int(raw[raw.rindex(b")") + 2 :].split(maxsplit=2)[1])
 
 
-def parse_container_id(raw: bytes) -> str | None:
-    """The Docker container id in ``/proc/PID/cgroup`` (cgroup v1 and v2), None on the host."""
-    match = _CONTAINER_ID.search(raw)
-    return match.group(1).decode() if match else None
+def parse_container_id(raw: bytes, layout: CgroupLayout = DOCKER_LAYOUT) -> str | None:
+    """The id of the container ``/proc/PID/cgroup`` names (cgroup v1 and v2) in ``layout``
+    (Docker's by default); None on the host or in another runtime's container."""
+    return layout.container_id(raw)
 
 
 def exec_call(call: Syscall) -> tuple[int, int, int, int] | None:
@@ -228,8 +226,8 @@ class ProcFS:
     def cwd(self, pid: int) -> str:
         return self.readlink(pid, "cwd")
 
-    def container_id(self, pid: int) -> str | None:
-        return parse_container_id(self.read(pid, "cgroup"))
+    def container_id(self, pid: int, layout: CgroupLayout = DOCKER_LAYOUT) -> str | None:
+        return layout.container_id(self.read(pid, "cgroup"))
 
     def exec_request(self, pid: int, call: Syscall | None = None) -> ExecRequest | None:
         """The file name and argv of a task waiting in execve/execveat, else None."""
