@@ -7,13 +7,14 @@ memory and CPU (issue 18).
 
 A real console (``garrison console serve --store postgresql://…`` as a process of its own) on
 a private PostgreSQL cluster with fsync on, and ``--hosts`` simulated defenders in this
-process (asyncio, one TLS connection and one SSLContext per host, each with its own client
+process (asyncio, two TLS connections and one SSLContext per host, each with its own client
 certificate). Each host is enrolled first (a token made in the store, then POST
-/enrol/v1/hosts with a certificate request made here), then does what ``RemoteLink`` does, on
-its one connection, in one loop: audits pile up at its share of ``--audit-rate`` and go in
-batches of 50-500 (each audit a distinct finding, so each is a row; all that is pending goes
-at once, in batches of at most 500, when the console falls behind), its status every 2 s, and
-every second GET /defender/v1/models?since=… and GET /defender/v1/sync.
+/enrol/v1/hosts with a certificate request made here), then does what ``RemoteLink`` does: on
+one connection, audits pile up at its share of ``--audit-rate`` and go in batches of 50-500
+(each audit a distinct finding, so each is a row; all that is pending goes at once, in
+batches of at most 500, when the console falls behind), and its status goes every 10 s; on
+the other, GET /defender/v1/sync held by the console until it has news (25 s at most), with
+the host's policies tag and models cursor.
 
 After ``--warmup`` seconds the measured window starts: audits stored are the rows counted in
 the database at its start and end, not requests sent. ``--policy-changes`` times in the window
@@ -50,7 +51,7 @@ import psycopg
 from bench_enforce import quantiles
 from fleet_hosts import LOCAL, Load, enrol_all
 from fleet_profile import profile_console
-from garrison.fleet.pki import ConsoleCA
+from garrison.fleet.server import open_ca
 from garrison.fleet.service import FleetService
 from garrison.policy.schema import RuleSet, RuntimeRule
 from garrison.policy.stored import RUNTIME_KIND, rules_to_doc
@@ -86,7 +87,7 @@ def wait_listening(proc: subprocess.Popen[bytes], port: int, work: Path) -> None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"the console exited: {(work / 'console.log').read_text()[-2000:]}")
-        if (work / "console" / "ca" / "ca.pem").exists():
+        if (work / "console" / "listener" / "ca.pem").exists():
             with contextlib.suppress(OSError), socket.create_connection((LOCAL, port), 1):
                 return
         time.sleep(0.1)
@@ -94,7 +95,7 @@ def wait_listening(proc: subprocess.Popen[bytes], port: int, work: Path) -> None
 
 
 def make_tokens(store: PostgresStore, work: Path, n: int) -> list[str]:
-    service = FleetService(store, ConsoleCA.load(work / "console" / "ca"))
+    service = FleetService(store, open_ca(store, work / "console"))
     return [service.make_enrol_token(3600)[0] for _ in range(n)]
 
 

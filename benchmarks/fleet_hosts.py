@@ -1,5 +1,6 @@
-"""The simulated hosts of ``bench_fleet.py``: each enrolled as a defender enrols, then doing on
-one kept-alive TLS connection, with its own client certificate, what ``RemoteLink`` does."""
+"""The simulated hosts of ``bench_fleet.py``: each enrolled as a defender enrols, then doing
+what ``RemoteLink`` does, with its own client certificate, on two kept-alive TLS connections:
+audits and statuses on one, the long-polled sync (policies, commands, models) on the other."""
 
 from __future__ import annotations
 
@@ -9,19 +10,22 @@ import random
 import secrets
 import ssl
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from garrison.audit.record import Audit
-from garrison.fleet import wire
+from garrison.fleet import link, wire
 from garrison.fleet.pki import make_host_request
+from garrison.fleet.sync import SyncAsk
 from garrison.fleet.tls import client_context
 from garrison.policy.stored import RUNTIME_KIND
 
 LOCAL = "127.0.0.1"
-ROUND = 1.0  # seconds between a host's syncs (RemoteLink.sync_interval)
-STATUS_EVERY = 2.0
+ROUND = 0.5  # seconds between a host's sends (RemoteLink.flush_interval)
+STATUS_EVERY = link.STATUS_EVERY
+SYNC_WAIT = link.SYNC_WAIT
 BATCH_MIN, BATCH_MAX = 50, wire.MAX_BATCH
 
 # -- HTTP/1.1 over one kept-alive TLS connection -------------------------------------------------
@@ -84,15 +88,23 @@ class Load:
 
 
 class Host:
-    def __init__(self, name: str, conn: Connection, load: Load, template: tuple[str, str]) -> None:
-        self.name, self.conn, self.load = name, conn, load
+    def __init__(
+        self, name: str, conns: tuple[Connection, Connection], load: Load, template: tuple[str, str]
+    ) -> None:
+        self.name, self.load = name, load
+        self.conn, self.sync_conn = conns
         self.epoch = secrets.token_hex(8)
-        self.seq, self.pending, self.cursor = 0, 0.0, 0.0
+        self.seq, self.cursor = 0, 0.0
         self.next_batch = random.randint(BATCH_MIN, BATCH_MAX)
+        # As if running for long already: hosts reach their batch sizes at times spread evenly
+        # from the start, not all after a first wait (the rate would ramp up for a minute).
+        self.pending = random.uniform(0, self.next_batch)
         self.template = template
         self.seen_version = 0
+        self.tag = ""
 
     async def run(self) -> None:
+        syncing = asyncio.create_task(self._syncs())
         last = time.monotonic()
         next_status = last + random.uniform(0, STATUS_EVERY)
         await asyncio.sleep(random.uniform(0, ROUND))  # hosts started at different moments
@@ -104,10 +116,15 @@ class Host:
             if now >= next_status:
                 next_status += STATUS_EVERY
                 await self._ask("status", "POST", wire.STATUS, self._status())
-            await self._ask("models", "GET", f"{wire.MODELS}?since={self.cursor!r}")
-            await self._sync()
             await asyncio.sleep(max(0.0, ROUND - (time.monotonic() - now)))
+        syncing.cancel()
         self.conn.close()
+        self.sync_conn.close()
+
+    async def _syncs(self) -> None:
+        await asyncio.sleep(random.uniform(0, 1.0))
+        while not self.load.stop:
+            await self._sync()
 
     async def _send_audits(self) -> None:
         if self.pending < self.next_batch:
@@ -135,10 +152,14 @@ class Host:
         return json.dumps(doc).encode()
 
     async def _sync(self) -> None:
-        answer = await self._ask("sync", "GET", wire.SYNC)
-        if answer is None:
+        query = urllib.parse.urlencode(SyncAsk(self.tag, self.cursor, wait=SYNC_WAIT).query())
+        data = await self._ask("sync", "GET", f"{wire.SYNC}?{query}", conn=self.sync_conn)
+        if data is None:
             return
-        rules = (json.loads(answer).get("policies") or {}).get(RUNTIME_KIND) or {}
+        answer = json.loads(data)
+        self.tag = answer.get("policiesTag", "")
+        self.cursor = max(self.cursor, float(answer.get("cursor") or 0))
+        rules = (answer.get("policies") or {}).get(RUNTIME_KIND) or {}
         names = [r.get("name", "") for r in rules.get("rules", [])]
         version = int(names[0].rsplit("-", 1)[1]) if names else 0
         if version > self.seen_version:
@@ -148,10 +169,12 @@ class Host:
                     self.load.seen.setdefault(v, []).append(when - self.load.changed_at[v])
             self.seen_version = version
 
-    async def _ask(self, kind: str, method: str, path: str, body: bytes | None = None) -> Any:
+    async def _ask(
+        self, kind: str, method: str, path: str, body: bytes | None = None, conn: Any = None
+    ) -> Any:
         start = time.monotonic()
         try:
-            status, data = await self.conn.call(method, path, body)
+            status, data = await (conn or self.conn).call(method, path, body)
         except (OSError, asyncio.IncompleteReadError, ValueError):
             status, data = 0, b""
         if status != 200:
@@ -159,8 +182,6 @@ class Host:
             await asyncio.sleep(0.25)
             return None
         self.load.latency.setdefault(kind, []).append(time.monotonic() - start)
-        if kind == "models":
-            self.cursor = max(self.cursor, float(json.loads(data).get("cursor") or 0))
         return data
 
 
@@ -181,7 +202,7 @@ async def enrol_all(
     names: list[str], tokens: list[str], port: int, work: Path, load: Load
 ) -> list[Host]:
     """Each host enrolled (its key made here, its request signed by the console), 16 at once."""
-    ca_pem = (work / "console" / "ca" / "ca.pem").read_bytes()
+    ca_pem = (work / "console" / "listener" / "ca.pem").read_bytes()  # the store's CA
     trusting = ssl.create_default_context(cadata=ca_pem.decode())
     gate = asyncio.Semaphore(16)
 
@@ -202,8 +223,9 @@ async def enrol_all(
 
     folders = await asyncio.gather(*(one(n, t) for n, t in zip(names, tokens, strict=True)))
     template = audit_template()
-    return [
-        Host(name, Connection(port, client_context(f / "host.pem", f / "host-key.pem", ca_pem)),
-             load, template)
-        for name, f in zip(names, folders, strict=True)
-    ]  # fmt: skip
+
+    def connections(folder: Path) -> tuple[Connection, Connection]:
+        context = client_context(folder / "host.pem", folder / "host-key.pem", ca_pem)
+        return Connection(port, context), Connection(port, context)
+
+    return [Host(n, connections(f), load, template) for n, f in zip(names, folders, strict=True)]

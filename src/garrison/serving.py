@@ -36,12 +36,16 @@ def parse_address(
     return host, int(port)
 
 
-def bind(address: str, what: str = "console address", localhost: bool = True) -> socket.socket:
-    """A listening socket on ``address`` (as ``parse_address`` reads it), for uvicorn."""
+def bind(
+    address: str, what: str = "console address", localhost: bool = True, reuse_port: bool = False
+) -> socket.socket:
+    """A listening socket on ``address`` (as ``parse_address`` reads it), for uvicorn.
+    ``reuse_port``: SO_REUSEPORT, so that several processes of one user listen on one address
+    and the kernel spreads the connections among them (socket(7)); each must ask for it."""
     host, port = parse_address(address, what, localhost)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        sock = socket.create_server((host, port), family=family, reuse_port=False)
+        sock = socket.create_server((host, port), family=family, reuse_port=reuse_port)
     except OSError as exc:
         raise ConfigError(f"{what} {address}: {exc.strerror or exc}") from exc
     # Linux passes this on to each accepted connection. asyncio sets it only on sockets made

@@ -83,7 +83,7 @@ def fill_models(console: Console) -> None:
     active after 4 min 12 s of learning (4 min 43 s run)."""
     clock = FakeClock(time.time() - 600)
     book = ModelBook(clock=clock, config=LearningConfig(learning_period=3600))
-    link = console.link(flush_interval=60)
+    link = console.link(flush_interval=60, host=OTHER_HOST)
     try:
         book.container_started(BUSYBOX)
         clock.advance(252.7)
@@ -258,6 +258,17 @@ def test_models_list_fits_with_whole_ids_states_and_human_durations(filled: Path
           "bd2ee8765fd0", "learning", "active", "30s of 1h", "4m 43s")  # fmt: skip
     assert "30.45" not in text
     assert "sha256:" not in text  # short ids, as docker shows them
+
+
+def test_models_show_the_hosts_that_saved_them(filled: Path) -> None:
+    done = garrison("models", "show", "garrison-test/nginx", "--data-dir", filled)
+    shown = json.loads(done.stdout)
+    assert [h["host"] for h in shown["hosts"]] == [OTHER_HOST]
+    assert shown["hosts"][0]["firstSaved"] <= shown["hosts"][0]["lastSaved"] <= time.time()
+    listed = json.loads(garrison("models", "list", "--json", "--data-dir", filled).stdout)
+    assert [m["hostCount"] for m in listed] == [1, 1]
+    wide = garrison("models", "list", "-o", "wide", "--data-dir", filled).stdout.splitlines()
+    assert wide[0].split()[-2:] == ["hosts", "created"]
 
 
 def test_audits_list_fits_and_wraps_the_message_not_the_names(filled: Path) -> None:

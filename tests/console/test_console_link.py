@@ -133,3 +133,37 @@ def test_close_says_how_many_audits_it_could_not_store():
     link.report_audit(audit(2))
     with pytest.raises(StoreError, match="2 audit"):
         link.close(timeout=0.2)
+
+
+def test_the_link_records_its_host_among_those_that_saved_each_model(store):
+    link = InProcessLink(store, flush_interval=60, host="node-7")
+    link.save_models([{"profileId": "good"}, {"profileId": "bad", "x": math.nan}])
+    assert link.flush(timeout=30)
+    assert [h.host for h in store.model_hosts("good")] == ["node-7"]
+    assert store.model_host_counts() == {"good": 1}, "none for the model not saved"
+    link.close()
+    anonymous = InProcessLink(store, flush_interval=60)  # no host name: none recorded
+    anonymous.save_models([{"profileId": "other"}])
+    anonymous.close()
+    assert store.model_hosts("other") == []
+
+
+class StoreRecordingHostsFailingOnce(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    def record_model_hosts(self, host, profile_ids, when):
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("database is locked")
+        super().record_model_hosts(host, profile_ids, when)
+
+
+def test_a_failed_host_record_is_retried_without_saving_the_model_again():
+    store = StoreRecordingHostsFailingOnce()
+    link = InProcessLink(store, flush_interval=0.01, host="node-7")
+    link.save_models([{"profileId": "p1"}])
+    link.close()
+    assert [h.host for h in store.model_hosts("p1")] == ["node-7"]
+    assert link.stats.write_errors == 1

@@ -65,9 +65,13 @@ def tls_answers(port: int) -> bool:
         return False
 
 
+LISTENING = "Defenders enrol and report at"  # what the console prints once it listens
+
+
 @dataclasses.dataclass
 class ConsoleProcess:
-    """``garrison console serve`` on a PostgreSQL store, with its defender listener."""
+    """``garrison console serve`` on a PostgreSQL store, with its defender listener; ``extra``:
+    more of its options (``--reuse-port`` for a replica sharing its ports with others)."""
 
     store_url: str
     data_dir: Path
@@ -75,6 +79,8 @@ class ConsoleProcess:
     defender_port: int
     log: Path
     proc: subprocess.Popen[bytes] | None = None
+    extra: tuple[str, ...] = ()
+    _log_from: int = 0  # the log's size when this process started
 
     @property
     def url(self) -> str:
@@ -90,8 +96,9 @@ class ConsoleProcess:
             sys.executable, "-m", "garrison", "console", "serve",
             "--store", self.store_url, "--data-dir", str(self.data_dir),
             "--address", f"127.0.0.1:{self.api_port}",
-            "--defender-address", f"127.0.0.1:{self.defender_port}",
+            "--defender-address", f"127.0.0.1:{self.defender_port}", *self.extra,
         ]  # fmt: skip
+        self._log_from = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -105,6 +112,8 @@ class ConsoleProcess:
         assert self.proc is not None
         if self.proc.poll() is not None:
             raise AssertionError(f"console exited {self.proc.returncode}:\n{self.log_text()}")
+        if "--reuse-port" in self.extra:  # another replica may answer on the port: ask the log
+            return LISTENING.encode() in self.log.read_bytes()[self._log_from :]
         return tls_answers(self.defender_port)
 
     def stop(self, sig: int = signal.SIGTERM) -> int | None:

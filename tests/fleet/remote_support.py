@@ -23,7 +23,7 @@ class Console:
     def __init__(self, store: Store, data_dir: Path) -> None:
         self.store = store
         self.data_dir = data_dir
-        self.service = FleetService(store, open_ca(data_dir))
+        self.service = FleetService(store, open_ca(store, data_dir))
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.listener: DefenderListener | None = None
@@ -31,7 +31,9 @@ class Console:
     def start(self) -> Console:
         for _ in range(50):  # the port of a listener just stopped may linger a moment
             try:
-                self.listener = DefenderListener(self.service, f"127.0.0.1:{self.port}").start()
+                self.listener = DefenderListener(
+                    self.service, f"127.0.0.1:{self.port}", directory=self.data_dir / "listener"
+                ).start()
                 break
             except Exception:
                 time.sleep(0.1)

@@ -1,6 +1,6 @@
-"""One-time enrolment tokens: a token enrols once, before it expires, with its own secret
-only; what is stored could not be presented; the text parses whatever its secret holds; and
-two hosts racing with one token enrol one host."""
+"""Enrolment tokens: a token enrols once (or as many hosts as it was made for), before it
+expires, with its own secret only; what is stored could not be presented; the text parses
+whatever its secret holds; and hosts racing with one token enrol no more than it allows."""
 
 from __future__ import annotations
 
@@ -197,3 +197,34 @@ def test_the_in_memory_book_refuses_a_second_record_with_the_same_id() -> None:
     with pytest.raises(InvalidInput, match="exists already"):
         book.add(record)
     assert not book.mark_used("nosuchtoken0", NOW)
+
+
+@pytest.mark.parametrize("uses", [0, -1, 100_001, True, 2.0])
+def test_a_number_of_uses_out_of_bounds_is_refused(uses: int) -> None:
+    with pytest.raises(InvalidInput, match="uses"):
+        make_token(HOUR, now=NOW, uses=uses)
+
+
+def test_sixteen_hosts_racing_for_a_token_of_five_uses_enrol_five() -> None:
+    book = MemoryTokenBook()
+    token, record = make_token(HOUR, now=NOW, uses=5)
+    book.add(record)
+    start = threading.Barrier(16)
+    results: list[str] = []
+
+    def race() -> None:
+        start.wait()
+        try:
+            spend(book, token, NOW)
+            results.append("enrolled")
+        except TokenRefused as exc:
+            results.append(str(exc))
+
+    threads = [threading.Thread(target=race) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    refused = f"enrolment token {record.id} refused: its 5 uses are spent"
+    assert sorted(results) == ["enrolled"] * 5 + [refused] * 11
+    assert book.get(record.id) == dataclasses.replace(record, used=NOW, uses=5)

@@ -67,3 +67,18 @@ def test_a_remote_defender_loads_neither_sqlalchemy_nor_httpx() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, check=True)  # fmt: skip
     assert done.stdout.strip() == "[]"
+
+
+def test_a_token_for_several_hosts_is_listed_with_its_uses(tmp_path: Path) -> None:
+    data = str(tmp_path / "console")
+    made = garrison("hosts", "token", "create", "--uses", "3", "--data-dir", data)
+    assert made.returncode == 0, made.stderr
+    assert "(3 hosts, until" in made.stdout
+    assert "garrison defender --console https://CONSOLE:8443 --enrol-token gse_" in made.stdout
+    listed = garrison("hosts", "token", "list", "--data-dir", data)
+    assert "0/3" in listed.stdout
+    (token,) = json.loads(garrison("hosts", "token", "list", "--data-dir", data, "--json").stdout)
+    assert (token["uses"], token["maxUses"]) == (0, 3)
+    none = garrison("hosts", "token", "create", "--uses", "0", "--data-dir", data)
+    assert none.returncode == 1
+    assert none.stderr.strip().splitlines() == ["garrison: token uses: between 1 and 100000"]

@@ -315,7 +315,9 @@ def test_files_a_host_keeps_are_its_owners_alone(console, tmp_path) -> None:
     assert (folder / "host-key.pem").exists()
 
 
-def test_a_model_saved_by_one_host_reaches_the_others_merged(console, tmp_path) -> None:
+def test_a_model_saved_by_one_host_reaches_the_others_merged_one_model_of_both_hosts(
+    console, tmp_path
+) -> None:
     console.enrol(tmp_path / "h1", "node-1")
     console.enrol(tmp_path / "h2", "node-2")
     base = {"v": 1, "profileId": "p1", "state": "learning", "generation": 0}
@@ -331,6 +333,10 @@ def test_a_model_saved_by_one_host_reaches_the_others_merged(console, tmp_path) 
         assert second.flush(10)
     (kept,) = console.store.load_models()
     assert [p["port"] for p in kept["listening"]] == [80, 443], "the image's one model: both"
+    first_host, second_host = console.store.model_hosts("p1")
+    assert (first_host.host, second_host.host) == ("node-1", "node-2"), "named by certificate"
+    assert first_host.first_saved <= second_host.first_saved <= time.time()
+    assert console.store.model_host_counts() == {"p1": 2}
 
 
 def test_past_its_memory_bound_the_host_sends_from_its_spool_in_small_batches(

@@ -43,6 +43,18 @@ def test_the_same_finding_again_adds_to_its_count_and_moves_its_time(store):
     assert listed[0].processPath == "/usr/bin/nc"
 
 
+def test_a_batch_holding_a_finding_twice_stores_it_once_and_each_gets_it_back(store):
+    others = [audit(msg=f"other {n}", time=1000.0 + n) for n in range(450)]  # several INSERTs
+    batch = [audit(count=2), *others, audit(time=3000.0, count=3)]
+    stored = store.add_audits(batch)
+    assert len(stored) == len(batch)
+    assert stored[0] == stored[-1], "both occurrences get the one audit back"
+    assert (stored[0].count, stored[0].time) == (5, 3000.0)
+    assert [a.msg for a in stored[1:-1]] == [f"other {n}" for n in range(450)]
+    assert len({a.id for a in stored}) == 451
+    assert len(store.list_audits(AuditFilter(limit=0))) == 451
+
+
 def test_audits_filter_by_container_image_type_effect_and_time(store):
     store.add_audits(
         [
@@ -264,3 +276,11 @@ def test_audits_stream_as_they_list(store):
     store.add_audits(operator_audits())
     for query in (AuditFilter(limit=0), AuditFilter(limit=2, offset=1), AuditFilter(rule="r1")):
         assert list(store.iter_audits(query)) == store.list_audits(query)
+
+
+def test_postgresql_s_array_insert_names_every_audit_column_but_the_id() -> None:
+    from garrison.store import schema, sql  # noqa: PLC0415
+
+    names = [name for name, _ in sql._PG_COLUMNS]
+    assert sorted(names) == sorted(c.name for c in schema.audits.columns if c.name != "id")
+    assert set(sql._audit_row(audit())) == set(names)

@@ -19,7 +19,7 @@ from garrison.fleet.enroll import TokenRecord, TokenRefused, make_token, spend
 from garrison.model import ModelCommand
 from garrison.runtime.base import RestartPolicy
 from garrison.store import BlockedContainer, SQLiteStore
-from garrison.store.base import HostRecord
+from garrison.store.base import AuditBatch, HostRecord
 from garrison.store.postgres import PostgresStore
 from garrison.store.tokenbook import StoreTokenBook
 from tests.pg import TEMPLATE
@@ -124,7 +124,9 @@ def test_a_token_kept_in_the_store_is_spent_by_its_first_use_only(store) -> None
     assert spend(book, text, 1010.0).used == 1010.0
     with pytest.raises(TokenRefused, match="used already"):
         spend(book, text, 1020.0)
-    assert book.get(record.id) == TokenRecord(record.id, record.secret_hash, 1000.0, 1600.0, 1010.0)
+    assert book.get(record.id) == TokenRecord(
+        record.id, record.secret_hash, 1000.0, 1600.0, 1010.0, max_uses=1, uses=1
+    )
     with pytest.raises(InvalidInput):
         book.add(record)
 
@@ -199,6 +201,18 @@ def test_a_spool_batch_sent_again_is_not_counted_twice(store) -> None:
     assert sorted(a.count for a in store.list_audits()) == [1, 2]
     assert store.spool_mark("audits:web") == 5
     assert store.audit_totals() == {("processes", "alert"): 3}
+
+
+def test_batches_of_several_spools_are_stored_together_each_once(store) -> None:
+    web = AuditBatch("audits:web", 2, [audit(), audit(msg="web only")])
+    db = AuditBatch("audits:db", 1, [audit(count=3)])  # the same finding as web's first
+    store.add_audit_batches([web, db])
+    assert sorted((a.msg, a.count) for a in store.list_audits()) == [
+        (audit().msg, 4), ("web only", 1)]  # fmt: skip
+    store.add_audit_batches([web, AuditBatch("audits:db", 2, [audit(msg="db next")])])
+    assert sorted(a.msg for a in store.list_audits())[-1] == "web only"
+    assert len(store.list_audits()) == 3, "web's batch again adds nothing, db's next is stored"
+    assert (store.spool_mark("audits:web"), store.spool_mark("audits:db")) == (2, 2)
 
 
 def test_each_spool_has_its_own_mark(store) -> None:
@@ -312,3 +326,18 @@ def test_status_is_listed_by_source_prefix_taken_literally(store) -> None:
     assert [s for s, _ in store.list_status("defender:w_")] == ["defender:w_b"]
     assert [s for s, _ in store.list_status("defender:%")] == []
     assert len(store.list_status("")) == 5
+
+
+def test_the_sync_marks_move_with_each_policy_model_and_command(store) -> None:
+    start = store.sync_marks()
+    store.set_policy("runtime", {"rules": []})
+    after_policy = store.sync_marks()
+    assert after_policy.policies != start.policies
+    assert after_policy[1:] == start[1:]
+    time.sleep(0.01)  # a model's update time is the clock's
+    store.save_models([{"profileId": "p1", "state": "learning"}])
+    after_model = store.sync_marks()
+    assert after_model.models > after_policy.models
+    assert after_model.policies == after_policy.policies
+    command = store.add_model_command(ModelCommand("relearn", "p1", time=5.0))
+    assert store.sync_marks().commands == command.id != after_model.commands

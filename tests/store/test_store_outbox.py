@@ -32,6 +32,13 @@ def test_a_new_audit_is_one_pending_delivery_per_channel_and_seen_again_adds_non
     assert [d.channel for d in store.due_deliveries("mail", 1e12, 10)] == ["mail"]
 
 
+def test_a_finding_twice_in_one_batch_is_one_delivery_per_channel(store):
+    first, _ = store.add_audits([audit(), audit(time=2000.0)])
+    pending = store.list_deliveries("pending")
+    assert sorted(d.channel for d in pending) == ["hook", "mail"]
+    assert {d.audit.id for d in pending} == {first.id}
+
+
 def test_a_block_audit_is_forwarded_like_any_other(store):
     record = BlockedContainer("c" * 64, "web", "nginx", RestartPolicy("always"), None, 1.0)
     stored = store.begin_block(record, audit(effect="block"))

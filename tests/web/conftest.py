@@ -91,6 +91,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     for role in ("admin", "operator", "auditor"):
         accounts.add_user(f"{role}-1", role, PASSWORD)
     console.store.save_models([model_doc(now)])
+    console.store.record_model_hosts("node-7", [PROFILE], now - 60)
     console.add_channel("ops", "json://127.0.0.1:9/hook?token=s3cret")
     first = [audit(now - 600, "alert", "/usr/bin/nc launched"),
              audit(now - 30, "prevent", "/usr/bin/curl refused")]  # fmt: skip

@@ -80,6 +80,7 @@ def test_the_pages_show_what_the_store_holds(site: Site) -> None:
     model = client.get(f"/models/{PROFILE}").text
     assert "/usr/sbin/nginx" in model
     assert "30m left" in model
+    assert "Hosts (1) Host First saved Last saved node-7 " in text_of(model)  # that saved it
     policy = client.get("/policy/runtime").text
     assert policy.index("shop") < policy.index("everything else")
     images = text_of(client.get("/images").text)

@@ -28,7 +28,8 @@ PASSWORD_FILE = "initial-admin-password"
 
 
 class ConsoleServer(ServedSocket):
-    """The API and the pages over ``console`` on ``address``."""
+    """The API and the pages over ``console`` on ``address`` (``reuse_port``: shared with
+    replicas on the same machine)."""
 
     def __init__(
         self,
@@ -36,10 +37,12 @@ class ConsoleServer(ServedSocket):
         address: str,
         runtime_factory: Callable[[], ContainerRuntime],
         tls: tuple[Path, Path] | None = None,
+        *,
+        reuse_port: bool = False,
     ) -> None:
         self.address = address
         self.tls = tls
-        sock = bind(address)
+        sock = bind(address, reuse_port=reuse_port)
         app = create_app(console, runtime_factory)
         cert, key = tls if tls else (None, None)
         config = uvicorn.Config(

@@ -36,7 +36,7 @@ def serve(
         typer.Option(
             "--defender-address",
             help="HOST:PORT where hosts' defenders enrol and report (HTTPS, mutual TLS with "
-            "the console's own CA, kept in DATA_DIR/ca); none by default.",
+            "the console's own CA, kept in the store); none by default.",
             show_default=False,
         ),
     ] = None,
@@ -49,13 +49,22 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    reuse_port: Annotated[
+        bool,
+        typer.Option(
+            "--reuse-port",
+            help="Share --address and --defender-address with other replicas on this machine "
+            "(SO_REUSEPORT; each with its own --data-dir, all on one --store PostgreSQL).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the REST API (/api/v1/…, OpenAPI at /api/v1/openapi.json) and the pages until
     Ctrl-C. Every request needs a token (`garrison users token create`) or a login.
 
     The store is garrison.db in --data-dir, or a PostgreSQL database with --store (or
     GARRISON_STORE, which the other commands read too): migrated to this Garrison's schema at
-    start."""
+    start. Replicas on one PostgreSQL share everything, the console's CA included: put them
+    behind one address (a load balancer, or --reuse-port on one machine)."""
     # FastAPI, uvicorn and the Docker SDK load when the console is served, not for --help.
     from garrison.api.server import ConsoleServer, first_admin  # noqa: PLC0415
     from garrison.runtime.docker import DockerRuntime  # noqa: PLC0415
@@ -64,8 +73,11 @@ def serve(
         raise ConfigError("--tls-cert and --tls-key go together")
     tls = (tls_cert, tls_key) if tls_cert and tls_key else None
     with open_local_console(data_dir, store) as console:
-        server = ConsoleServer(console, address, lambda: DockerRuntime(docker_host), tls)
-        listener = _listener(console, data_dir, defender_address, defender_name or [])
+        server = ConsoleServer(
+            console, address, lambda: DockerRuntime(docker_host), tls, reuse_port=reuse_port
+        )
+        names = defender_name or []
+        listener = _listener(console, data_dir, defender_address, names, reuse_port)
         hint = first_admin(console, data_dir)
         out.print(f"Garrison console on {server.url} (API docs: {server.url}/api/docs)")
         if listener is not None:
@@ -80,12 +92,14 @@ def serve(
 
 
 def _listener(
-    console: Console, data_dir: Path, address: str | None, names: list[str]
+    console: Console, data_dir: Path, address: str | None, names: list[str], reuse_port: bool
 ) -> DefenderListener | None:
     if not address:
         return None
     from garrison.fleet.server import DefenderListener, open_ca  # noqa: PLC0415
     from garrison.fleet.service import FleetService  # noqa: PLC0415
 
-    service = FleetService(console.store, open_ca(data_dir), console.clock)
-    return DefenderListener(service, address, names).start()
+    service = FleetService(console.store, open_ca(console.store, data_dir), console.clock)
+    folder = data_dir / "listener"  # this replica's server certificate
+    listener = DefenderListener(service, address, names, directory=folder, reuse_port=reuse_port)
+    return listener.start()

@@ -55,6 +55,7 @@ WIDE: list[Column[Model]] = [
     number("listening", lambda m: m.get("listeningPorts", 0)),
     number("outbound", lambda m: m.get("outboundPorts", 0)),
     number("paths", lambda m: m.get("writtenPaths", 0)),
+    number("hosts", lambda m: m.get("hostCount", 0)),
     key("created", lambda m: local_time(m.get("created"))),
 ]
 
@@ -76,7 +77,7 @@ def list_models(
 
 @app.command()
 def show(ref: Ref, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
-    """Show one model whole (JSON)."""
+    """Show one model whole (JSON), with the hosts that saved it."""
     with open_console(data_dir) as console:
         doc = console.show_model(ref)
     print_json(doc)

@@ -254,7 +254,7 @@ def _link(settings: Settings) -> tuple[Console | None, ConsoleLink]:
     from garrison.console import Console  # noqa: PLC0415
 
     console = Console.open(settings.data_dir)
-    return console, console.link()
+    return console, console.link(host=settings.hostname)
 
 
 @contextlib.contextmanager

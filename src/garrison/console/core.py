@@ -40,6 +40,7 @@ from garrison.store.base import (
     Delivery,
     Doc,
     HostRecord,
+    RevokedSerial,
     Store,
     check_kind,
 )
@@ -88,11 +89,12 @@ class Console:
             store = SQLiteStore.in_dir(data_dir)
         return cls(store, clock=clock, data_dir=Path(data_dir), retention=retention)
 
-    def link(self, *, flush_interval: float = 0.5) -> InProcessLink:
+    def link(self, *, flush_interval: float = 0.5, host: str = "") -> InProcessLink:
         """A link for a defender in this process, with the audit spool of the data directory
-        (its audits survive the process's death). Close it before the console."""
+        (its audits survive the process's death); ``host``, the name its audits carry, is
+        recorded among the hosts that saved each model. Close it before the console."""
         spool = AuditSpool.in_dir(self.data_dir) if self.data_dir is not None else None
-        return InProcessLink(self.store, flush_interval=flush_interval, spool=spool)
+        return InProcessLink(self.store, flush_interval=flush_interval, spool=spool, host=host)
 
     def close(self) -> None:
         self.store.close()
@@ -179,11 +181,16 @@ class Console:
     # -- models -----------------------------------------------------------------------------
 
     def list_models(self) -> list[dict[str, Any]]:
-        return [models.summary(d) for d in self.store.load_models()]
+        """Each model's summary, with how many hosts saved it (``hostCount``)."""
+        counts = self.store.model_host_counts()
+        return [models.summary(d, counts) for d in self.store.load_models()]
 
     def show_model(self, ref: str) -> Doc:
-        """The whole document of the one model ``ref`` names (NotFound, InvalidInput)."""
-        return models.find_one(self.store.load_models(), ref)
+        """The whole document of the one model ``ref`` names, with the hosts that saved it
+        (``hosts``: name, first and last save) (NotFound, InvalidInput)."""
+        doc = models.find_one(self.store.load_models(), ref)
+        hosts = self.store.model_hosts(str(doc["profileId"]))
+        return {**doc, "hosts": [h.to_json() for h in hosts]}
 
     def relearn(self, ref: str) -> list[ModelCommand]:
         return self._queue("relearn", ref)
@@ -303,8 +310,14 @@ class Console:
         ]
 
     def revoke_host(self, name: str) -> bool:
-        """Refuse the host from now on; False when there is no such host."""
-        return self.store.revoke_host(name, self.clock())
+        """Refuse the host from now on, and its certificate's serial for good (the CA's
+        revoked list); False when there is no such host."""
+        now = self.clock()
+        record = self.store.get_host(name)
+        if record is None or not self.store.revoke_host(name, now):
+            return False
+        self.store.add_revoked_serial(RevokedSerial(record.serial, name, now))
+        return True
 
     def unblock(self, runtime: ContainerRuntime, ref: str) -> BlockedContainer:
         return runtime_rules.unblock(self.store, runtime, ref)

@@ -34,12 +34,15 @@ _T = TypeVar("_T")
 class _Batch:
     audits: dict[tuple[str, ...], Audit] = dataclasses.field(default_factory=dict)
     models: dict[str, Doc] = dataclasses.field(default_factory=dict)
+    saved: set[str] = dataclasses.field(default_factory=set)  # their host not recorded yet
     deletes: set[str] = dataclasses.field(default_factory=set)
     status: Doc | None = None
     mark: int = 0  # the highest spool sequence number of the audits held
 
     def __bool__(self) -> bool:
-        return bool(self.audits or self.models or self.deletes or self.status is not None)
+        return bool(
+            self.audits or self.models or self.saved or self.deletes or self.status is not None
+        )
 
     def add_audit(self, audit: Audit) -> None:
         old = self.audits.get(audit.key())
@@ -55,6 +58,7 @@ class _Batch:
         for audit in [*older.audits.values(), *newer_audits.values()]:
             self.add_audit(audit)
         self.models = {**older.models, **self.models}
+        self.saved |= older.saved
         self.deletes = (older.deletes - set(self.models)) | self.deletes
         self.status = self.status if self.status is not None else older.status
         self.mark = max(self.mark, older.mark)
@@ -79,8 +83,10 @@ class InProcessLink:
         flush_interval: float = 0.5,
         max_pending: int = 10_000,
         spool: AuditSpool | None = None,
+        host: str = "",
     ) -> None:
         self.store = store
+        self.host = host  # recorded among the hosts that saved each model ("": none)
         self.flush_interval = flush_interval
         self.max_pending = max_pending
         self.spool = spool
@@ -287,7 +293,12 @@ class InProcessLink:
         """Write a batch, emptying each part once stored, so a retry repeats nothing."""
         if batch.models:
             self._each(self.store.save_models, list(batch.models.values()), "model")
+            batch.saved |= batch.models.keys()
             batch.models = {}
+        if batch.saved:
+            if self.host:
+                self.store.record_model_hosts(self.host, sorted(batch.saved), time.time())
+            batch.saved = set()
         if batch.deletes:
             self.store.delete_models(sorted(batch.deletes))
             batch.deletes = set()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from garrison.errors import InvalidInput, NotFound
@@ -53,8 +53,8 @@ def find_one(docs: Sequence[Doc], ref: str) -> Doc:
     return found[0]
 
 
-def summary(doc: Doc) -> dict[str, Any]:
-    """One line of ``garrison models list``."""
+def summary(doc: Doc, host_counts: Mapping[str, int]) -> dict[str, Any]:
+    """One line of ``garrison models list``; ``host_counts``: hosts that saved each model."""
     return {
         "profileId": doc.get("profileId"),
         "imageName": doc.get("imageName"),
@@ -68,4 +68,5 @@ def summary(doc: Doc) -> dict[str, Any]:
         "outboundPorts": len(doc.get("outboundPorts", [])),
         "writtenPaths": len(doc.get("writtenPaths", [])),
         "created": doc.get("created"),
+        "hostCount": host_counts.get(str(doc.get("profileId")), 0),
     }

@@ -1,5 +1,6 @@
-"""The serials a console CA has revoked: a JSON file in the CA's folder, read again whenever
-it changes.
+"""The serials a console CA kept in a folder has revoked (``ConsoleCA.load``): a JSON file in
+the CA's folder, read again whenever it changes. A console's CA in its store keeps them in the
+store instead (``garrison.fleet.castore``).
 
 Python's ``ssl`` loads a CRL into a context once and never again, so a live console asks this
 file after each handshake instead (``ConsoleCA.check_peer``). ``garrison`` revoking a host may
@@ -58,10 +59,11 @@ class RevokedSerials:
             self._refresh()
             return serial in self._entries
 
-    def revoke(self, serial: int, when: datetime) -> bool:
-        """Add ``serial``; False when it was revoked already. Two processes revoking at the
-        same instant may lose one of the two (last rename wins): revocation is an operator's
-        command, and its effect shows at once in ``entries``."""
+    def revoke(self, serial: int, when: datetime, host: str = "") -> bool:
+        """Add ``serial`` (the file keeps no ``host``); False when it was revoked already.
+        Two processes revoking at the same instant may lose one of the two (last rename
+        wins): revocation is an operator's command, and its effect shows at once in
+        ``entries``."""
         with self._lock:
             self._refresh()
             if serial in self._entries:

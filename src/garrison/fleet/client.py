@@ -8,8 +8,10 @@ needs. Not thread-safe: each thread that calls the console has its own client.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import socket
 import ssl
 import urllib.parse
 from typing import Any
@@ -75,6 +77,14 @@ class ConsoleClient:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def interrupt(self) -> None:
+        """End the call another thread waits in (a held sync): it raises ConsoleAway."""
+        conn = self._conn
+        sock = None if conn is None else conn.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> ConsoleClient:
         return self

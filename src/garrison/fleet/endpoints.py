@@ -10,9 +10,14 @@ refused enrolment token).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Future
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from starlette.applications import Starlette
@@ -24,7 +29,8 @@ from starlette.routing import Route
 from garrison.errors import GarrisonError, InvalidInput, StoreError
 from garrison.fleet import wire
 from garrison.fleet.enroll import TokenRefused
-from garrison.fleet.service import FleetService
+from garrison.fleet.service import REPORTS_EVERY, FleetService
+from garrison.fleet.sync import WATCH_EVERY, ChangeWatch, HeldSync, SyncAsk
 from garrison.fleet.tls import PeerRefused
 
 log = logging.getLogger(__name__)
@@ -34,7 +40,8 @@ PEER_KEY = "garrison.peer"  # the scope key of the client certificate (DER), or 
 Handler = Callable[[FleetService, str, Request, Any], Any]
 
 
-def create_app(service: FleetService) -> Starlette:
+def create_app(service: FleetService, watch_every: float = WATCH_EVERY) -> Starlette:
+    watch = ChangeWatch(service.store.sync_marks, watch_every)
     routes = [
         Route(wire.ENROL_CA, _public(service, _ca), methods=["GET"]),
         Route(wire.ENROL_HOSTS, _public(service, _enrol), methods=["POST"]),
@@ -45,13 +52,42 @@ def create_app(service: FleetService) -> Starlette:
         Route(wire.STATUS, _host(service, _status), methods=["POST"]),
         Route(wire.MODELS, _host(service, _models), methods=["GET"]),
         Route(wire.MODELS, _host(service, _save_models), methods=["POST"]),
-        Route(wire.SYNC, _host(service, _sync), methods=["GET"]),
+        Route(wire.SYNC, _sync(service, watch), methods=["GET"]),
         Route(wire.COMMANDS_DONE, _host(service, _done), methods=["POST"]),
         Route(wire.BLOCKS, _host(service, _blocks), methods=["GET"]),
         Route(wire.BLOCKS, _host(service, _block), methods=["POST"]),
         Route(wire.BLOCKS + "/{container_id}", _host(service, _unblock), methods=["DELETE"]),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, lifespan=_lifespan(service, watch))
+
+
+def _lifespan(
+    service: FleetService, watch: ChangeWatch
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """While the listener runs: the watch on the store, and hosts' reports written each
+    REPORTS_EVERY; the last of them written when it stops."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(watch.run()), asyncio.create_task(_flushing(service))]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await run_in_threadpool(service.flush_reports)
+
+    return lifespan
+
+
+async def _flushing(service: FleetService) -> None:
+    while True:
+        await asyncio.sleep(REPORTS_EVERY)
+        try:
+            await run_in_threadpool(service.flush_reports)
+        except Exception:  # the task outlives anything: it writes every host's status
+            log.exception("hosts' reports")
 
 
 def _public(
@@ -65,22 +101,68 @@ def _public(
 
 def _host(service: FleetService, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        der = request.scope.get(PEER_KEY)
-        try:
-            host = await run_in_threadpool(service.authenticate, der)
-        except PeerRefused as exc:
-            return _error(str(exc), 401)
-        except StoreError as exc:
-            return _error(str(exc), 503)
+        host = await _authenticated(service, request)
+        if isinstance(host, Response):
+            return host
         return await _answer(lambda body: handler(service, host, request, body), request)
 
     return endpoint
+
+
+async def _authenticated(service: FleetService, request: Request) -> str | Response:
+    """The host of the request's certificate, or the refusal to answer."""
+    try:
+        return await run_in_threadpool(service.authenticate, request.scope.get(PEER_KEY))
+    except PeerRefused as exc:
+        return _error(str(exc), 401)
+    except StoreError as exc:
+        return _error(str(exc), 503)
+
+
+def _sync(service: FleetService, watch: ChangeWatch) -> Callable[[Request], Awaitable[Response]]:
+    """The long-polled sync (``garrison.fleet.sync``): answered when there is news for the
+    host, or once its wait is over; held meanwhile on the event loop, not a thread."""
+
+    async def endpoint(request: Request) -> Response:
+        host = await _authenticated(service, request)
+        if isinstance(host, Response):
+            return host
+        try:
+            held = HeldSync.of(SyncAsk.parse(request.query_params))
+            while True:
+                generation = watch.generation
+                marks = watch.marks
+                found = service.sync_from_memory(host, held, marks)
+                if found is None:
+                    found = await run_in_threadpool(service.sync_round, host, held, marks)
+                answer, news = found
+                if news or held.left() <= 0:
+                    return JSONResponse(answer)
+                await watch.wait_past(generation, held.left())
+        except InvalidInput as exc:
+            return _error(str(exc), 400)
+        except StoreError as exc:
+            return _error(str(exc), 503)
+
+    return endpoint
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Then:
+    """An answer made (on a worker thread) once ``future`` is done, waited for without
+    holding a thread: a batch of audits waiting for its commit."""
+
+    future: Future[None]
+    answer: Callable[[], Any]
 
 
 async def _answer(call: Callable[[Any], Any], request: Request) -> Response:
     try:
         body = await _body(request)
         result = await run_in_threadpool(call, body)
+        if isinstance(result, _Then):
+            await asyncio.wrap_future(result.future)
+            result = await run_in_threadpool(result.answer)
     except TokenRefused as exc:
         return _error(str(exc), 403)
     except InvalidInput as exc:
@@ -142,11 +224,17 @@ def _batch(service: FleetService, host: str, _request: Request, body: Any) -> An
     audits = []
     for doc in docs:  # one bad audit costs itself, not the batch: the rest are stored once
         try:
-            audits.append(wire.audit_of(doc))
+            audits.append(wire.audit_of(_as_host(doc, host)))
         except InvalidInput as exc:
             log.warning("host %s: an audit refused: %s", host, exc)
-    mark = service.store_batch(host, epoch, mark, audits)
-    return {"mark": mark, "refused": len(docs) - len(audits)}
+    stored = service.submit_batch(host, epoch, mark, audits)
+    refused = len(docs) - len(audits)
+    return _Then(stored, lambda: {"mark": service.mark(host, epoch), "refused": refused})
+
+
+def _as_host(doc: Any, host: str) -> Any:
+    """An audit's document naming ``host`` (the certificate's) as its hostname."""
+    return {**doc, "hostname": host} if isinstance(doc, dict) else doc
 
 
 def _audit(service: FleetService, host: str, _request: Request, body: Any) -> Any:
@@ -182,19 +270,15 @@ def _models(service: FleetService, _host: str, request: Request, _body: Any) -> 
             "cursor": max([cursor, *(when for when, _ in changed)])}  # fmt: skip
 
 
-def _save_models(service: FleetService, _host: str, _request: Request, body: Any) -> Any:
+def _save_models(service: FleetService, host: str, _request: Request, body: Any) -> Any:
     docs = body.get("save", []) if isinstance(body, dict) else None
     deletes = body.get("delete", []) if isinstance(body, dict) else None
     if not isinstance(docs, list) or not isinstance(deletes, list):
         raise InvalidInput("the body needs lists 'save' and 'delete'")
     if not all(isinstance(d, dict) for d in docs) or not all(isinstance(d, str) for d in deletes):
         raise InvalidInput("'save' holds model documents, 'delete' profile ids")
-    service.save_models(docs, deletes)
+    service.save_models(host, docs, deletes)
     return {}
-
-
-def _sync(service: FleetService, host: str, _request: Request, _body: Any) -> Any:
-    return service.sync(host)
 
 
 def _done(service: FleetService, host: str, _request: Request, body: Any) -> Any:

@@ -1,4 +1,4 @@
-"""One-time enrolment tokens: how an operator lets a new host ask the console for a
+"""Enrolment tokens: how an operator lets a new host ask the console for a
 certificate.
 
 The console makes a token (``make_token``) and shows it once, as ``gse_<id>_<secret>``; the
@@ -6,7 +6,8 @@ operator hands it to the host, which presents it with its certificate request. T
 public (it names the token in lists); the secret is 256 random bits, so, as for API tokens,
 only its SHA-256 is stored: a stolen store holds no token anyone could present. A token lives
 minutes to days, and is spent by its first use — a copy found later in a shell history or a
-ticket enrols nothing.
+ticket enrols nothing — or, made for several hosts (a DaemonSet's nodes share one), by its
+last: each use enrols one host, and no more hosts than it was made for.
 
 Storage is not this module's: a ``TokenBook`` keeps the records. ``MemoryTokenBook`` is the
 in-memory book (one process, lost at exit), for tests and for a console without a store.
@@ -33,6 +34,7 @@ SECRET_BYTES = 32
 SECRET_ALPHABET = frozenset(string.ascii_letters + string.digits + "-_")
 SECRET_LENGTH = 43
 MAX_TTL = 30 * 86400.0  # an enrolment token is for a host being set up, not a standing key
+MAX_USES = 100_000  # hosts one token may enrol at most: a large cluster's nodes
 
 
 class TokenRefused(GarrisonError):
@@ -43,13 +45,20 @@ class TokenRefused(GarrisonError):
 @dataclass(frozen=True)
 class TokenRecord:
     """What is stored of a token: never its secret, only the secret's SHA-256 (hex).
-    Times are epoch seconds; ``used`` is when it was spent, None until then."""
+    Times are epoch seconds; ``used`` is when it was last used, None until then; ``uses`` of
+    its ``max_uses`` are spent."""
 
     id: str
     secret_hash: str
     created: float
     expires: float
     used: float | None = None
+    max_uses: int = 1
+    uses: int = 0
+
+    @property
+    def spent(self) -> bool:
+        return self.uses >= self.max_uses
 
 
 class TokenBook(Protocol):
@@ -61,20 +70,25 @@ class TokenBook(Protocol):
     def get(self, token_id: str) -> TokenRecord | None: ...
 
     def mark_used(self, token_id: str, when: float) -> bool:
-        """Record the use; False when the token is unknown or was used already."""
+        """Record one use; False when the token is unknown or its uses are all spent."""
         ...
 
 
-def make_token(ttl_seconds: float, now: float | None = None) -> tuple[str, TokenRecord]:
-    """A new token living ``ttl_seconds`` from ``now`` (default: the time now): the text to
-    give the operator, shown this once, and the record to store. InvalidInput for a lifetime
-    that is not between a second and thirty days."""
+def make_token(
+    ttl_seconds: float, now: float | None = None, uses: int = 1
+) -> tuple[str, TokenRecord]:
+    """A new token living ``ttl_seconds`` from ``now`` (default: the time now) for ``uses``
+    hosts: the text to give the operator, shown this once, and the record to store.
+    InvalidInput for a lifetime that is not between a second and thirty days, or a number of
+    uses not between 1 and MAX_USES."""
     if not 1 <= ttl_seconds <= MAX_TTL:
         raise InvalidInput(f"token lifetime: between 1 and {MAX_TTL:.0f} seconds")
+    if isinstance(uses, bool) or not isinstance(uses, int) or not 1 <= uses <= MAX_USES:
+        raise InvalidInput(f"token uses: between 1 and {MAX_USES}")
     created = time.time() if now is None else now
     token_id = "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_LENGTH))
     secret = secrets.token_urlsafe(SECRET_BYTES)
-    record = TokenRecord(token_id, _sha256(secret), created, created + ttl_seconds)
+    record = TokenRecord(token_id, _sha256(secret), created, created + ttl_seconds, None, uses)
     return f"{PREFIX}_{token_id}_{secret}", record
 
 
@@ -94,29 +108,35 @@ def parse_token(presented: str) -> tuple[str, str]:
 
 def redeem(record: TokenRecord, presented: str, now: float) -> None:
     """Check ``presented`` against ``record`` at ``now``: TokenRefused when it is another
-    token, its secret is wrong, it has expired or it was used. The secret is checked first,
+    token, its secret is wrong, it has expired or its uses are spent. The secret is checked first,
     so whoever does not hold it learns nothing of the token's state."""
     token_id, secret = parse_token(presented)
     matches = hmac.compare_digest(record.secret_hash, _sha256(secret))
     if token_id != record.id or not matches:
         raise TokenRefused(f"enrolment token {token_id} refused: unknown or wrong secret")
-    if record.used is not None:
-        raise TokenRefused(f"enrolment token {token_id} refused: it was used already")
+    if record.spent:
+        raise TokenRefused(f"enrolment token {token_id} refused: {_spent(record)}")
     if now >= record.expires:
         raise TokenRefused(f"enrolment token {token_id} refused: it has expired")
 
 
 def spend(book: TokenBook, presented: str, now: float) -> TokenRecord:
-    """Redeem ``presented`` from ``book`` and mark it used; the record as it now stands.
-    TokenRefused as ``redeem``, and when another request spent it in the meantime."""
+    """Redeem ``presented`` from ``book`` and spend one use; the record as it now stands.
+    TokenRefused as ``redeem``, and when other requests spent it in the meantime."""
     token_id, _ = parse_token(presented)
     record = book.get(token_id)
     if record is None:
         raise TokenRefused(f"enrolment token {token_id} refused: unknown or wrong secret")
     redeem(record, presented, now)
     if not book.mark_used(token_id, now):
-        raise TokenRefused(f"enrolment token {token_id} refused: it was used already")
-    return replace(record, used=now)
+        raise TokenRefused(f"enrolment token {token_id} refused: {_spent(record)}")
+    return replace(record, used=now, uses=record.uses + 1)
+
+
+def _spent(record: TokenRecord) -> str:
+    if record.max_uses == 1:
+        return "it was used already"
+    return f"its {record.max_uses} uses are spent"
 
 
 class MemoryTokenBook:
@@ -140,9 +160,9 @@ class MemoryTokenBook:
     def mark_used(self, token_id: str, when: float) -> bool:
         with self._lock:
             record = self._records.get(token_id)
-            if record is None or record.used is not None:
+            if record is None or record.spent:
                 return False
-            self._records[token_id] = replace(record, used=when)
+            self._records[token_id] = replace(record, used=when, uses=record.uses + 1)
             return True
 
 

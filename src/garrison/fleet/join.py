@@ -27,8 +27,8 @@ from garrison.console.spool import AuditSpool
 from garrison.errors import ConfigError, InvalidInput
 from garrison.fleet import wire
 from garrison.fleet._files import read, write_private
-from garrison.fleet.client import ConsoleClient, check_url
-from garrison.fleet.link import RemoteLink
+from garrison.fleet.client import TIMEOUT, ConsoleClient, check_url
+from garrison.fleet.link import SYNC_WAIT, RemoteLink
 from garrison.fleet.local import FOLDER, LocalState
 from garrison.fleet.pki import Credentials, check_host_name, make_host_request
 from garrison.fleet.tls import client_context
@@ -122,8 +122,9 @@ def open_link(data_dir: Path, url: str) -> RemoteLink:
     ca_pem = read(folder / CA_FILE, "the console CA")
     cert, key = folder / f"{IDENTITY}.pem", folder / f"{IDENTITY}-key.pem"
 
-    def client() -> ConsoleClient:
-        return ConsoleClient(url, client_context(cert, key, ca_pem))
+    def client(timeout: float = TIMEOUT) -> ConsoleClient:
+        return ConsoleClient(url, client_context(cert, key, ca_pem), timeout)
 
     spool = AuditSpool.in_dir(Path(data_dir))
-    return RemoteLink(client(), client(), LocalState.in_dir(Path(data_dir)), spool)
+    watch_client = client(SYNC_WAIT + TIMEOUT)  # the console holds its syncs up to SYNC_WAIT
+    return RemoteLink(client(), client(), watch_client, LocalState.in_dir(Path(data_dir)), spool)

@@ -8,9 +8,11 @@ stopped or a defender killed loses nothing and stores nothing twice. Before send
 failure the thread asks the console for its mark and starts after it.
 
 The defender's synchronous calls never wait for the network: policies, model commands and
-blocked containers are answered from memory — pulled every ``sync_interval`` by the thread and
-kept on disk (``LocalState``), so a defender started while the console is away enforces its
-last rules and keeps its blocks. ``counters()`` says whether the console answers.
+blocked containers are answered from memory and kept on disk (``LocalState``), so a defender
+started while the console is away enforces its last rules and keeps its blocks. Policies,
+model commands and other hosts' models come by a second thread's long-polled sync
+(``garrison.fleet.sync``): a request the console holds until it has news for this host or
+``sync_wait`` seconds passed. ``counters()`` says whether the console answers.
 """
 
 from __future__ import annotations
@@ -28,12 +30,16 @@ from garrison.errors import GarrisonError, StoreError
 from garrison.fleet import wire
 from garrison.fleet.client import ConsoleAway, ConsoleClient, ConsoleRefused, HostRefused
 from garrison.fleet.local import LocalState
+from garrison.fleet.sync import SyncAsk
 from garrison.model.commands import ModelCommand
 from garrison.store.base import BlockedContainer, Doc
 
 log = logging.getLogger(__name__)
 
 RETRY_MAX = 5.0  # seconds between attempts while the console is away, at most
+STATUS_EVERY = 10.0  # seconds between statuses that say nothing new
+STATUS_KEYS = ("state", "rules", "watching", "models")  # a change of these: sent now
+SYNC_WAIT = 25.0  # seconds the console may hold a sync until it has news for this host
 MAX_PENDING = 50_000  # audits held in memory to send; past it they wait in the spool alone
 MAX_BATCH_BYTES = 4 * 1024 * 1024  # about: a batch of long command lines stays far below
 # the console's bound on a body (wire.MAX_BODY)
@@ -45,12 +51,11 @@ class _Queue:
 
     models: dict[str, Doc] = dataclasses.field(default_factory=dict)
     deletes: set[str] = dataclasses.field(default_factory=set)
-    status: Doc | None = None
     acks: list[int] = dataclasses.field(default_factory=list)
     blocks: list[tuple[str, Any]] = dataclasses.field(default_factory=list)  # put/delete
 
     def __bool__(self) -> bool:
-        parts = (self.models, self.deletes, self.status is not None, self.acks, self.blocks)
+        parts = (self.models, self.deletes, self.acks, self.blocks)
         return any(parts)
 
 
@@ -59,15 +64,17 @@ class RemoteLink:
         self,
         client: ConsoleClient,
         sync_client: ConsoleClient,
+        watch_client: ConsoleClient,
         local: LocalState,
         spool: AuditSpool,
         *,
         flush_interval: float = 0.5,
-        sync_interval: float = 1.0,
+        sync_wait: float = SYNC_WAIT,
     ) -> None:
         self.flush_interval = flush_interval
-        self.sync_interval = sync_interval
+        self.sync_wait = sync_wait
         self._client, self._sync_client = client, sync_client
+        self._watch_client = watch_client  # its own connection: held up to sync_wait
         self._sync_lock = threading.Lock()
         self.local, self.spool = local, spool
         self._cond = threading.Condition()
@@ -77,8 +84,11 @@ class RemoteLink:
         self._unspooled: list[tuple[int, Audit]] = []  # past the bound, and not in the spool
         self._seq = max([local.mark, *(seq for seq, _ in entries)])
         self._queue = _Queue()
+        self._status: Doc | None = None  # the newest status, not sent yet
+        self._status_sent: tuple[float, list[Any]] = (-STATUS_EVERY, [])  # when, and its keys
         self._sending = False  # a queue taken out by the thread, not all sent yet
         self._policies = local.policies()
+        self._policies_tag = ""  # the console's tag of them: none until it answered
         self._commands: list[ModelCommand] = []
         self._finished: set[int] = set()
         self._blocked = local.blocked()
@@ -89,11 +99,13 @@ class RemoteLink:
         self._mark_known = False
         self._away_since: float | None = None
         self._refused = False  # the console refuses this host's certificate (revoked)
-        self._next_sync = 0.0
         self._stats = {"sentAudits": 0, "replayedAudits": len(entries), "sendErrors": 0}
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="garrison-remote", daemon=True)
         self._thread.start()
+        self._stopped = threading.Event()  # set when closed: the sync thread's pauses end
+        self._watcher = threading.Thread(target=self._watch, name="garrison-sync", daemon=True)
+        self._watcher.start()
 
     # -- buffered ---------------------------------------------------------------------------
 
@@ -127,8 +139,10 @@ class RemoteLink:
                 self._models_cache.pop(profile_id, None)
 
     def report_status(self, doc: Mapping[str, Any]) -> None:
+        """Kept, and sent when it says something new (``STATUS_KEYS``) or STATUS_EVERY after
+        the last one sent: a thousand hosts' statuses every 2 s would be the console's load."""
         with self._cond:
-            self._queue.status = dict(doc)
+            self._status = dict(doc)
 
     # -- synchronous: from memory, or the console when it answers ------------------------------
 
@@ -240,10 +254,14 @@ class RemoteLink:
         with self._cond:
             self._closing = True
             self._cond.notify_all()
+        self._stopped.set()
+        self._watch_client.interrupt()
         self._thread.join(timeout)
+        self._watcher.join(timeout)
         self.spool.close()
         self._client.close()
         self._sync_client.close()
+        self._watch_client.close()
         if not flushed:  # they stay in the spool: the next defender sends them
             log.warning("console link closed with %d audit(s) not sent", len(self._pending))
 
@@ -259,9 +277,8 @@ class RemoteLink:
             with self._cond:
                 if self._closing:
                     return
-                idle = not (self._pending or self._overflow or self._queue)
-                if idle and time.monotonic() < self._next_sync:
-                    self._cond.wait(min(delay, self.sync_interval))
+                if not (self._pending or self._overflow or self._queue):
+                    self._cond.wait(delay)
             try:
                 self._round()
                 delay = self.flush_interval
@@ -299,9 +316,7 @@ class RemoteLink:
             self._learn_mark()
         self._send_audits()
         self._send_queue()
-        if time.monotonic() >= self._next_sync:
-            self._sync()
-            self._next_sync = time.monotonic() + self.sync_interval
+        self._send_status()
 
     def _learn_mark(self) -> None:
         """Where the console is: audits numbered up to its mark are stored already. The
@@ -403,9 +418,22 @@ class RemoteLink:
         if queue.acks:
             self._refusable(wire.COMMANDS_DONE, {"ids": queue.acks})
             queue.acks = []
-        if queue.status is not None:
-            self._refusable(wire.STATUS, {"status": queue.status})
-            queue.status = None
+
+    def _send_status(self) -> None:
+        with self._cond:
+            doc, (when, said) = self._status, self._status_sent
+            keys = [None if doc is None else doc.get(k) for k in STATUS_KEYS]
+            if doc is None or (keys == said and time.monotonic() - when < STATUS_EVERY):
+                return
+            self._status = None
+        try:
+            self._refusable(wire.STATUS, {"status": doc})
+        except ConsoleAway:
+            with self._cond:
+                self._status = self._status or doc
+            raise
+        with self._cond:
+            self._status_sent = (time.monotonic(), keys)
 
     def _send_block(self, op: str, arg: Any) -> None:
         if op == "delete":
@@ -428,38 +456,62 @@ class RemoteLink:
         except ConsoleRefused as exc:
             log.error("console refused %s: %s", path, exc)
 
+    # -- the sync thread ------------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        """Ask the console for news until closed; a failure waits, longer each time (the
+        sender thread says whether the console answers)."""
+        delay = 0.25
+        while not self._stopped.is_set():
+            try:
+                self._sync()
+                delay = 0.25
+            except ConsoleAway:  # away, or this host refused: the sender thread says so
+                self._stopped.wait(delay)
+                delay = min(RETRY_MAX, delay * 2)
+            except Exception:  # the thread outlives anything
+                log.exception("console sync")
+                self._stopped.wait(RETRY_MAX)
+
     def _sync(self) -> None:
-        self._pull_models()
-        answer = self._client.get(wire.SYNC)
+        with self._cond:
+            given = frozenset(c.id for c in self._commands if c.id is not None)
+            ask = SyncAsk(self._policies_tag, self._model_cursor, given, self.sync_wait)
+        answer = self._watch_client.get(wire.SYNC, ask.query())
         policies = answer.get("policies") if isinstance(answer, dict) else None
         commands = answer.get("commands") if isinstance(answer, dict) else None
         if not isinstance(policies, dict) or not isinstance(commands, list):
             log.error("console sync answer not understood")
+            self._stopped.wait(RETRY_MAX)
             return
         with self._cond:
+            if self._closing:
+                return
             changed = policies != self._policies
             self._policies = policies
+            self._policies_tag = str(answer.get("policiesTag", ""))
             self._commands = [c for c in map(_command, commands) if c is not None]
             self._finished &= {c.id for c in self._commands if c.id is not None}
         if changed:
             self.local.save_policies(policies)
+        self._take_models(answer, ask.models)
 
-    def _pull_models(self) -> None:
-        """Models changed at the console since the last pull (other hosts' learning)."""
-        with self._cond:
-            cursor = self._model_cursor
-        if cursor is None:
-            return
-        answer = self._client.get(wire.MODELS, {"since": repr(cursor)})
-        docs = answer.get("models") if isinstance(answer, dict) else None
-        if not isinstance(docs, list):
+    def _take_models(self, answer: Doc, cursor: float | None) -> None:
+        """Models changed at the console since ``cursor`` (other hosts' learning)."""
+        docs = answer.get("models")
+        if cursor is None or not isinstance(docs, list):
             return
         with self._cond:
             self._model_updates.extend(d for d in docs if isinstance(d, dict))
             for doc in docs:
                 if isinstance(doc, dict):
                     self._models_cache[str(doc.get("profileId"))] = doc
-            self._model_cursor = max(cursor, float(answer.get("cursor") or cursor))
+            if self._model_cursor is not None:
+                self._model_cursor = max(self._model_cursor, _number(answer.get("cursor")))
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
 def _command(doc: Any) -> ModelCommand | None:
@@ -476,7 +528,6 @@ def _merge(older: _Queue, newer: _Queue) -> _Queue:
     return _Queue(
         models={**older.models, **newer.models},
         deletes=(older.deletes - set(newer.models)) | newer.deletes,
-        status=newer.status if newer.status is not None else older.status,
         acks=[*older.acks, *newer.acks],
         blocks=[*older.blocks, *newer.blocks],
     )

@@ -1,10 +1,14 @@
 """The console's certificate authority: the one trust anchor of the fleet's mutual TLS.
 
-The console makes the CA once and keeps it in its own folder (the key 0600, like every file
-Garrison keeps). A host makes its own key and a certificate request (``make_host_request``);
-only the request travels, so a host's private key never leaves it. The console signs the
-request into a client certificate whose common name is the host's name — the identity the
-console later reads back from the handshake (``ConsoleCA.check_peer``).
+The console makes the CA once and keeps it in its store (``garrison.fleet.castore``: replicas
+of the console share it), or, standalone, in a folder of its own (``create``/``load``: the key
+0600, like every file Garrison keeps). Where the revoked serials are kept is the CA's
+``Revocations``: the store's table, or a JSON file in the folder.
+
+A host makes its own key and a certificate request (``make_host_request``); only the request
+travels, so a host's private key never leaves it. The console signs the request into a client
+certificate whose common name is the host's name — the identity the console later reads back
+from the handshake (``ConsoleCA.check_peer``).
 
 What the CA signs comes from the CA, not from the request: only the request's public key and
 its common name are taken; extensions a request asks for are ignored, so a host cannot ask for
@@ -20,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -101,28 +106,63 @@ def make_host_request(host: str) -> HostRequest:
     return HostRequest(_key_pem(key), csr.public_bytes(serialization.Encoding.PEM))
 
 
+class Revocations(Protocol):
+    """Where a CA's revoked serials are kept (the store, or a file in the CA's folder)."""
+
+    def revoke(self, serial: int, when: datetime, host: str = "") -> bool:
+        """False when ``serial`` was revoked already."""
+        ...
+
+    def is_revoked(self, serial: int) -> bool: ...
+
+    def entries(self) -> list[Revoked]:
+        """Oldest first."""
+        ...
+
+
 class ConsoleCA:
-    """The CA in ``directory``: make it with ``create``, open it with ``load``."""
+    """The console's CA: its key, its certificate and its revocations. ``castore.open_ca``
+    opens the store's; ``create`` and ``load`` one in a folder (``directory``; None for the
+    store's)."""
 
     def __init__(
-        self, directory: Path, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate
+        self,
+        key: ec.EllipticCurvePrivateKey,
+        cert: x509.Certificate,
+        revocations: Revocations,
+        directory: Path | None = None,
     ) -> None:
         self.directory = directory
         self.cert = cert
         self._key = key
-        self._revoked = RevokedSerials(directory / REVOKED)
+        self._revoked = revocations
+
+    @classmethod
+    def make(cls, revocations: Revocations, name: str = "Garrison console CA") -> ConsoleCA:
+        """A new CA (EC P-256, ten years), saved nowhere: ``credentials`` are what to keep."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        return cls(key, _self_signed(key, name), revocations)
+
+    @classmethod
+    def from_pem(cls, cert_pem: bytes, key_pem: bytes, revocations: Revocations) -> ConsoleCA:
+        """The CA of these PEM (as ``credentials`` gave them); InvalidInput when one is
+        corrupt or the key is not the certificate's."""
+        key = _parse_key(key_pem, "the console CA's key")
+        cert = _parse_cert(cert_pem, "the console CA's certificate")
+        if cert.public_key() != key.public_key():
+            raise InvalidInput("the console CA's key is not its certificate's")
+        return cls(key, cert, revocations)
 
     @classmethod
     def create(cls, directory: Path, name: str = "Garrison console CA") -> ConsoleCA:
         """A new CA (EC P-256, ten years) saved in ``directory``; StoreError when one is
         there already — a CA is never overwritten, or every host would lose its console."""
         secure_data_dir(directory)
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = _self_signed(key, name)
-        write_private(directory / CA_KEY, _key_pem(key), overwrite=False)
-        write_private(directory / CA_CERT, cert.public_bytes(serialization.Encoding.PEM))
+        made = cls.make(RevokedSerials(directory / REVOKED), name)
+        write_private(directory / CA_KEY, made.credentials().key_pem, overwrite=False)
+        write_private(directory / CA_CERT, made.cert_pem)
         RevokedSerials.create(directory / REVOKED)
-        return cls(directory, key, cert)
+        return cls(made._key, made.cert, made._revoked, directory)
 
     @classmethod
     def load(cls, directory: Path) -> ConsoleCA:
@@ -135,9 +175,13 @@ class ConsoleCA:
         cert = _load_cert(directory / CA_CERT)
         if cert.public_key() != key.public_key():
             raise InvalidInput(f"{directory / CA_KEY} is not the key of {directory / CA_CERT}")
-        ca = cls(directory, key, cert)
+        ca = cls(key, cert, RevokedSerials(directory / REVOKED), directory)
         ca.revoked()  # a missing or corrupt list fails here, not at the first handshake
         return ca
+
+    def credentials(self) -> Credentials:
+        """The CA's own certificate and key, PEM: what a store keeps of it."""
+        return Credentials(self.cert_pem, _key_pem(self._key))
 
     @property
     def cert_pem(self) -> bytes:
@@ -196,13 +240,14 @@ class ConsoleCA:
         here, not this CA's, out of its validity or not a client's)."""
         return check_peer(peer, self.cert, self.is_revoked)
 
-    def revoke(self, serial: int) -> bool:
-        """Revoke the certificate with ``serial``; False when it was revoked already."""
-        return self._revoked.revoke(serial, _now())
+    def revoke(self, serial: int, host: str = "") -> bool:
+        """Revoke the certificate with ``serial`` (issued to ``host``); False when it was
+        revoked already."""
+        return self._revoked.revoke(serial, _now(), host)
 
     def is_revoked(self, serial: int) -> bool:
-        """Whether ``serial`` is revoked, as the list on disk says now (another process may
-        have revoked it since this CA was loaded)."""
+        """Whether ``serial`` is revoked, as the store or the list on disk says now (another
+        process may have revoked it since this CA was loaded)."""
         return self._revoked.is_revoked(serial)
 
     def revoked(self) -> list[Revoked]:
@@ -365,20 +410,28 @@ def _ip(address: str | IPAddress) -> IPAddress:
 
 
 def _load_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    return _parse_key(read(path, "the CA's key"), str(path))
+
+
+def _parse_key(data: bytes, where: str) -> ec.EllipticCurvePrivateKey:
     try:
-        key = serialization.load_pem_private_key(read(path, "the CA's key"), password=None)
+        key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise InvalidInput(f"{path}: not an unencrypted PEM private key") from exc
+        raise InvalidInput(f"{where}: not an unencrypted PEM private key") from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise InvalidInput(f"{path}: not an EC private key")
+        raise InvalidInput(f"{where}: not an EC private key")
     return key
 
 
 def _load_cert(path: Path) -> x509.Certificate:
+    return _parse_cert(read(path, "the CA's certificate"), str(path))
+
+
+def _parse_cert(data: bytes, where: str) -> x509.Certificate:
     try:
-        return x509.load_pem_x509_certificate(read(path, "the CA's certificate"))
+        return x509.load_pem_x509_certificate(data)
     except ValueError as exc:
-        raise InvalidInput(f"{path}: not a PEM certificate") from exc
+        raise InvalidInput(f"{where}: not a PEM certificate") from exc
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:

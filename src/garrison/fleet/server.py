@@ -21,12 +21,15 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from garrison.fleet._files import write_private
+from garrison.fleet.castore import open_ca
 from garrison.fleet.endpoints import PEER_KEY, create_app
-from garrison.fleet.pki import ConsoleCA
 from garrison.fleet.service import FleetService
 from garrison.serving import ServedSocket, bind, parse_address
 
 log = logging.getLogger(__name__)
+
+__all__ = ["DefenderListener", "open_ca", "server_names"]
 
 SERVER_CERT = "defender-listener"
 
@@ -66,26 +69,32 @@ def _is_ip(text: str) -> bool:
 
 class DefenderListener(ServedSocket):
     """The listener on ``address`` for the hosts of ``service``; its server certificate is
-    issued by the CA at each start, for ``names`` (what hosts dial) and the address."""
+    issued by the CA at each start, for ``names`` (what hosts dial) and the address, and
+    saved in ``directory`` (this console's own: replicas each have theirs), by default the
+    CA's folder. ``reuse_port``: replicas on one machine share the address."""
 
-    def __init__(self, service: FleetService, address: str, names: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        service: FleetService,
+        address: str,
+        names: Sequence[str] = (),
+        *,
+        directory: Path | None = None,
+        reuse_port: bool = False,
+    ) -> None:
         self.address = address
-        sock = bind(address)
+        folder = directory or service.ca.directory
+        if folder is None:
+            raise ValueError("a listener of a CA kept in the store needs a directory")
+        sock = bind(address, reuse_port=reuse_port)
         dns, ips = server_names(address, names)
-        cert, key = service.ca.issue_server(dns, ips).save(service.ca.directory, SERVER_CERT)
-        ca_file = service.ca.directory / "ca.pem"
+        cert, key = service.ca.issue_server(dns, ips).save(folder, SERVER_CERT)
+        ca_file = folder / "ca.pem"
+        if folder != service.ca.directory:
+            write_private(ca_file, service.ca.cert_pem)
         config = uvicorn.Config(
             create_app(service), log_level="warning", access_log=False, http=_PeerProtocol,
             ssl_certfile=str(cert), ssl_keyfile=str(key), ssl_ca_certs=str(ca_file),
             ssl_cert_reqs=ssl.CERT_OPTIONAL, timeout_keep_alive=30,
         )  # fmt: skip
         super().__init__(sock, config, "https", "defender-listener")
-
-
-def open_ca(data_dir: Path) -> ConsoleCA:
-    """The console's CA in ``data_dir/ca``, made at the first start."""
-    directory = data_dir / "ca"
-    if (directory / "ca.pem").exists():
-        return ConsoleCA.load(directory)
-    log.info("making the console CA in %s", directory)
-    return ConsoleCA.create(directory)

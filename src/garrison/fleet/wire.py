@@ -8,7 +8,6 @@ body (an audit's ``hostname`` is overwritten with it).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,7 +33,7 @@ MAX_BODY = 16 * 1024 * 1024
 
 def audit_doc(audit: Audit) -> dict[str, Any]:
     """Every field of an audit (``to_json`` leaves some out), as the spool writes it."""
-    return dataclasses.asdict(audit)
+    return audit.fields()
 
 
 # Each field's JSON type: a host's audit is checked field by field before it reaches the store.

@@ -7,7 +7,7 @@ import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
@@ -30,6 +30,23 @@ BlockState = Literal["pending", "done"]
 # A block's forensics bundle: none asked for (""), being captured, or captured (its manifest
 # says what it holds and what is missing).
 CaptureState = Literal["", "pending", "done", "failed"]
+
+
+class AuditBatch(NamedTuple):
+    """Audits of a spool numbered up to ``mark``: stored once (``Store.add_audit_batches``)."""
+
+    spool: str
+    mark: int
+    audits: Sequence[Audit]
+
+
+class SyncMarks(NamedTuple):
+    """Where what hosts pull stands: the newest update of a policy and of a model, and the
+    newest model command's id. Compared for a change only (a console's hosts wait on one)."""
+
+    policies: float
+    models: float
+    commands: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +131,39 @@ class HostRecord:
             "revoked": self.revoked,
             "lastSeen": self.last_seen,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ModelHost:
+    """A host that saved a model (one per image across hosts): its first and last save."""
+
+    host: str
+    first_saved: float
+    last_saved: float
+
+    def to_json(self) -> Doc:
+        return {"host": self.host, "firstSaved": self.first_saved, "lastSaved": self.last_saved}
+
+
+@dataclass(frozen=True, slots=True)
+class CARecord:
+    """The console's CA as stored (garrison.fleet): its certificate and unencrypted private
+    key, PEM, and when it was made (epoch seconds). The store holding it is as secret as the
+    key (docs/security.md)."""
+
+    cert_pem: str
+    key_pem: str
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
+class RevokedSerial:
+    """A client certificate the console's CA revoked: its serial (decimal text), the host it
+    was issued to, and when it was revoked."""
+
+    serial: str
+    host: str
+    revoked: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,9 +268,35 @@ class Store(Protocol):
     def load_models(self) -> list[Doc]: ...
     def get_model(self, profile_id: str) -> Doc | None: ...
 
+    def save_host_reports(self, statuses: Mapping[str, Doc], seen: Mapping[str, float]) -> None:
+        """In one transaction: statuses by source (as ``set_status``) and hosts' last
+        requests by name (as ``host_seen``) — what a console gathers from its hosts each
+        second, one commit for all instead of one each."""
+        ...
+
+    def sync_marks(self) -> SyncMarks:
+        """Where policies, models and model commands stand: one cheap read, which a console
+        repeats to know when to answer the hosts waiting for a change (``fleet/sync.py``)."""
+        ...
+
     def models_since(self, since: float) -> list[tuple[float, Doc]]:
         """(updated, doc) of the models saved after ``since``, oldest first: what a defender
         pulls of the models other hosts saved (it asks again from the last ``updated``)."""
+        ...
+
+    # Which hosts saved each model; ``delete_models`` deletes a model's hosts with it.
+    def record_model_hosts(self, host: str, profile_ids: Sequence[str], when: float) -> None:
+        """``host`` saved these models at ``when``: its first save is kept, its last becomes
+        the later of the two. Ids of no stored model are ignored (call it after the save).
+        InvalidInput for an empty host name."""
+        ...
+
+    def model_hosts(self, profile_id: str) -> list[ModelHost]:
+        """The hosts that saved the model, by name ([] for no such model)."""
+        ...
+
+    def model_host_counts(self) -> dict[str, int]:
+        """How many hosts saved each model, by profile id (a model none saved is missing)."""
         ...
 
     # Audits: one with the ``key()`` of a stored one adds its count and moves its time.
@@ -232,6 +308,12 @@ class Store(Protocol):
         same transaction. When that spool's stored mark is already ``spool_mark`` or more,
         the batch was stored before (sent again after a lost answer): nothing is stored, and
         the answer is []. The mark is checked and moved in the write transaction."""
+        ...
+
+    def add_audit_batches(self, batches: Sequence[AuditBatch]) -> None:
+        """Several spooled batches (of several hosts) in one transaction, each as
+        ``add_audits(audits, spool_mark=mark, spool=spool)`` would store it: a console
+        gathers the batches arriving together into one commit."""
         ...
 
     def spool_mark(self, spool: str = "audits") -> int:
@@ -389,12 +471,35 @@ class Store(Protocol):
 
     def get_enrol_token(self, token_id: str) -> EnrolToken | None: ...
     def mark_enrol_token_used(self, token_id: str, when: float) -> bool:
-        """Spend the token at ``when``: True for the one caller that spent it, False when it
-        is unknown or was spent already (atomic: two hosts presenting it at once, one wins)."""
+        """Spend one use of the token at ``when``: True for a caller that got one, False when
+        it is unknown or all its uses are spent (atomic: of hosts presenting it at once, no
+        more than its ``max_uses`` win)."""
         ...
 
     def list_enrol_tokens(self) -> list[EnrolToken]:
         """Newest first."""
+        ...
+
+    def add_new_host(self, record: HostRecord) -> bool:
+        """Add the host when no host of that name is stored (revoked or not); False, and
+        nothing written, when one is (atomic: of two enrolling one name at once, one wins)."""
+        ...
+
+    # The console's CA and the serials it revoked (garrison.fleet): in the store, so that
+    # replicas of the console on one database sign and check alike.
+    def get_console_ca(self) -> CARecord | None: ...
+    def add_console_ca(self, record: CARecord) -> CARecord:
+        """Store ``record`` when the store has no CA yet; the CA stored now, this one or the
+        one that was there (atomic: of two replicas adding theirs at once, one wins)."""
+        ...
+
+    def add_revoked_serial(self, record: RevokedSerial) -> bool:
+        """False when the serial was revoked already (its first record is kept)."""
+        ...
+
+    def is_serial_revoked(self, serial: str) -> bool: ...
+    def list_revoked_serials(self) -> list[RevokedSerial]:
+        """Oldest first."""
         ...
 
     def delete_enrol_token(self, token_id: str) -> bool: ...

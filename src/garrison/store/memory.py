@@ -13,10 +13,12 @@ from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
 from garrison.errors import InvalidInput
 from garrison.store.base import (
+    AuditBatch,
     BlockedContainer,
     ChannelRecord,
     Delivery,
     Doc,
+    SyncMarks,
     check_audit,
     check_kind,
     dump_doc,
@@ -24,21 +26,24 @@ from garrison.store.base import (
 )
 from garrison.store.memory_hosts import MemoryHosts
 from garrison.store.memory_incidents import MemoryIncidents
+from garrison.store.memory_model_hosts import MemoryModelHosts
 from garrison.store.memory_scans import MemoryScans
 from garrison.store.memory_users import MemoryUsers
 
 
-class MemoryStore(MemoryIncidents, MemoryUsers, MemoryScans, MemoryHosts):
+class MemoryStore(MemoryIncidents, MemoryUsers, MemoryScans, MemoryHosts, MemoryModelHosts):
     def __init__(self) -> None:
         MemoryIncidents.__init__(self)
         MemoryUsers.__init__(self)
         MemoryScans.__init__(self)
         MemoryHosts.__init__(self)
+        MemoryModelHosts.__init__(self)
         self._lock = threading.Lock()
         self._models: dict[str, tuple[float, str]] = {}  # profile id → (updated, doc)
         self._audits: dict[tuple[str, ...], Audit] = {}
         self._pruned_totals: dict[tuple[str, str], int] = {}  # occurrences of pruned audits
         self._policies: dict[str, str] = {}
+        self._policy_changes = 0  # policies set so far: the memory store's policies mark
         self._blocked: dict[str, BlockedContainer] = {}
         self._status: dict[str, str] = {}
         self._next_id = 1
@@ -61,6 +66,7 @@ class MemoryStore(MemoryIncidents, MemoryUsers, MemoryScans, MemoryHosts):
         with self._lock:
             for profile_id in profile_ids:
                 self._models.pop(profile_id, None)
+            self._forget_model_hosts(profile_ids)
 
     def load_models(self) -> list[Doc]:
         with self._lock:
@@ -70,6 +76,11 @@ class MemoryStore(MemoryIncidents, MemoryUsers, MemoryScans, MemoryHosts):
         with self._lock:
             found = self._models.get(profile_id)
         return None if found is None else json.loads(found[1])
+
+    def sync_marks(self) -> SyncMarks:
+        with self._lock:
+            models = max((t for t, _ in self._models.values()), default=0.0)
+            return SyncMarks(float(self._policy_changes), models, max(self._commands, default=0))
 
     def models_since(self, since: float) -> list[tuple[float, Doc]]:
         with self._lock:
@@ -86,7 +97,18 @@ class MemoryStore(MemoryIncidents, MemoryUsers, MemoryScans, MemoryHosts):
                 if old is not None and old >= spool_mark:
                     return []  # stored before: sent again after its answer was lost
                 self._spool_marks[spool] = spool_mark
-            return [self._add_audit(a) for a in checked]
+            for a in checked:
+                self._add_audit(a)
+            return [self._audits[a.key()] for a in checked]  # as the SQL stores answer
+
+    def add_audit_batches(self, batches: Sequence[AuditBatch]) -> None:
+        checked = [[check_audit(a) for a in b.audits] for b in batches]
+        with self._lock:
+            for batch, audits in zip(batches, checked, strict=True):
+                if self._spool_marks.get(batch.spool, 0) < batch.mark:
+                    self._spool_marks[batch.spool] = batch.mark
+                    for a in audits:
+                        self._add_audit(a)
 
     def spool_mark(self, spool: str = "audits") -> int:
         with self._lock:
@@ -261,6 +283,7 @@ class MemoryStore(MemoryIncidents, MemoryUsers, MemoryScans, MemoryHosts):
         text = dump_doc(doc, f"policy {check_kind(kind)}")
         with self._lock:
             self._policies[kind] = text
+            self._policy_changes += 1
 
     def add_blocked(self, record: BlockedContainer) -> None:
         with self._lock:
@@ -286,6 +309,15 @@ class MemoryStore(MemoryIncidents, MemoryUsers, MemoryScans, MemoryHosts):
         text = dump_doc(doc, f"status {check_kind(source, 'status source')}")
         with self._lock:
             self._status[source] = text
+
+    def save_host_reports(self, statuses: Mapping[str, Doc], seen: Mapping[str, float]) -> None:
+        texts = {
+            check_kind(k, "status source"): dump_doc(d, f"status {k}") for k, d in statuses.items()
+        }
+        with self._lock:
+            self._status.update(texts)
+        for name, when in seen.items():
+            self.host_seen(name, when)
 
     def get_status(self, source: str = "defender") -> Doc | None:
         with self._lock:

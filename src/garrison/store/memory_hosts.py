@@ -1,4 +1,4 @@
-"""The in-memory store's hosts, enrolment tokens and model command queue (a part of
+"""The in-memory store's hosts, enrolment tokens, console CA and model command queue (a part of
 ``MemoryStore``): the same rules as the SQL stores (store/sql_hosts.py), under the store's
 lock."""
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from garrison.errors import InvalidInput
 from garrison.model.commands import ModelCommand
-from garrison.store.base import HostRecord, check_command, check_kind
+from garrison.store.base import CARecord, HostRecord, RevokedSerial, check_command, check_kind
 
 if TYPE_CHECKING:
     from garrison.fleet.enroll import TokenRecord as EnrolToken
@@ -31,6 +31,8 @@ class MemoryHosts:
         self._done: dict[int, float] = {}  # command id → when it was first applied
         self._acks: set[tuple[int, str]] = set()  # (command id, host)
         self._command_ids = itertools.count(1)
+        self._console_ca: CARecord | None = None
+        self._revoked_serials: dict[str, RevokedSerial] = {}
 
     # -- hosts ------------------------------------------------------------------------------
 
@@ -40,6 +42,14 @@ class MemoryHosts:
             old = self._hosts.get(record.name)
             seen = record.last_seen if old is None else old.last_seen
             self._hosts[record.name] = dataclasses.replace(record, revoked=None, last_seen=seen)
+
+    def add_new_host(self, record: HostRecord) -> bool:
+        check_kind(record.name, "host name")
+        with self._lock:
+            if record.name in self._hosts:
+                return False
+            self._hosts[record.name] = dataclasses.replace(record, revoked=None)
+            return True
 
     def get_host(self, name: str) -> HostRecord | None:
         with self._lock:
@@ -84,9 +94,11 @@ class MemoryHosts:
     def mark_enrol_token_used(self, token_id: str, when: float) -> bool:
         with self._lock:
             record = self._enrol_tokens.get(token_id)
-            if record is None or record.used is not None:
+            if record is None or record.spent:
                 return False
-            self._enrol_tokens[token_id] = dataclasses.replace(record, used=when)
+            self._enrol_tokens[token_id] = dataclasses.replace(
+                record, used=when, uses=record.uses + 1
+            )
             return True
 
     def list_enrol_tokens(self) -> list[EnrolToken]:
@@ -97,6 +109,34 @@ class MemoryHosts:
     def delete_enrol_token(self, token_id: str) -> bool:
         with self._lock:
             return self._enrol_tokens.pop(token_id, None) is not None
+
+    # -- the console's CA and the serials it revoked --------------------------------------
+
+    def get_console_ca(self) -> CARecord | None:
+        with self._lock:
+            return self._console_ca
+
+    def add_console_ca(self, record: CARecord) -> CARecord:
+        with self._lock:
+            if self._console_ca is None:
+                self._console_ca = record
+            return self._console_ca
+
+    def add_revoked_serial(self, record: RevokedSerial) -> bool:
+        with self._lock:
+            if record.serial in self._revoked_serials:
+                return False
+            self._revoked_serials[record.serial] = record
+            return True
+
+    def is_serial_revoked(self, serial: str) -> bool:
+        with self._lock:
+            return serial in self._revoked_serials
+
+    def list_revoked_serials(self) -> list[RevokedSerial]:
+        with self._lock:
+            found = list(self._revoked_serials.values())
+        return sorted(found, key=lambda r: (r.revoked, r.serial))
 
     # -- model commands ---------------------------------------------------------------------
 

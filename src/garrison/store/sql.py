@@ -23,12 +23,21 @@ from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
 from garrison.errors import StoreError
 from garrison.incidents.record import Incident, IncidentFilter, IncidentState
-from garrison.store import schema, sql_alerts, sql_audits, sql_incidents
+from garrison.store import (
+    schema,
+    sql_alerts,
+    sql_audits,
+    sql_hosts,
+    sql_incidents,
+    sql_model_hosts,
+)
 from garrison.store.base import (
+    AuditBatch,
     BlockedContainer,
     ChannelRecord,
     Delivery,
     Doc,
+    SyncMarks,
     check_audit,
     check_kind,
     dump_doc,
@@ -36,6 +45,7 @@ from garrison.store.base import (
 )
 from garrison.store.dialect import greatest, insert
 from garrison.store.sql_hosts import SQLHosts
+from garrison.store.sql_model_hosts import SQLModelHosts
 from garrison.store.sql_scans import SQLScans
 from garrison.store.sql_users import SQLUsers
 
@@ -43,19 +53,90 @@ PRUNE_BATCH = 1000  # audits deleted per transaction: a writer waits for one bat
 EXPORT_BATCH = 500  # rows fetched at a time by iter_audits
 
 
-def _insert_audits(conn: Connection, rows: list[dict[str, Any]]) -> list[Audit]:
-    """Insert checked audit rows; one seen before adds to its count."""
+def _insert_audits(
+    conn: Connection, rows: list[dict[str, Any]]
+) -> tuple[list[Audit], list[dict[str, Any]]]:
+    """Insert checked audit rows, many to a statement; one seen before adds to its count.
+    The rows of one key are folded into one first (PostgreSQL refuses a statement that
+    updates a row twice): the stored audits, and the folded rows they came from, in order."""
+    folded = _fold_rows(rows)
+    returning = (
+        schema.audits.c.id,
+        schema.audits.c.count,
+        schema.audits.c.time,
+        schema.audits.c.doc,
+    )
+    stored = {r[0]: sql_audits.audit_of(r[1:]) for r in _upsert(conn, folded, returning)}
+    return [stored[row["key"]] for row in folded], folded
+
+
+def _insert_counted(conn: Connection, folded: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """Insert rows folded by key (``_fold_rows``): (id, count) of each as stored."""
+    returning = (schema.audits.c.id, schema.audits.c.count)
+    stored = {r[0]: (int(r[1]), int(r[2])) for r in _upsert(conn, folded, returning)}
+    return [stored[row["key"]] for row in folded]
+
+
+def _upsert(
+    conn: Connection, folded: list[dict[str, Any]], returning: tuple[sa.Column[Any], ...]
+) -> list[Sequence[Any]]:
+    """Insert or add to the audits of ``folded`` (one row per key): the key of each, then
+    ``returning``, in no set order."""
+    columns = (schema.audits.c.key, *returning)
+    if conn.dialect.name == "postgresql":
+        names = ", ".join(c.name for c in columns)
+        sql = f"{_PG_AUDITS_UPSERT} RETURNING {names}"
+        return list(conn.exec_driver_sql(sql, _columns_of(folded)))
+    # SQLite: SQLAlchemy's "insertmanyvalues", multi-row INSERTs of one compiled form
+    return list(conn.execute(_audits_upsert(conn).returning(*columns), folded))
+
+
+# PostgreSQL takes the rows as one array per column: one short statement whatever their
+# number, which psycopg parses once (a multi-row INSERT's long text it parses every time: half
+# a console's CPU at a thousand hosts). The arrays go in binary (%b): psycopg escapes each
+# element of a text array with a regular expression, in Python.
+_PG_COLUMNS = (
+    ("key", "text"), ("time", "float8"), ("container_id", "text"), ("container_name", "text"),
+    ("image_name", "text"), ("image_id", "text"), ("type", "text"), ("effect", "text"),
+    ("count", "int4"), ("doc", "text"), ("host", "text"), ("rule", "text"),
+    ("attack_type", "text"), ("folded_msg", "bytea"), ("folded_command", "bytea"),
+)  # fmt: skip
+_PG_AUDITS_UPSERT = (
+    f"INSERT INTO audits ({', '.join(name for name, _ in _PG_COLUMNS)}) "
+    f"SELECT * FROM unnest({', '.join(f'%({n})b::{t}[]' for n, t in _PG_COLUMNS)}) "
+    "ON CONFLICT (key) DO UPDATE SET count = audits.count + excluded.count, "
+    "time = greatest(audits.time, excluded.time)"
+)
+
+
+def _columns_of(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    return {name: [row[name] for row in rows] for name, _ in _PG_COLUMNS}
+
+
+def _audits_upsert(conn: Connection) -> sa.Insert:
     table = schema.audits
     new = insert(conn, table)
-    stmt = new.on_conflict_do_update(
+    return new.on_conflict_do_update(
         index_elements=["key"],
         set_={
             "count": table.c.count + new.excluded.count,
             "time": greatest(table.c.time, new.excluded.time),
         },
-    ).returning(table.c.id, table.c.count, table.c.time, table.c.doc)
-    # One statement per audit: RETURNING with executemany is not portable.
-    return [sql_audits.audit_of(conn.execute(stmt, row).one()) for row in rows]
+    )
+
+
+def _fold_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per key, in the order keys first came: the first row's fields, the counts
+    summed and the latest time, as storing them one after another would leave them."""
+    folded: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        first = folded.get(row["key"])
+        if first is None:
+            folded[row["key"]] = dict(row)
+        else:
+            first["count"] += row["count"]
+            first["time"] = max(first["time"], row["time"])
+    return list(folded.values())
 
 
 def _blocked_upsert(conn: Connection, record: BlockedContainer) -> sa.Insert:
@@ -82,11 +163,12 @@ def _advance_mark(conn: Connection, spool: str, seq: int) -> bool:
     return conn.execute(stmt.returning(table.c.seq)).first() is not None
 
 
-class SQLStore(SQLUsers, SQLScans, SQLHosts):
+class SQLStore(SQLUsers, SQLScans, SQLHosts, SQLModelHosts):
     """The store on the database of ``engine`` (its schema made by the subclass); ``where``
     names it in errors. Users, API tokens and sessions: ``SQLUsers`` (store/sql_users.py);
     scan reports: ``SQLScans`` (store/sql_scans.py); hosts, enrolment tokens and model
-    commands: ``SQLHosts`` (store/sql_hosts.py)."""
+    commands: ``SQLHosts`` (store/sql_hosts.py); the hosts that saved each model:
+    ``SQLModelHosts`` (store/sql_model_hosts.py)."""
 
     def __init__(self, engine: sa.Engine, where: str) -> None:
         self._engine = engine
@@ -142,6 +224,7 @@ class SQLStore(SQLUsers, SQLScans, SQLHosts):
         table = schema.models
         with self._write() as conn:
             conn.execute(table.delete().where(table.c.profile_id.in_(list(profile_ids))))
+            sql_model_hosts.delete(conn, profile_ids)
 
     def load_models(self) -> list[Doc]:
         table = schema.models
@@ -155,6 +238,13 @@ class SQLStore(SQLUsers, SQLScans, SQLHosts):
             query = sa.select(table.c.doc).where(table.c.profile_id == profile_id)
             text = conn.execute(query).scalar_one_or_none()
         return None if text is None else json.loads(text)
+
+    def sync_marks(self) -> SyncMarks:
+        columns = (schema.policies.c.updated, schema.models.c.updated, schema.model_commands.c.id)
+        newest = [sa.select(sa.func.max(column)).scalar_subquery() for column in columns]
+        with self._read() as conn:
+            policies, models, commands = conn.execute(sa.select(*newest)).one()
+        return SyncMarks(float(policies or 0.0), float(models or 0.0), int(commands or 0))
 
     def models_since(self, since: float) -> list[tuple[float, Doc]]:
         table = schema.models
@@ -174,9 +264,23 @@ class SQLStore(SQLUsers, SQLScans, SQLHosts):
         with self._write() as conn:
             if spool_mark is not None and not _advance_mark(conn, spool, spool_mark):
                 return []  # stored before: sent again after its answer was lost
-            stored = _insert_audits(conn, rows)
-            sql_alerts.enqueue(conn, stored, rows)
-        return stored
+            stored, folded = _insert_audits(conn, rows)
+            sql_alerts.enqueue(conn, [(a.id or 0, a.count) for a in stored], folded)
+        by_key = {row["key"]: audit for row, audit in zip(folded, stored, strict=True)}
+        return [by_key[row["key"]] for row in rows]
+
+    def add_audit_batches(self, batches: Sequence[AuditBatch]) -> None:
+        rows = [[_audit_row(check_audit(a)) for a in b.audits] for b in batches]
+        with self._write() as conn:
+            fresh = [
+                row
+                for batch, batch_rows in zip(batches, rows, strict=True)
+                if _advance_mark(conn, batch.spool, batch.mark)
+                for row in batch_rows
+            ]
+            if fresh:
+                folded = _fold_rows(fresh)
+                sql_alerts.enqueue(conn, _insert_counted(conn, folded), folded)
 
     def spool_mark(self, spool: str = "audits") -> int:
         table = schema.spool_marks
@@ -270,6 +374,26 @@ class SQLStore(SQLUsers, SQLScans, SQLHosts):
         text = dump_doc(doc, f"status {check_kind(source, 'status source')}")
         self._put_doc(schema.status, "source", source, text)
 
+    def save_host_reports(self, statuses: Mapping[str, Doc], seen: Mapping[str, float]) -> None:
+        now = time.time()
+        rows = [
+            {
+                "source": check_kind(k, "status source"),
+                "doc": dump_doc(d, f"status {k}"),
+                "updated": now,
+            }
+            for k, d in statuses.items()
+        ]
+        with self._write() as conn:
+            if rows:
+                stmt = insert(conn, schema.status)
+                conn.execute(stmt.on_conflict_do_update(
+                    index_elements=["source"],
+                    set_={"doc": stmt.excluded.doc, "updated": stmt.excluded.updated},
+                ), rows)  # fmt: skip
+            for name, when in seen.items():
+                sql_hosts.host_seen(conn, name, when)
+
     def get_status(self, source: str = "defender") -> Doc | None:
         return self._get_doc(schema.status, schema.status.c.source, source)
 
@@ -303,8 +427,8 @@ class SQLStore(SQLUsers, SQLScans, SQLHosts):
     def begin_block(self, record: BlockedContainer, audit: Audit) -> BlockedContainer:
         row = _audit_row(check_audit(audit))
         with self._write() as conn:
-            (stored,) = _insert_audits(conn, [row])
-            sql_alerts.enqueue(conn, [stored], [row])
+            (stored,), folded = _insert_audits(conn, [row])
+            sql_alerts.enqueue(conn, [(stored.id or 0, stored.count)], folded)
             record = dataclasses.replace(record, audit_id=stored.id)
             conn.execute(_blocked_upsert(conn, record))
         return record

@@ -11,7 +11,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from garrison.audit.record import Audit
 from garrison.errors import InvalidInput
 from garrison.store import schema
 from garrison.store.base import ChannelRecord, Delivery, DeliveryState, audit_from_doc
@@ -34,10 +33,13 @@ _DELIVERY_COLUMNS = (
 )
 
 
-def enqueue(conn: Connection, audits: Sequence[Audit], rows: Sequence[dict[str, Any]]) -> None:
-    """One pending delivery per channel for each audit stored new (its count is the one it
-    came with: a finding seen again adds to an audit already forwarded)."""
-    fresh = [a.id for a, row in zip(audits, rows, strict=True) if a.count == row["count"]]
+def enqueue(
+    conn: Connection, stored: Sequence[tuple[int, int]], rows: Sequence[dict[str, Any]]
+) -> None:
+    """One pending delivery per channel for each audit stored new, given (id, count) as
+    stored for each row (a count still the one the row came with: a new audit, where a
+    finding seen again adds to an audit already forwarded)."""
+    fresh = [i for (i, count), row in zip(stored, rows, strict=True) if count == row["count"]]
     if not fresh:
         return
     channels = conn.execute(sa.select(schema.alert_channels.c.name)).scalars().all()

@@ -1,4 +1,4 @@
-"""The SQL stores' hosts (garrison.fleet), enrolment tokens and model command queue:
+"""The SQL stores' hosts (garrison.fleet), enrolment tokens, console CA and model command queue:
 statements on a connection the store holds, and ``SQLHosts``, the part of ``SQLStore`` that
 runs them.
 
@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from garrison.errors import InvalidInput
 from garrison.model.commands import ModelCommand, check_op
 from garrison.store import schema
-from garrison.store.base import HostRecord, check_command, check_kind
+from garrison.store.base import CARecord, HostRecord, RevokedSerial, check_command, check_kind
 from garrison.store.dialect import insert
 
 if TYPE_CHECKING:
@@ -44,6 +44,19 @@ def enrol_host(conn: Connection, record: HostRecord) -> None:
         index_elements=["name"],
         set_={"serial": stmt.excluded.serial, "enrolled": stmt.excluded.enrolled, "revoked": None},
     ))  # fmt: skip
+
+
+def add_new_host(conn: Connection, record: HostRecord) -> bool:
+    table = schema.hosts
+    values = {
+        "name": check_kind(record.name, "host name"),
+        "serial": record.serial,
+        "enrolled": record.enrolled,
+        "revoked": None,
+        "last_seen": record.last_seen,
+    }
+    stmt = insert(conn, table).values(values).on_conflict_do_nothing(index_elements=["name"])
+    return conn.execute(stmt.returning(table.c.name)).first() is not None
 
 
 def get_host(conn: Connection, name: str) -> HostRecord | None:
@@ -90,6 +103,8 @@ def add_enrol_token(conn: Connection, record: EnrolToken) -> None:
         "created": record.created,
         "expires": record.expires,
         "used": record.used,
+        "max_uses": record.max_uses,
+        "uses": record.uses,
     }
     stmt = insert(conn, table).values(values).on_conflict_do_nothing(index_elements=["id"])
     # RETURNING says whether it went in (psycopg gives no row count for ON CONFLICT).
@@ -104,10 +119,20 @@ def get_enrol_token(conn: Connection, token_id: str) -> EnrolToken | None:
 
 
 def mark_enrol_token_used(conn: Connection, token_id: str, when: float) -> bool:
-    """One statement that checks and spends: of two callers, the second finds it used."""
+    """One statement that checks and spends a use: of callers at once, those beyond the
+    token's ``max_uses`` find it spent (the row's lock orders them)."""
     table = schema.enrol_tokens
-    stmt = table.update().where(table.c.id == token_id, table.c.used.is_(None))
-    return conn.execute(stmt.values(used=when).returning(table.c.id)).first() is not None
+    uses = _uses(table)
+    stmt = table.update().where(table.c.id == token_id, uses < table.c.max_uses)
+    stmt = stmt.values(used=when, uses=uses + 1)
+    return conn.execute(stmt.returning(table.c.id)).first() is not None
+
+
+def _uses(table: sa.Table) -> sa.ColumnElement[int]:
+    """The uses spent. A token used before migration 0004 counted none (``uses`` 0 with
+    ``used`` set): it counts one, so a spent one-use token stays spent."""
+    spent_before = sa.and_(table.c.used.is_not(None), table.c.uses == 0)
+    return sa.case((spent_before, 1), else_=table.c.uses)
 
 
 def list_enrol_tokens(conn: Connection) -> list[EnrolToken]:
@@ -125,7 +150,50 @@ def _enrol_token(row: Any) -> EnrolToken:
     # Imported here: garrison.fleet loads cryptography, which opening a store does not need.
     from garrison.fleet.enroll import TokenRecord  # noqa: PLC0415
 
-    return TokenRecord(row.id, row.secret_hash, row.created, row.expires, row.used)
+    uses = 1 if row.used is not None and row.uses == 0 else row.uses  # see _uses
+    return TokenRecord(
+        row.id, row.secret_hash, row.created, row.expires, row.used, row.max_uses, uses
+    )
+
+
+# -- the console's CA and the serials it revoked ----------------------------------------------
+
+
+def get_console_ca(conn: Connection) -> CARecord | None:
+    table = schema.console_ca
+    row = conn.execute(sa.select(table).where(table.c.id == 1)).first()
+    return None if row is None else CARecord(row.cert_pem, row.key_pem, row.created)
+
+
+def add_console_ca(conn: Connection, record: CARecord) -> CARecord:
+    """Insert unless there is one, then read back: under concurrent inserts the loser's
+    ON CONFLICT waits for the winner's commit, and then reads the winner's row."""
+    table = schema.console_ca
+    values = {"id": 1, "cert_pem": record.cert_pem, "key_pem": record.key_pem,
+              "created": record.created}  # fmt: skip
+    conn.execute(insert(conn, table).values(values).on_conflict_do_nothing(index_elements=["id"]))
+    stored = get_console_ca(conn)
+    assert stored is not None  # inserted, or there already
+    return stored
+
+
+def add_revoked_serial(conn: Connection, record: RevokedSerial) -> bool:
+    table = schema.revoked_serials
+    values = {"serial": record.serial, "host": record.host, "revoked": record.revoked}
+    stmt = insert(conn, table).values(values).on_conflict_do_nothing(index_elements=["serial"])
+    return conn.execute(stmt.returning(table.c.serial)).first() is not None
+
+
+def is_serial_revoked(conn: Connection, serial: str) -> bool:
+    table = schema.revoked_serials
+    stmt = sa.select(table.c.serial).where(table.c.serial == serial)
+    return conn.execute(stmt).first() is not None
+
+
+def list_revoked_serials(conn: Connection) -> list[RevokedSerial]:
+    table = schema.revoked_serials
+    rows = conn.execute(sa.select(table).order_by(table.c.revoked, table.c.serial))
+    return [RevokedSerial(r.serial, r.host, r.revoked) for r in rows]
 
 
 # -- model commands ---------------------------------------------------------------------------
@@ -183,6 +251,10 @@ class SQLHosts:
         with self._write() as conn:
             enrol_host(conn, record)
 
+    def add_new_host(self, record: HostRecord) -> bool:
+        with self._write() as conn:
+            return add_new_host(conn, record)
+
     def get_host(self, name: str) -> HostRecord | None:
         with self._read() as conn:
             return get_host(conn, name)
@@ -222,6 +294,26 @@ class SQLHosts:
     def delete_enrol_token(self, token_id: str) -> bool:
         with self._write() as conn:
             return delete_enrol_token(conn, token_id)
+
+    def get_console_ca(self) -> CARecord | None:
+        with self._read() as conn:
+            return get_console_ca(conn)
+
+    def add_console_ca(self, record: CARecord) -> CARecord:
+        with self._write() as conn:
+            return add_console_ca(conn, record)
+
+    def add_revoked_serial(self, record: RevokedSerial) -> bool:
+        with self._write() as conn:
+            return add_revoked_serial(conn, record)
+
+    def is_serial_revoked(self, serial: str) -> bool:
+        with self._read() as conn:
+            return is_serial_revoked(conn, serial)
+
+    def list_revoked_serials(self) -> list[RevokedSerial]:
+        with self._read() as conn:
+            return list_revoked_serials(conn)
 
     def add_model_command(self, command: ModelCommand) -> ModelCommand:
         check_command(command)

@@ -1,5 +1,5 @@
 """``StoreTokenBook``: a store as the book of enrolment tokens (``garrison.fleet.enroll``), so
-that tokens outlive the console's process and are spent once across its replicas:
+that tokens outlive the console's process and each use is spent once across its replicas:
 ``spend(StoreTokenBook(store), presented, now)``."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from garrison.store.base import Store
 
 
 class StoreTokenBook:
-    """A ``TokenBook`` on ``store``: its ``mark_used`` is the store's atomic spend."""
+    """A ``TokenBook`` on ``store``: its ``mark_used`` is the store's atomic spend of a use."""
 
     def __init__(self, store: Store) -> None:
         self.store = store

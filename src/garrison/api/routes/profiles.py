@@ -28,13 +28,15 @@ class Extend(BaseModel):
 
 @router.get(PATH)
 def list_models(console: Core, _: Reader) -> list[dict[str, Any]]:
-    """Every model, as ``garrison models list --json`` prints it."""
+    """Every model, as ``garrison models list --json`` prints it (``hostCount``: how many
+    hosts saved it)."""
     return console.list_models()
 
 
 @router.get(f"{PATH}/{{ref:path}}")
 def show_model(console: Core, _: Reader, ref: str) -> dict[str, Any]:
-    """One model, whole."""
+    """One model, whole, with the hosts that saved it (``hosts``: ``host``, ``firstSaved``,
+    ``lastSaved``)."""
     return console.show_model(ref)
 
 
