@@ -63,3 +63,36 @@ def test_a_blocked_container_has_its_record(docker_runtime: DockerRuntime, run_c
         link.close()
     assert (record.container_id, record.restart_policy.name) == (container.id, "always")
     assert container.id in enforcer.blocked
+
+
+class UnblockedAtConsole(InProcessLink):
+    """A console of many hosts that ended the block: handed back once, as RemoteLink does."""
+
+    ended: list[BlockedContainer]
+
+    def unblocked_at_console(self) -> list[BlockedContainer]:
+        ended, self.ended = self.ended, []
+        for record in ended:
+            self.remove_blocked(record.container_id)
+        return ended
+
+
+def test_a_block_ended_at_the_console_gets_its_restart_policy_back(
+    docker_runtime: DockerRuntime, run_container
+) -> None:
+    container = run_container(BUSYBOX, ["sleep", "600"], restart_policy={"Name": "always"})
+    link = UnblockedAtConsole(MemoryStore())
+    link.ended = []
+    enforcer = Enforcer(docker_runtime, link)
+    try:
+        asyncio.run(enforcer.block(docker_runtime.inspect(container.id), block_audit(container.id)))
+        container.reload()
+        assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] != "always"
+        link.ended = link.list_blocked()
+        enforcer.restore_unblocked()
+        enforcer.refresh()
+    finally:
+        link.close()
+    container.reload()
+    assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "always"
+    assert container.id not in enforcer.blocked

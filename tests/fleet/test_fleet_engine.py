@@ -318,6 +318,20 @@ def test_audits_made_while_the_console_is_stopped_are_stored_once_after(fleet: F
     assert record.audit_id == audits[0].id
 
 
+def test_a_block_ended_at_the_console_gives_the_container_its_policy_back_on_its_host(
+    fleet: Fleet,
+) -> None:
+    block = fleet.clients["node-2"].containers.get("fleet-block-node-2")
+    assert restart_policy(block) == BLOCKED_POLICY.name
+    ended = fleet.console.cli("containers", "unblock", block.id[:12])
+    assert ended.returncode == 0, ended.stderr
+    assert "node-2 restores restart policy 'always'" in ended.stdout
+    wait_for("node-2's defender restoring the policy", lambda: restart_policy(block) == "always")
+    assert not blocked(fleet, "node-2", block.id)
+    block.start()  # no longer kept stopped
+    wait_for("the unblocked container running", lambda: block.reload() or block.status == "running")
+
+
 def test_no_audit_is_lost_when_postgresql_restarts_under_load(fleet: Fleet) -> None:
     load = debian(fleet, "node-1", "fleet-watch-load")
     loop = f"for i in $(seq 1 {LOAD}); do nc -z 127.0.0.1 1; sleep 0.1; done; touch /tmp/done"

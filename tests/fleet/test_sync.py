@@ -5,6 +5,7 @@ new are paced."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -13,12 +14,16 @@ from typing import Any
 
 import pytest
 
+from garrison.console import runtime_rules
 from garrison.fleet import link as link_module
 from garrison.fleet import wire
 from garrison.fleet.client import ConsoleClient, ConsoleRefused
 from garrison.fleet.sync import SyncAsk
 from garrison.fleet.tls import client_context
 from garrison.model.commands import ModelCommand
+from garrison.runtime.base import RestartPolicy
+from garrison.runtime.fake import FakeRuntime
+from garrison.store.base import BlockedContainer
 from tests.conftest import made_store
 from tests.fleet.remote_support import Console, linked
 from tests.support import wait_for
@@ -124,3 +129,28 @@ def test_what_a_host_asks_reads_back_as_it_was_asked() -> None:
     held = SyncAsk("ab" * 16, 1234.5, frozenset({3, 1, 2}), 25.0)
     assert SyncAsk.parse(held.query()) == held
     assert SyncAsk.parse({}) == SyncAsk()
+
+
+def test_a_block_ended_at_the_console_is_handed_back_to_the_host_to_restore(
+    console, tmp_path
+) -> None:
+    console.enrol(tmp_path / "h1", "node-1")
+    record = BlockedContainer("c" * 64, "web", "nginx", RestartPolicy("always"), None, 1.0)
+    kept = BlockedContainer("d" * 64, "db", "postgres", RestartPolicy("no"), None, 2.0)
+    with linked(console, tmp_path / "h1") as link:
+        link.sync_wait = 1.0  # its held syncs end soon: the test waits less
+        link.add_blocked(record)
+        link.add_blocked(kept)
+        wait_for("the console's records",
+                 lambda: len(console.store.list_blocked(host="node-1")) == 2)  # fmt: skip
+        time.sleep(2.5)  # syncs that name both blocks as the console's
+        assert link.unblocked_at_console() == []
+        runtime = FakeRuntime()
+        unblocked = runtime_rules.unblock(console.store, runtime, "c" * 12)  # as the console
+        assert unblocked.container_id == record.container_id
+        assert runtime.calls == [], "another host's container: that host restores it"
+        found = wait_for("the host told of the unblock", link.unblocked_at_console)
+        assert [r.container_id for r in found] == [record.container_id]
+        assert [r.container_id for r in link.list_blocked()] == [kept.container_id]
+    saved = json.loads((tmp_path / "h1" / "console" / "blocked.json").read_text())
+    assert "c" * 64 not in json.dumps(saved), "the host's own record forgot it too"

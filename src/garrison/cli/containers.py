@@ -95,4 +95,8 @@ def unblock(
     finally:
         runtime.close()
     policy = shown(repr(record.restart_policy.name))
-    out.print(f"{shown(record.name)} unblocked; restart policy {policy} restored.")
+    if record.host:  # another host's container: its defender restores it (docs/fleet.md)
+        host = shown(record.host)
+        out.print(f"{shown(record.name)} unblocked; {host} restores restart policy {policy}.")
+    else:
+        out.print(f"{shown(record.name)} unblocked; restart policy {policy} restored.")

@@ -226,6 +226,9 @@ class InProcessLink:
     def list_blocked(self) -> list[BlockedContainer]:
         return self.store.list_blocked()
 
+    def unblocked_at_console(self) -> list[BlockedContainer]:
+        return []  # the store is this host's: an unblock restores the policy itself
+
     def audits_of(self, container_id: str, limit: int) -> list[Audit]:
         return self.store.list_audits(AuditFilter(container=container_id, limit=limit))
 

@@ -65,9 +65,12 @@ def blocking_audit(store: Store, record: BlockedContainer) -> Audit | None:
 
 def unblock(store: Store, runtime: ContainerRuntime, ref: str) -> BlockedContainer:
     """Restore the original restart policy, then clear the block. A container removed
-    meanwhile is simply forgotten."""
+    meanwhile is simply forgotten. A container of another host (one enrolled with this
+    console) is that host's to restore: its defender does when its sync no longer finds the
+    block (docs/fleet.md)."""
     record = find_blocked(store, ref)
-    with contextlib.suppress(ContainerGone):
-        runtime.set_restart_policy(record.container_id, record.restart_policy)
+    if not (record.host and store.get_host(record.host) is not None):
+        with contextlib.suppress(ContainerGone):
+            runtime.set_restart_policy(record.container_id, record.restart_policy)
     store.remove_blocked(record.container_id)
     return record

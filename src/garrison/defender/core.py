@@ -272,6 +272,7 @@ class Defender(ListenerBase):
         try:
             sync_models(self.book, self.link)
             self._sync_rules()
+            self.enforcer.restore_unblocked()
             self.enforcer.refresh()
         except GarrisonError as exc:
             log.error("sync with the store failed (will retry): %s", exc)

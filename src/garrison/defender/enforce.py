@@ -61,6 +61,7 @@ class Enforcer:
         self.failures = 0
         self._busy: set[str] = set()
         self._removed: set[str] = set()
+        self._restoring: list[BlockedContainer] = []  # unblocked at the console
 
     @property
     def blocked(self) -> KeysView[str]:
@@ -81,6 +82,25 @@ class Enforcer:
                 if record.capture == "pending":  # its bundle still gets what Garrison saw
                     self._orphans.append(record)
                 await asyncio.to_thread(self.link.remove_blocked, record.container_id)
+
+    def restore_unblocked(self) -> None:
+        """Give the containers a user unblocked at the console (many hosts) their restart
+        policies back; kept to try again while the engine does not answer. Synchronous: call
+        it off the verdict path."""
+        self._restoring.extend(self.link.unblocked_at_console())
+        waiting = []
+        for record in self._restoring:
+            try:
+                self.runtime.set_restart_policy(record.container_id, record.restart_policy)
+            except ContainerGone:
+                continue
+            except (RuntimeUnavailable, RuntimeRefused) as exc:
+                log.warning("restart policy of %s not restored yet: %s", record.name, exc)
+                waiting.append(record)
+                continue
+            log.info("container %s unblocked: restart policy %s restored",
+                     record.name, record.restart_policy.name)  # fmt: skip
+        self._restoring = waiting
 
     def refresh(self) -> None:
         """The blocked containers as the store has them now (``unblock`` is another

@@ -92,6 +92,8 @@ class RemoteLink:
         self._commands: list[ModelCommand] = []
         self._finished: set[int] = set()
         self._blocked = local.blocked()
+        self._acked_blocks: set[str] = set()  # blocks the console has a record of
+        self._unblocked: list[BlockedContainer] = []  # unblocked at the console, to restore
         self._queue.blocks = [("put", (r, None)) for r in self._blocked.values()]
         self._models_cache: dict[str, Doc] = {}
         self._model_updates: list[Doc] = []
@@ -201,6 +203,7 @@ class RemoteLink:
 
     def remove_blocked(self, container_id: str) -> bool:
         with self._cond:
+            self._acked_blocks.discard(container_id)
             found = self._blocked.pop(container_id, None) is not None
             self.local.save_blocked(self._blocked)
             self._queue.blocks.append(("delete", container_id))
@@ -209,6 +212,13 @@ class RemoteLink:
     def list_blocked(self) -> list[BlockedContainer]:
         with self._cond:
             return list(self._blocked.values())
+
+    def unblocked_at_console(self) -> list[BlockedContainer]:
+        """Blocks a user ended at the console since the last call: no longer in this host's
+        record; the defender restores each container's restart policy."""
+        with self._cond:
+            found, self._unblocked = self._unblocked, []
+            return found
 
     def audits_of(self, container_id: str, limit: int) -> list[Audit]:
         try:
@@ -445,8 +455,16 @@ class RemoteLink:
                 log.error("unblock of %s refused by the console: %s", str(arg)[:12], exc)
             return
         record, audit = arg
-        body = {"record": record.to_json(), "audit": audit}
-        self._refusable(wire.BLOCKS, body)
+        try:
+            self._client.post(wire.BLOCKS, {"record": record.to_json(), "audit": audit})
+        except HostRefused:
+            raise
+        except ConsoleRefused as exc:
+            log.error("block of %s refused by the console: %s", record.container_id[:12], exc)
+            return
+        with self._cond:
+            if record.container_id in self._blocked:
+                self._acked_blocks.add(record.container_id)
 
     def _refusable(self, path: str, body: Any) -> None:
         try:
@@ -476,7 +494,8 @@ class RemoteLink:
     def _sync(self) -> None:
         with self._cond:
             given = frozenset(c.id for c in self._commands if c.id is not None)
-            ask = SyncAsk(self._policies_tag, self._model_cursor, given, self.sync_wait)
+            held = frozenset(self._acked_blocks)
+            ask = SyncAsk(self._policies_tag, self._model_cursor, given, self.sync_wait, held)
         answer = self._watch_client.get(wire.SYNC, ask.query())
         policies = answer.get("policies") if isinstance(answer, dict) else None
         commands = answer.get("commands") if isinstance(answer, dict) else None
@@ -495,6 +514,21 @@ class RemoteLink:
         if changed:
             self.local.save_policies(policies)
         self._take_models(answer, ask.models)
+        self._take_unblocks(answer, ask.blocked)
+
+    def _take_unblocks(self, answer: Doc, held: frozenset[str]) -> None:
+        """Blocks the console had and has no more: a user unblocked them there."""
+        listed = answer.get("blocked")
+        if not isinstance(listed, list):
+            return
+        with self._cond:
+            gone = [self._blocked.pop(c) for c in held - set(listed) if c in self._blocked]
+            self._acked_blocks -= held - set(listed)
+            self._unblocked.extend(gone)
+            if gone:
+                self.local.save_blocked(self._blocked)
+        for record in gone:
+            log.info("container %s unblocked at the console", record.container_id[:12])
 
     def _take_models(self, answer: Doc, cursor: float | None) -> None:
         """Models changed at the console since ``cursor`` (other hosts' learning)."""

@@ -274,9 +274,14 @@ class FleetService:
         if held.commands is None or marks is None or held.commands_mark != marks.commands:
             held.commands = [c.to_json() for c in self.store.pending_model_commands(host=host)]
             held.commands_mark = None if marks is None else marks.commands
-        answer: Doc = {"policies": policies, "policiesTag": tag, "commands": held.commands}
+        if held.blocked is None or marks is None or held.blocked_mark != marks.blocked:
+            held.blocked = [r.container_id for r in self.store.list_blocked(host=host)]
+            held.blocked_mark = None if marks is None else marks.blocked
+        answer: Doc = {"policies": policies, "policiesTag": tag, "commands": held.commands,
+                       "blocked": held.blocked}  # fmt: skip
         given = {c.get("id") for c in held.commands}
-        news = tag != held.ask.policies or given != held.ask.commands
+        unblocked = held.ask.blocked - set(held.blocked)  # at the console: the host restores
+        news = tag != held.ask.policies or given != held.ask.commands or bool(unblocked)
         if held.ask.models is not None:
             models, cursor = self._models_since(held.ask.models, marks)
             answer |= {"models": models, "cursor": cursor}
@@ -290,6 +295,8 @@ class FleetService:
         already at ``marks``, no new command), else None: what a thousand hosts woken by a
         policy change ask, answered on the event loop instead of queueing for a thread."""
         if marks is None or held.commands is None or held.commands_mark != marks.commands:
+            return None
+        if held.blocked is None or held.blocked_mark != marks.blocked:
             return None
         with self._lock:
             cached = self._policies

@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 
@@ -29,19 +30,22 @@ log = logging.getLogger(__name__)
 
 WATCH_EVERY = 0.5  # seconds between reads of the store's sync marks
 MAX_WAIT = 30.0  # seconds a sync request is held at most (the host asks for 25)
-MAX_COMMANDS = 1000  # command ids a host may name
+MAX_COMMANDS = 1000  # command ids (and blocked containers) a host may name
+CONTAINER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,75}")  # Docker's hex, containerd's names
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SyncAsk:
     """What a host holds: the tag of its policies ('' for none), the console time its models
     stand at (None: it does not pull models on this request), the ids of the model commands it
-    was given, and how long it will wait for news."""
+    was given, how long it will wait for news, and the containers it keeps blocked that the
+    console has a record of (one the console no longer has was unblocked there)."""
 
     policies: str = ""
     models: float | None = None
     commands: frozenset[int] = frozenset()
     wait: float = 0.0
+    blocked: frozenset[str] = frozenset()  # its blocks the console has: one gone, unblocked
 
     @classmethod
     def parse(cls, query: Mapping[str, str]) -> SyncAsk:
@@ -52,11 +56,14 @@ class SyncAsk:
             ids = [int(i) for i in query.get("commands", "").split(",") if i]
         except ValueError as exc:
             raise InvalidInput("wait and models are numbers, commands whole numbers") from exc
-        if not 0.0 <= wait <= MAX_WAIT or len(ids) > MAX_COMMANDS:
+        blocked = frozenset(b for b in query.get("blocked", "").split(",") if b)
+        if not 0.0 <= wait <= MAX_WAIT or max(len(ids), len(blocked)) > MAX_COMMANDS:
             raise InvalidInput(f"wait is 0 to {MAX_WAIT:g} s, and at most {MAX_COMMANDS} ids")
         if models is not None and not models >= 0.0:
             raise InvalidInput("models is a time of at least 0")
-        return cls(query.get("policies", "")[:64], models, frozenset(ids), wait)
+        if not all(CONTAINER_ID.fullmatch(b) for b in blocked):
+            raise InvalidInput("blocked holds container ids")
+        return cls(query.get("policies", "")[:64], models, frozenset(ids), wait, blocked)
 
     def query(self) -> dict[str, str]:
         """The request's query (what a host sends)."""
@@ -65,6 +72,8 @@ class SyncAsk:
             query["models"] = repr(self.models)
         if self.commands:
             query["commands"] = ",".join(str(i) for i in sorted(self.commands))
+        if self.blocked:
+            query["blocked"] = ",".join(sorted(self.blocked))
         return query
 
 
@@ -120,12 +129,14 @@ class ChangeWatch:
 @dataclasses.dataclass
 class HeldSync:
     """One host's sync request while it is held: what it asked, until when, and the commands
-    found for it (read again only when the newest command moved)."""
+    and blocked containers found for it (read again only when their marks moved)."""
 
     ask: SyncAsk
     deadline: float
     commands: list[Doc] | None = None
     commands_mark: int | None = None
+    blocked: list[str] | None = None  # the host's blocked containers at the console
+    blocked_mark: tuple[int, float] | None = None
 
     @classmethod
     def of(cls, ask: SyncAsk) -> HeldSync:

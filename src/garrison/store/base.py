@@ -41,12 +41,14 @@ class AuditBatch(NamedTuple):
 
 
 class SyncMarks(NamedTuple):
-    """Where what hosts pull stands: the newest update of a policy and of a model, and the
-    newest model command's id. Compared for a change only (a console's hosts wait on one)."""
+    """Where what hosts pull stands: the newest update of a policy and of a model, the
+    newest model command's id, and the blocked containers (how many, the newest block's
+    time: an unblock moves one). Compared for a change only (a console's hosts wait on one)."""
 
     policies: float
     models: float
     commands: int
+    blocked: tuple[int, float] = (0, 0.0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,7 +80,10 @@ class MemoryStore(MemoryIncidents, MemoryUsers, MemoryScans, MemoryHosts, Memory
     def sync_marks(self) -> SyncMarks:
         with self._lock:
             models = max((t for t, _ in self._models.values()), default=0.0)
-            return SyncMarks(float(self._policy_changes), models, max(self._commands, default=0))
+            newest_block = max((b.time for b in self._blocked.values()), default=0.0)
+            blocked = (len(self._blocked), newest_block)
+            commands = max(self._commands, default=0)
+            return SyncMarks(float(self._policy_changes), models, commands, blocked)
 
     def models_since(self, since: float) -> list[tuple[float, Doc]]:
         with self._lock:

@@ -242,9 +242,15 @@ class SQLStore(SQLUsers, SQLScans, SQLHosts, SQLModelHosts):
     def sync_marks(self) -> SyncMarks:
         columns = (schema.policies.c.updated, schema.models.c.updated, schema.model_commands.c.id)
         newest = [sa.select(sa.func.max(column)).scalar_subquery() for column in columns]
+        blocked = schema.blocked
+        newest.append(sa.select(sa.func.count()).select_from(blocked).scalar_subquery())
+        newest.append(sa.select(sa.func.max(blocked.c.time)).scalar_subquery())
         with self._read() as conn:
-            policies, models, commands = conn.execute(sa.select(*newest)).one()
-        return SyncMarks(float(policies or 0.0), float(models or 0.0), int(commands or 0))
+            policies, models, commands, count, at = conn.execute(sa.select(*newest)).one()
+        return SyncMarks(
+            float(policies or 0.0), float(models or 0.0), int(commands or 0),
+            (int(count or 0), float(at or 0.0)),
+        )  # fmt: skip
 
     def models_since(self, since: float) -> list[tuple[float, Doc]]:
         table = schema.models
