@@ -9,11 +9,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from garrison.fleet.join import ca_digest, enrol, open_link
 from garrison.fleet.link import RemoteLink
 from garrison.fleet.server import DefenderListener, open_ca
 from garrison.fleet.service import FleetService
 from garrison.store.base import Store
+from tests.conftest import made_store
 from tests.support import free_port
 
 
@@ -53,6 +56,17 @@ class Console:
 
     def enrol(self, data_dir: Path, host: str) -> str:
         return enrol(data_dir, self.url, self.token(), self.digest(), host)
+
+
+@contextlib.contextmanager
+def listening(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Console]:
+    """A started console on the store ``request.param`` names; stopped at the end."""
+    with made_store(request, tmp_path) as store:
+        made = Console(store, tmp_path / "console").start()
+        try:
+            yield made
+        finally:
+            made.stop()
 
 
 @contextlib.contextmanager

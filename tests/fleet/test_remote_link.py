@@ -27,8 +27,7 @@ from garrison.fleet.tls import client_context
 from garrison.model.commands import ModelCommand
 from garrison.runtime.base import RestartPolicy
 from garrison.store.base import BlockedContainer
-from tests.conftest import made_store
-from tests.fleet.remote_support import Console, linked
+from tests.fleet.remote_support import Console, linked, listening
 from tests.store.test_store_contract import audit
 from tests.support import wait_for
 
@@ -37,12 +36,8 @@ RULES = {"rules": [{"name": "no-nc", "scope": [{"images": ["*"]}]}]}
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def console(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Console]:
-    with made_store(request, tmp_path) as store:
-        made = Console(store, tmp_path / "console").start()
-        try:
-            yield made
-        finally:
-            made.stop()
+    with listening(request, tmp_path) as made:
+        yield made
 
 
 def stored(console: Console, host: str = "") -> list[tuple[str, str, int]]:

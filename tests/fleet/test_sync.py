@@ -24,8 +24,7 @@ from garrison.model.commands import ModelCommand
 from garrison.runtime.base import RestartPolicy
 from garrison.runtime.fake import FakeRuntime
 from garrison.store.base import BlockedContainer
-from tests.conftest import made_store
-from tests.fleet.remote_support import Console, linked
+from tests.fleet.remote_support import Console, linked, listening
 from tests.support import wait_for
 
 RULES = {"rules": [{"name": "no-nc", "effect": "alert", "processes": {"deny": ["nc"]}}]}
@@ -33,12 +32,8 @@ RULES = {"rules": [{"name": "no-nc", "effect": "alert", "processes": {"deny": ["
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def console(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Console]:
-    with made_store(request, tmp_path) as store:
-        made = Console(store, tmp_path / "console").start()
-        try:
-            yield made
-        finally:
-            made.stop()
+    with listening(request, tmp_path) as made:
+        yield made
 
 
 def client_of(console: Console, tmp_path: Path, host: str = "node-1") -> ConsoleClient:

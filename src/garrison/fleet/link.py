@@ -455,24 +455,22 @@ class RemoteLink:
                 log.error("unblock of %s refused by the console: %s", str(arg)[:12], exc)
             return
         record, audit = arg
-        try:
-            self._client.post(wire.BLOCKS, {"record": record.to_json(), "audit": audit})
-        except HostRefused:
-            raise
-        except ConsoleRefused as exc:
-            log.error("block of %s refused by the console: %s", record.container_id[:12], exc)
+        if not self._refusable(wire.BLOCKS, {"record": record.to_json(), "audit": audit}):
             return
         with self._cond:
             if record.container_id in self._blocked:
                 self._acked_blocks.add(record.container_id)
 
-    def _refusable(self, path: str, body: Any) -> None:
+    def _refusable(self, path: str, body: Any) -> bool:
+        """POST ``body``; False when the console refused it (said once here, not retried)."""
         try:
             self._client.post(path, body)
         except HostRefused:
             raise
         except ConsoleRefused as exc:
             log.error("console refused %s: %s", path, exc)
+            return False
+        return True
 
     # -- the sync thread ------------------------------------------------------------------------
 

@@ -218,17 +218,13 @@ class FleetService:
 
     # -- what a host reports -------------------------------------------------------------------
 
-    def store_batch(self, host: str, epoch: str, mark: int, audits: Sequence[Audit]) -> int:
-        """Store a spooled batch of ``host``'s audits numbered up to ``mark`` — once: a batch
-        sent again (its answer lost) finds the mark stored and adds nothing. The mark now."""
-        self.submit_batch(host, epoch, mark, audits).result()
-        return self.mark(host, epoch)
-
     def submit_batch(
         self, host: str, epoch: str, mark: int, audits: Sequence[Audit]
     ) -> Future[None]:
-        """``store_batch`` without waiting: the batch goes in the next transaction, with the
-        other hosts' batches that wait (fleet/batches.py); done when it is committed."""
+        """Queue a spooled batch of ``host``'s audits numbered up to ``mark``: stored once (a
+        batch sent again, its answer lost, finds the mark stored and adds nothing), in the next
+        transaction with the other hosts' batches that wait (fleet/batches.py). The future is
+        done when it is committed; ``mark`` tells where the host's spool then stands."""
         spool = spool_of(host, epoch)
         owned = [check_audit(_owned(a, host)) for a in audits]
         return self._writer.submit(AuditBatch(spool, mark, owned))

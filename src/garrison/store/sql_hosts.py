@@ -31,15 +31,7 @@ if TYPE_CHECKING:
 
 
 def enrol_host(conn: Connection, record: HostRecord) -> None:
-    table = schema.hosts
-    values = {
-        "name": check_kind(record.name, "host name"),
-        "serial": record.serial,
-        "enrolled": record.enrolled,
-        "revoked": None,
-        "last_seen": record.last_seen,
-    }
-    stmt = insert(conn, table).values(values)
+    stmt = insert(conn, schema.hosts).values(_host_row(record))
     conn.execute(stmt.on_conflict_do_update(
         index_elements=["name"],
         set_={"serial": stmt.excluded.serial, "enrolled": stmt.excluded.enrolled, "revoked": None},
@@ -48,15 +40,20 @@ def enrol_host(conn: Connection, record: HostRecord) -> None:
 
 def add_new_host(conn: Connection, record: HostRecord) -> bool:
     table = schema.hosts
-    values = {
+    stmt = insert(conn, table).values(_host_row(record))
+    stmt = stmt.on_conflict_do_nothing(index_elements=["name"])
+    return conn.execute(stmt.returning(table.c.name)).first() is not None
+
+
+def _host_row(record: HostRecord) -> dict[str, Any]:
+    """A host's row as enrolment writes it: not revoked."""
+    return {
         "name": check_kind(record.name, "host name"),
         "serial": record.serial,
         "enrolled": record.enrolled,
         "revoked": None,
         "last_seen": record.last_seen,
     }
-    stmt = insert(conn, table).values(values).on_conflict_do_nothing(index_elements=["name"])
-    return conn.execute(stmt.returning(table.c.name)).first() is not None
 
 
 def get_host(conn: Connection, name: str) -> HostRecord | None:
