@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from garrison.audit.retention import DEFAULT_MAX_AGE, DEFAULT_MAX_COUNT, MAX_COUNT
 from garrison.errors import ConfigError
+from garrison.sensors.cgroup_layout import containerd_layout
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -47,6 +48,12 @@ ProcessEventSource = Literal["auto", "bpf", "proc_connector"]
 # How file prevent rules refuse writes: read-only mounts where the rule is plain paths (and
 # BPF reports what they refuse), else open-permission events; or always the latter.
 WritePrevention = Literal["auto", "fanotify"]
+# The container runtime defended (garrison.runtime.choose): docker, containerd, or the first
+# that answers.
+RuntimeKind = Literal["docker", "containerd", "auto"]
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+DEFAULT_CONTAINERD_ADDRESS = "/run/containerd/containerd.sock"
+DEFAULT_NAMESPACE = "default"
 
 
 MB = 1024 * 1024
@@ -58,7 +65,15 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # The runtime defended: a Docker engine, or one namespace of a containerd; auto: Docker
+    # when one is named or answers, else containerd (docs/defender.md#runtimes).
+    runtime: RuntimeKind = "auto"
     docker_host: str | None = None
+    containerd_address: str = DEFAULT_CONTAINERD_ADDRESS
+    containerd_namespace: str = DEFAULT_NAMESPACE
+    # A blocked Kubernetes container's pod is deleted too, through the API server with the
+    # pod's service account (docs/kubernetes.md#deleting-a-blocked-containers-pod).
+    block_deletes_pod: bool = False
     data_dir: Path = DEFAULT_DATA_DIR
     engine_dir: Path = Path("/var/tmp/garrison-engine")
     hostname: str = Field(default_factory=socket.gethostname)
@@ -107,6 +122,12 @@ class Settings(BaseModel):
     @classmethod
     def _duration(cls, value: object) -> float:
         return parse_duration(value)
+
+    @field_validator("containerd_namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        containerd_layout(value)  # ValueError, saying why, for a name containerd refuses
+        return value
 
 
 def _from_file(path: Path | None) -> dict[str, Any]:

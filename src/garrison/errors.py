@@ -17,6 +17,9 @@ The hierarchy::
     ├── ConsoleError              a remote console (GARRISON_CONSOLE_URL) said no
     │   ├── ConsoleUnreachable    it did not answer: connection refused, timed out, TLS failed
     │   └── ConsoleDenied         it refused the token (401) or the token's role (403)
+    ├── KubernetesError           the Kubernetes API server did not do what was asked
+    │   ├── KubernetesUnreachable it did not answer: connection refused, timed out, TLS failed
+    │   └── KubernetesDenied      it refused the service account's token (401) or its RBAC (403)
     ├── NotFound                  a named object (model, rule, container…) does not exist
     ├── InvalidInput              malformed user input (rule, policy, OSV record, request…)
     ├── ScanError                 an image could not be scanned
@@ -103,6 +106,25 @@ class ConsoleUnreachable(ConsoleError):
 
 class ConsoleDenied(ConsoleError):
     """The remote console refused the token (unknown, expired, revoked) or its role."""
+
+
+class KubernetesError(GarrisonError):
+    """The Kubernetes API server did not do what was asked: an unexpected status (a 5xx, a
+    429). ``status`` is the HTTP status, None when there was no answer."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class KubernetesUnreachable(KubernetesError):
+    """No answer from the API server: connection refused, timed out, its certificate not
+    signed by the service account's CA."""
+
+
+class KubernetesDenied(KubernetesError):
+    """The API server refused the service account's token (401) or what its RBAC roles
+    allow (403): a deployment to fix, not something to try again."""
 
 
 class NotFound(GarrisonError):

@@ -19,9 +19,11 @@ import pytest
 
 from tests.cli_run import GARRISON, private_dir
 
-TRIPWIRES = ("dpkg-query", "apt-get", "apt", "dockerd", "docker", "mmdebstrap")
+TRIPWIRES = ("dpkg-query", "apt-get", "apt", "dockerd", "docker", "mmdebstrap", "containerd",
+             "ctr")  # fmt: skip
 QUICK = 10.0  # seconds: asking a socket that is not there costs a fraction of one
 DEFAULT_SOCKET = Path("/var/run/docker.sock")
+CONTAINERD_SOCKET = Path("/run/containerd/containerd.sock")
 COMMAND = [str(GARRISON)] if GARRISON.exists() else [sys.executable, "-m", "garrison"]
 
 
@@ -83,18 +85,58 @@ def test_run_with_no_engine_answering_says_how_to_start_one_in_one_line_and_star
     assert list(data.iterdir()) == []  # refused before the store was opened
 
 
-def test_run_with_nothing_named_asks_the_default_socket_and_says_so(tmp_path: Path) -> None:
-    if DEFAULT_SOCKET.exists():
-        pytest.skip(f"{DEFAULT_SOCKET} exists here: an engine may answer there")
+def test_run_with_nothing_named_asks_docker_then_containerd_at_their_sockets_and_says_so(
+    tmp_path: Path,
+) -> None:
+    for socket in (DEFAULT_SOCKET, CONTAINERD_SOCKET):
+        if socket.exists():
+            pytest.skip(f"{socket} exists here: a runtime may answer there")
     wires = tripwires(tmp_path / "bin")
 
     ran, seconds = run_garrison(
         ["--data-dir", str(private_dir(tmp_path / "data"))], clean_env(wires)
     )
 
-    assert_refused_with_the_way_to_an_engine(ran, f"unix://{DEFAULT_SOCKET}")
+    assert ran.returncode == 1, ran
+    lines = ran.stderr.splitlines()
+    assert len(lines) == 1, ran.stderr
+    assert lines[0].startswith(f"garrison: no Docker engine answers at unix://{DEFAULT_SOCKET}, "
+                               f"nor containerd at {CONTAINERD_SOCKET}; "), lines[0]  # fmt: skip
+    assert "start Docker or containerd, or a private development engine with `" in lines[0]
+    assert lines[0].endswith(
+        "engine up`, then give its address with --docker-host or DOCKER_HOST "
+        "(containerd's: --containerd-address)"
+    ), lines[0]
     assert seconds < QUICK, f"{seconds:.1f} s"
     assert not (wires / "ran").exists(), (wires / "ran").read_text()
+
+
+@pytest.mark.parametrize("named_by", ["--containerd-address", "GARRISON_CONTAINERD_ADDRESS"])
+def test_run_on_containerd_with_none_answering_says_how_to_start_it_in_one_line(
+    named_by: str, tmp_path: Path
+) -> None:
+    wires = tripwires(tmp_path / "bin")
+    data = private_dir(tmp_path / "data")
+    nowhere = "/nonexistent/containerd.sock"
+    args = ["--data-dir", str(data), "--runtime", "containerd"]
+    if named_by.startswith("--"):
+        args += [named_by, nowhere]
+        env = clean_env(wires)
+    else:
+        env = clean_env(wires, **{named_by: nowhere})
+
+    ran, seconds = run_garrison(args, env)
+
+    assert ran.returncode == 1, ran
+    assert ran.stdout == "", ran
+    assert ran.stderr.splitlines() == [
+        f"garrison: no containerd answers at {nowhere} (or its client ctr is not installed); "
+        "start containerd (Debian's package containerd has both), then give its socket with "
+        "--containerd-address"
+    ], ran.stderr
+    assert seconds < QUICK, f"{seconds:.1f} s"
+    assert not (wires / "ran").exists(), (wires / "ran").read_text()
+    assert list(data.iterdir()) == []
 
 
 def assert_refused_with_the_way_to_an_engine(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,10 +12,16 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 
 from garrison.console import Console
 from garrison.devengine import PrivateEngine
+from garrison.runtime.base import ContainerRuntime
+from garrison.runtime.containerd import ContainerdRuntime
+from garrison.runtime.docker import DockerRuntime
+from tests.containerd_support import PrivateContainerd
+from tests.ctr_container import CtrContainer, import_from_engine, run_ctr
 from tests.support import wait_for
 
 
@@ -30,8 +37,11 @@ class DefenderProcess:
         wrap: Sequence[str] = (),
         *,
         log: Path | None = None,
+        runtime_args: Sequence[str] = (),
     ) -> None:
         self.engine = engine
+        # How garrison run is told its runtime: the session engine unless these say else.
+        self.runtime_args = tuple(runtime_args) or ("--docker-host", engine.base_url)
         self.data_dir = data_dir
         self.learning = learning
         self.args = tuple(args)
@@ -44,7 +54,7 @@ class DefenderProcess:
         argv = [
             *self.wrap,
             sys.executable, "-m", "garrison", "run",
-            "--docker-host", self.engine.base_url,
+            *self.runtime_args,
             "--data-dir", str(self.data_dir),
             "--learning-period", self.learning,
             "--network-interval", "0.2s",
@@ -109,11 +119,94 @@ class DefenderProcess:
         return code
 
 
+CONTAINERD_NS = "garrison-enf"
+# The same test on the session's Docker engine and on a private containerd (ctr containers).
+BOTH_RUNTIMES = pytest.mark.parametrize("defended", ["docker", "containerd"], indirect=True)
+
+
+@pytest.fixture
+def defended(request: pytest.FixtureRequest) -> str:
+    """The runtime the test's defender defends: "docker" (the session engine) unless the
+    test is parametrised with ``indirect=["defended"]`` (then also "containerd")."""
+    return str(getattr(request, "param", "docker"))
+
+
+@pytest.fixture(scope="session")
+def containerd_daemon(
+    docker_client: docker.DockerClient, test_images: dict[str, str]
+) -> Iterator[PrivateContainerd]:
+    """The session's private containerd for defender tests, with the engine's test images
+    under the same names in CONTAINERD_NS; stopped by its pid at the end."""
+    for tool in ("containerd", "ctr"):
+        assert shutil.which(tool), f"{tool} is not installed (Debian's containerd package)"
+    daemon = PrivateContainerd.create()
+    try:
+        daemon.start()
+        import_from_engine(docker_client, daemon, CONTAINERD_NS, sorted(test_images))
+        yield daemon
+    finally:
+        with contextlib.suppress(Exception):
+            daemon.clean_namespace(CONTAINERD_NS)
+        daemon.stop()
+        daemon.remove()
+        daemon.remove_cgroups(CONTAINERD_NS)
+
+
+@pytest.fixture
+def run_container(
+    run_container: Callable[..., Any], defended: str, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Any]]:
+    """The session engine's ``run_container``, or for a containerd test the same call making
+    ctr containers (``tests/ctr_container.py``); each removed at the end."""
+    if defended == "docker":
+        yield run_container
+        return
+    daemon: PrivateContainerd = request.getfixturevalue("containerd_daemon")
+    made: list[CtrContainer] = []
+
+    def run(image: str, command: Any = None, **kwargs: Any) -> CtrContainer:
+        container = run_ctr(daemon, CONTAINERD_NS, image, command, **kwargs)
+        made.append(container)
+        return container
+
+    try:
+        yield run
+    finally:
+        for container in made:
+            container.remove()
+
+
+@pytest.fixture
+def defended_runtime(
+    engine: PrivateEngine, defended: str, request: pytest.FixtureRequest
+) -> Iterator[ContainerRuntime]:
+    """Garrison's own client of the runtime the test's defender defends."""
+    if defended == "docker":
+        runtime: ContainerRuntime = DockerRuntime(engine.base_url)
+    else:
+        daemon: PrivateContainerd = request.getfixturevalue("containerd_daemon")
+        runtime = ContainerdRuntime(daemon.address, CONTAINERD_NS)
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+def runtime_args(defended: str, request: pytest.FixtureRequest) -> list[str]:
+    """garrison run's options naming the runtime ``defended`` ([] for the session engine)."""
+    if defended == "docker":
+        return []
+    daemon: PrivateContainerd = request.getfixturevalue("containerd_daemon")
+    return ["--runtime", "containerd", "--containerd-address", daemon.address,
+            "--containerd-namespace", CONTAINERD_NS]  # fmt: skip
+
+
 @pytest.fixture
 def start_defender(
-    engine: PrivateEngine, tmp_path: Path
+    engine: PrivateEngine, tmp_path: Path, defended: str, request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., DefenderProcess]]:
     started: list[DefenderProcess] = []
+    runtime = runtime_args(defended, request)
 
     def start(
         learning: str = "4s",
@@ -122,7 +215,10 @@ def start_defender(
         wrap: Sequence[str] = (),
         log: Path | None = None,
     ) -> DefenderProcess:
-        proc = DefenderProcess(engine, data_dir or tmp_path / "data", learning, args, wrap, log=log)
+        proc = DefenderProcess(
+            engine, data_dir or tmp_path / "data", learning, args, wrap, log=log,
+            runtime_args=runtime,
+        )  # fmt: skip
         proc.start()
         started.append(proc)
         return proc

@@ -18,7 +18,7 @@ from garrison.audit.query import AuditFilter
 from garrison.audit.record import Audit
 from garrison.console import Console
 from garrison.console.models import matches
-from tests.defender.conftest import DefenderProcess
+from tests.defender.conftest import BOTH_RUNTIMES, DefenderProcess
 from tests.support import exec_ok, wait_for
 
 pytestmark = pytest.mark.engine
@@ -56,6 +56,7 @@ def wait_audit(defender: DefenderProcess, what: str, **query: Any) -> list[Audit
     return found
 
 
+@BOTH_RUNTIMES
 def test_nginx_learns_its_processes_port_and_written_dirs(
     start_defender: Start, run_container
 ) -> None:
@@ -78,6 +79,7 @@ def test_nginx_learns_its_processes_port_and_written_dirs(
     assert any(p.startswith("/var/log/nginx") for p in model["writtenPaths"])
 
 
+@BOTH_RUNTIMES
 def test_unknown_process_after_learning_is_one_audit(start_defender: Start, run_container) -> None:
     defender = start_defender(learning="3s")
     deb = run_container("garrison-test/debian:12", ["sleep", "3600"], name="learned-deb")

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from garrison.runtime.docker import DockerRuntime
-from tests.defender.conftest import DefenderProcess
+from garrison.runtime import ContainerRuntime
+from tests.defender.conftest import BOTH_RUNTIMES, DefenderProcess
 from tests.defender.enforcement_support import (
     BLOCKED_RESTART,
     BUSYBOX,
@@ -119,6 +119,7 @@ def test_blocked_container_keeps_stopped_across_dockerd_restart_until_unblocked(
     assert blocked_json(defender) == []
 
 
+@BOTH_RUNTIMES
 def test_kubernetes_container_is_stopped_with_its_restart_policy_untouched(
     start_defender: Start, run_container
 ) -> None:
@@ -132,6 +133,7 @@ def test_kubernetes_container_is_stopped_with_its_restart_policy_untouched(
     assert restart_policy(pod) == "always"
 
 
+@BOTH_RUNTIMES
 def test_blocked_container_started_again_is_stopped_again_and_audited(
     start_defender: Start, run_container
 ) -> None:
@@ -155,14 +157,10 @@ def test_blocked_container_started_again_is_stopped_again_and_audited(
     assert blocked_record(defender, deb)["restartPolicy"]["name"] == "always"
 
 
-def unblock_and_start(engine, defender: DefenderProcess, deb: Container) -> None:
+def unblock_and_start(runtime: ContainerRuntime, defender: DefenderProcess, deb: Container) -> None:
     """What `garrison containers unblock` does, then `docker start`: in this process, so that
     nothing (an interpreter starting) stands between the two, as when a script runs both."""
-    runtime = DockerRuntime(engine.base_url)
-    try:
-        defender.console_call(lambda c: c.unblock(runtime, deb.id))
-    finally:
-        runtime.close()
+    defender.console_call(lambda c: c.unblock(runtime, deb.id))
     deb.start()
 
 
@@ -171,8 +169,9 @@ def unblock_and_start(engine, defender: DefenderProcess, deb: Container) -> None
 TRIES = 3
 
 
+@BOTH_RUNTIMES
 def test_unblocked_container_started_at_once_runs_on(
-    start_defender: Start, run_container, engine
+    start_defender: Start, run_container, defended_runtime: ContainerRuntime
 ) -> None:
     defender = start_defender(learning="3s")
     deb = block_after_learning(
@@ -183,7 +182,7 @@ def test_unblocked_container_started_at_once_runs_on(
             deb.exec_run(["/usr/bin/nc", "-h"])
             wait_stopped(deb, "blocked again for running nc")
         blocked_record(defender, deb)
-        unblock_and_start(engine, defender, deb)
+        unblock_and_start(defended_runtime, defender, deb)
         settle(defender)
         assert state(deb)["Running"], f"stopped again after it was unblocked (try {attempt + 1})"
         assert restart_policy(deb) == "always"

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.defender.conftest import DefenderProcess
+from tests.defender.conftest import BOTH_RUNTIMES, DefenderProcess
 from tests.defender.enforcement_support import (
     DEBIAN,
     EPERM,
@@ -66,6 +66,7 @@ def refused(container, command: str) -> bool:
     return code != 0 and EPERM in output.decode()
 
 
+@BOTH_RUNTIMES
 def test_denied_nc_fails_with_eperm_the_container_runs_on_and_one_prevent_audit(
     start_defender: Start, run_container
 ) -> None:
@@ -93,6 +94,7 @@ def test_denied_nc_fails_with_eperm_the_container_runs_on_and_one_prevent_audit(
     assert state(deb)["Running"]
 
 
+@BOTH_RUNTIMES
 def test_write_under_denied_etc_fails_with_eperm_while_tmp_is_writable(
     start_defender: Start, run_container
 ) -> None:
@@ -120,6 +122,7 @@ def test_write_under_denied_etc_fails_with_eperm_while_tmp_is_writable(
     assert tmp == []
 
 
+@BOTH_RUNTIMES
 def test_deny_rule_applied_while_the_container_runs_refuses_its_next_exec(
     start_defender: Start, run_container
 ) -> None:
@@ -136,6 +139,7 @@ def test_deny_rule_applied_while_the_container_runs_refuses_its_next_exec(
     assert defender.proc.poll() is None
 
 
+@BOTH_RUNTIMES
 def test_deny_rule_reaches_an_exec_the_kernel_was_told_to_skip(
     start_defender: Start, run_container
 ) -> None:

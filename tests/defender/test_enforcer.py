@@ -11,6 +11,8 @@ import pytest
 from garrison.audit.record import Audit
 from garrison.console.inprocess import InProcessLink
 from garrison.defender.enforce import Enforcer
+from garrison.errors import KubernetesUnreachable
+from garrison.k8s.pods import FakePods, PodRef
 from garrison.runtime import DockerRuntime
 from garrison.store import BlockedContainer, MemoryStore
 
@@ -96,3 +98,61 @@ def test_a_block_ended_at_the_console_gets_its_restart_policy_back(
     container.reload()
     assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "always"
     assert container.id not in enforcer.blocked
+
+
+POD_LABELS = {
+    "io.kubernetes.pod.name": "web-0",
+    "io.kubernetes.pod.namespace": "shop",
+    "io.kubernetes.pod.uid": "6f1c2d1e-0000-4000-8000-000000000001",
+    "io.kubernetes.container.name": "web",
+}
+
+
+def block_with_pods(
+    runtime: DockerRuntime, container_id: str, pods: FakePods
+) -> tuple[Enforcer, list[BlockedContainer]]:
+    link = InProcessLink(MemoryStore())
+    enforcer = Enforcer(runtime, link, pods=pods)
+    try:
+        asyncio.run(enforcer.block(runtime.inspect(container_id), block_audit(container_id)))
+        return enforcer, link.list_blocked()
+    finally:
+        link.close()
+
+
+def test_with_block_deletes_pod_a_blocked_pods_container_is_stopped_then_its_pod_deleted(
+    docker_runtime: DockerRuntime, run_container
+) -> None:
+    container = run_container(BUSYBOX, ["sleep", "600"], labels=POD_LABELS,
+                              restart_policy={"Name": "always"})  # fmt: skip
+    pods = FakePods()
+    enforcer, records = block_with_pods(docker_runtime, container.id, pods)
+    assert pods.deleted == [PodRef("shop", "web-0", POD_LABELS["io.kubernetes.pod.uid"])]
+    assert enforcer.pod_deletions == {"deleted": 1}
+    container.reload()
+    assert container.status == "exited"
+    assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "always"  # orchestrated
+    assert [r.state for r in records] == ["done"]
+
+
+def test_a_pod_that_cannot_be_deleted_leaves_the_block_whole(
+    docker_runtime: DockerRuntime, run_container
+) -> None:
+    container = run_container(BUSYBOX, ["sleep", "600"], labels=POD_LABELS)
+    pods = FakePods(error=KubernetesUnreachable("the API server at 127.0.0.1:6443: timed out"))
+    enforcer, records = block_with_pods(docker_runtime, container.id, pods)
+    assert enforcer.pod_deletions == {"failed": 1}
+    assert enforcer.blocks == 1
+    container.reload()
+    assert container.status == "exited"
+    assert [r.state for r in records] == ["done"]
+
+
+def test_a_container_outside_any_pod_deletes_no_pod(
+    docker_runtime: DockerRuntime, run_container
+) -> None:
+    container = run_container(BUSYBOX, ["sleep", "600"])
+    pods = FakePods()
+    enforcer, _ = block_with_pods(docker_runtime, container.id, pods)
+    assert pods.deleted == []
+    assert enforcer.pod_deletions == {}

@@ -14,13 +14,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
 import pytest
 
-from tests.defender.conftest import DefenderProcess
+from garrison.runtime import ContainerRuntime
+from tests.defender.conftest import BOTH_RUNTIMES, DefenderProcess
 from tests.defender.enforcement_support import (
     DEBIAN,
-    Container,
     garrison,
     put_rules,
     state,
@@ -75,16 +74,13 @@ def file_in_tar(data: bytes, name: str) -> bytes:
         return _read(archive, archive.getmember(name))
 
 
-def exported(client: docker.DockerClient, container: Container) -> bytes:
-    return b"".join(client.api.export(container.id))
-
-
 def journal(data: bytes) -> list[dict[str, Any]]:
     return [json.loads(line) for line in data.decode().splitlines()]
 
 
+@BOTH_RUNTIMES
 def test_a_blocked_container_s_bundle_holds_the_binary_it_wrote_and_the_chain_that_ran_it(
-    start_defender: Start, run_container, docker_client
+    start_defender: Start, run_container, defended_runtime: ContainerRuntime
 ) -> None:
     defender = start_defender(learning="1h")
     put_rules(defender, BLOCK_DRIFT)
@@ -103,7 +99,8 @@ def test_a_blocked_container_s_bundle_holds_the_binary_it_wrote_and_the_chain_th
     # The binary, byte for byte as the export of the stopped container gives it.
     payload = file_in_tar(held["filesystem.tar"], PAYLOAD.lstrip("/"))
     assert payload.endswith(MARKER)
-    assert payload == file_in_tar(exported(docker_client, box), PAYLOAD.lstrip("/"))
+    export = b"".join(defended_runtime.export(box.id))  # docker export, or ctr's snapshot
+    assert payload == file_in_tar(export, PAYLOAD.lstrip("/"))
 
     # The chain: the shell ran cp, cp wrote the payload, the shell ran the payload.
     entries = journal(held["journal.jsonl"])

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from garrison.audit.record import Audit
-from tests.defender.conftest import DefenderProcess
+from tests.defender.conftest import BOTH_RUNTIMES, DefenderProcess
 from tests.defender.enforcement_support import (
     DEBIAN,
     active_model,
@@ -109,6 +109,7 @@ def of_file(defender: DefenderProcess, container, path: str) -> list[Audit]:
     return [a for a in audits(defender, container=container.id) if a.processPath == path]
 
 
+@BOTH_RUNTIMES
 def test_a_learned_file_runs_through_the_loader_and_nothing_is_audited(
     learned: tuple[DefenderProcess, object],
 ) -> None:
@@ -120,6 +121,7 @@ def test_a_learned_file_runs_through_the_loader_and_nothing_is_audited(
     assert not [a for a in after if a.processPath == "/usr/bin/true"], after
 
 
+@BOTH_RUNTIMES
 def test_a_relative_name_is_killed_and_the_audit_says_what_was_asked(
     learned: tuple[DefenderProcess, object],
 ) -> None:

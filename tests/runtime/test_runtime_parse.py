@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from garrison.k8s.pods import PodRef, pod_of
 from garrison.runtime import RestartPolicy
+from garrison.runtime.containerd import pod_labels
 from garrison.runtime.docker import event_from_message, info_from_inspect
 
 DATA = Path(__file__).parent / "data"
@@ -124,3 +126,22 @@ def test_the_other_mounts_are_volumes_tmpfs_and_the_files_docker_mounts():
     info = info_from_inspect(data)
     assert info.mounts == ("/data", "/var/lib/app", "/scratch", "/etc/hosts", "/etc/resolv.conf")
     assert info_from_inspect({"Id": "c" * 64}).mounts == ()
+
+
+def test_a_cri_containers_annotations_name_its_pod_where_kubelets_labels_do_not() -> None:
+    annotations = {
+        "io.kubernetes.cri.sandbox-name": "web-0",
+        "io.kubernetes.cri.sandbox-namespace": "shop",
+        "io.kubernetes.cri.sandbox-uid": "6f1c2d1e-0000-4000-8000-000000000001",
+        "io.kubernetes.cri.container-name": "web",
+    }
+    labels = pod_labels({"io.kubernetes.pod.name": "from-kubelet"}, annotations)
+    assert labels == {
+        "io.kubernetes.pod.name": "from-kubelet",  # kubelet's label wins
+        "io.kubernetes.pod.namespace": "shop",
+        "io.kubernetes.pod.uid": "6f1c2d1e-0000-4000-8000-000000000001",
+        "io.kubernetes.container.name": "web",
+    }
+    assert pod_of(labels) == PodRef(
+        "shop", "from-kubelet", annotations["io.kubernetes.cri.sandbox-uid"]
+    )

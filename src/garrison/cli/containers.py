@@ -8,7 +8,18 @@ import typer
 
 from garrison.audit.record import Audit
 from garrison.cli.defaults import DEFAULT_DATA_DIR
-from garrison.cli.options import AsJson, DataDir, EngineOfContainer, open_console, out, shown
+from garrison.cli.options import (
+    AsJson,
+    ContainerdAddress,
+    ContainerdNamespace,
+    DataDir,
+    EngineOfContainer,
+    RuntimeOption,
+    open_console,
+    out,
+    runtime_of_container,
+    shown,
+)
 from garrison.cli.render import (
     Column,
     Output,
@@ -80,20 +91,21 @@ def blocked(
 def unblock(
     container: Annotated[str, typer.Argument(help="Container name or id prefix.")],
     docker_host: EngineOfContainer = None,
+    runtime: RuntimeOption = None,
+    containerd_address: ContainerdAddress = None,
+    containerd_namespace: ContainerdNamespace = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Restore the container's original restart policy and clear the block.
 
     It does not start the container: `docker start` it when you are ready.
     """
-    from garrison.runtime.docker import DockerRuntime  # noqa: PLC0415 - the Docker SDK: not for --help
-
-    runtime = DockerRuntime(docker_host)
+    engine = runtime_of_container(runtime, docker_host, containerd_address, containerd_namespace)
     try:
         with open_console(data_dir) as console:
-            record = console.unblock(runtime, container)
+            record = console.unblock(engine, container)
     finally:
-        runtime.close()
+        engine.close()
     policy = shown(repr(record.restart_policy.name))
     if record.host:  # another host's container: its defender restores it (docs/fleet.md)
         host = shown(record.host)

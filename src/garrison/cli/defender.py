@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from garrison.cli.defaults import DEFAULT_DATA_DIR
-from garrison.cli.options import out
+from garrison.cli.options import ContainerdAddress, ContainerdNamespace, RuntimeOption, out
 from garrison.errors import ConfigError
 
 
@@ -49,9 +49,22 @@ def defender(
         str | None,
         typer.Option("--host", help="This host's name at the console (default: its hostname)."),
     ] = None,
+    runtime: RuntimeOption = None,
+    containerd_address: ContainerdAddress = None,
+    containerd_namespace: ContainerdNamespace = None,
     docker_host: Annotated[
         str | None,
         typer.Option("--docker-host", help="Docker engine to defend (as garrison run's)."),
+    ] = None,
+    block_deletes_pod: Annotated[
+        bool | None,
+        typer.Option(
+            "--block-deletes-pod/--no-block-deletes-pod",
+            help="Delete a blocked Kubernetes container's pod too, through the API server "
+            "with the pod's service account (env GARRISON_BLOCK_DELETES_POD; default off; "
+            "docs/kubernetes.md).",
+            show_default=False,
+        ),
     ] = None,
     data_dir: Annotated[
         Path | None,
@@ -76,7 +89,15 @@ def defender(
     from garrison.config import load_settings  # noqa: PLC0415
     from garrison.watchdog import WatchdogState  # noqa: PLC0415
 
-    overrides = {"docker_host": docker_host, "data_dir": data_dir, "remote_console": console}
+    overrides = {
+        "runtime": runtime,
+        "containerd_address": containerd_address,
+        "containerd_namespace": containerd_namespace,
+        "docker_host": docker_host,
+        "block_deletes_pod": block_deletes_pod,
+        "data_dir": data_dir,
+        "remote_console": console,
+    }
     settings = load_settings(config, overrides)
     if WatchdogState.from_env() is None:
         name = _enrolled(settings.data_dir, console, enrol_token, ca_sha256, host)

@@ -10,11 +10,15 @@ import typer
 from garrison.cli.defaults import DEFAULT_DATA_DIR
 from garrison.cli.options import (
     AsJson,
+    ContainerdAddress,
+    ContainerdNamespace,
     DataDir,
     EngineOfContainer,
+    RuntimeOption,
     open_console,
     out,
     print_json,
+    runtime_of_container,
     shown,
 )
 from garrison.cli.render import (
@@ -102,18 +106,19 @@ def export_bundle(
     container: Annotated[str, typer.Argument(help="Container name or id prefix.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="The .tar.gz to write.")],
     docker_host: EngineOfContainer = None,
+    runtime: RuntimeOption = None,
+    containerd_address: ContainerdAddress = None,
+    containerd_namespace: ContainerdNamespace = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Capture any container now (running or stopped) into a bundle at OUTPUT; it is not kept
     on the host. A running container is not stopped."""
-    from garrison.runtime.docker import DockerRuntime  # noqa: PLC0415 - the Docker SDK: not for --help
-
-    runtime = DockerRuntime(docker_host)
+    engine = runtime_of_container(runtime, docker_host, containerd_address, containerd_namespace)
     try:
         with open_console(data_dir) as console:
-            manifest = console.export_bundle(runtime, container, output)
+            manifest = console.export_bundle(engine, container, output)
     finally:
-        runtime.close()
+        engine.close()
     state = (
         "complete"
         if manifest.complete

@@ -12,10 +12,13 @@ import typer
 from rich.console import Console as RichConsole
 from rich.markup import escape
 
+from garrison.errors import InvalidInput
 from garrison.text import escape_unsafe
 
 if TYPE_CHECKING:
+    from garrison.config import RuntimeKind
     from garrison.console import Console, ConsoleLike
+    from garrison.runtime.base import ContainerRuntime
 
 out = RichConsole(soft_wrap=True)
 
@@ -35,6 +38,53 @@ EngineOfContainer = Annotated[
         "--docker-host",
         envvar="DOCKER_HOST",
         help="Docker engine of the container (a remote console uses its own).",
+    ),
+]
+
+
+def runtime_of_container(
+    runtime: str | None, docker_host: str | None, address: str | None, namespace: str | None
+) -> ContainerRuntime:
+    """The runtime a command acts on: named by these options, else the first that answers
+    (``garrison.runtime.choose.runtime_for``)."""
+    from garrison.runtime.choose import runtime_for  # noqa: PLC0415 - the Docker SDK: not for --help
+
+    kind = _RUNTIMES.get(runtime or "auto")
+    if kind is None:
+        raise InvalidInput(f"--runtime {runtime!r}: docker, containerd or auto")
+    return runtime_for(kind, docker_host, address, namespace)
+
+
+_RUNTIMES: dict[str, RuntimeKind] = {"docker": "docker", "containerd": "containerd", "auto": "auto"}
+
+RuntimeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--runtime",
+        envvar="GARRISON_RUNTIME",
+        help="Container runtime: docker, containerd, auto (default: Docker when "
+        "--docker-host or DOCKER_HOST names one or one answers at its default socket, else "
+        "containerd).",
+        show_default=False,
+    ),
+]
+ContainerdAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--containerd-address",
+        envvar="GARRISON_CONTAINERD_ADDRESS",
+        help="containerd's socket (default /run/containerd/containerd.sock).",
+        show_default=False,
+    ),
+]
+ContainerdNamespace = Annotated[
+    str | None,
+    typer.Option(
+        "--containerd-namespace",
+        envvar="GARRISON_CONTAINERD_NAMESPACE",
+        help="The containerd namespace: default (ctr, nerdctl) or k8s.io (Kubernetes' "
+        "pods); a defender defends one.",
+        show_default=False,
     ),
 ]
 

@@ -16,8 +16,8 @@ import typer
 
 from garrison.audit.retention import Retention
 from garrison.cli.defaults import DEFAULT_DATA_DIR
-from garrison.cli.options import out
-from garrison.errors import ConfigError, RuntimeUnavailable
+from garrison.cli.options import ContainerdAddress, ContainerdNamespace, RuntimeOption, out
+from garrison.errors import ConfigError
 
 # The defender, the console, pydantic's settings, asyncio and the Docker SDK are imported by
 # the functions that run them: `garrison --help` imports this module too (issue 17).
@@ -28,39 +28,57 @@ if TYPE_CHECKING:
     from garrison.config import Settings
     from garrison.console import Console
     from garrison.console.link import ConsoleLink
+    from garrison.runtime.base import ContainerRuntime
+    from garrison.runtime.choose import RuntimeChoice
     from garrison.watchdog import WatchdogState
 
 log = logging.getLogger(__name__)
 
 
-DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
-
-
-def resolve_docker_host(docker_host: str | None) -> str:
-    """The engine to defend: the one named, else the host's default socket, if it answers.
+def resolve_runtime(settings: Settings) -> Settings:
+    """The settings with the runtime to defend resolved (``auto`` decided), once it answers.
 
     Raises RuntimeUnavailable, saying how to start one, when it does not: ``garrison run``
     never installs packages or starts an engine of its own (``garrison engine up`` is the
     development helper that does, and ``scripts/run`` calls it).
     """
-    # The runtime's module brings the Docker SDK: imported here, never for --help (issue 17).
-    from garrison.runtime.docker import DockerRuntime  # noqa: PLC0415
+    from garrison.runtime.choose import choose_runtime  # noqa: PLC0415
 
-    host = docker_host or DEFAULT_DOCKER_HOST
-    runtime = DockerRuntime(host, timeout=5)
-    try:
-        if runtime.ping():
-            return host
-    finally:
-        runtime.close()
-    raise RuntimeUnavailable(
-        f"no Docker engine answers at {host}; start Docker, or a private development engine "
-        f"with `{_command_name()} engine up`, then give its address with --docker-host or "
-        "DOCKER_HOST"
+    choice = choose_runtime(
+        settings.runtime,
+        settings.docker_host,
+        settings.containerd_address,
+        settings.containerd_namespace,
+        command=_command_name(),
     )
+    return settings.model_copy(update=_runtime_fields(choice))
+
+
+def _runtime_fields(choice: RuntimeChoice) -> dict[str, str]:
+    found = {"runtime": choice.kind}
+    if choice.kind == "docker":
+        return found | {"docker_host": choice.docker_host}
+    return found | {
+        "containerd_address": choice.containerd_address,
+        "containerd_namespace": choice.namespace,
+    }
+
+
+def open_runtime(settings: Settings) -> ContainerRuntime:
+    """The runtime ``settings`` name; ``auto`` is decided again by asking (the watchdog's
+    defender, started with --runtime auto)."""
+    from garrison.runtime.choose import choose_runtime, named_runtime  # noqa: PLC0415
+
+    s = settings
+    args = (s.runtime, s.docker_host, s.containerd_address, s.containerd_namespace)
+    choice = named_runtime(*args) or choose_runtime(*args, command=_command_name())
+    return choice.open()
 
 
 def run(
+    runtime: RuntimeOption = None,
+    containerd_address: ContainerdAddress = None,
+    containerd_namespace: ContainerdNamespace = None,
     docker_host: Annotated[
         str | None,
         typer.Option(
@@ -157,7 +175,8 @@ def run(
     variables, then these options. Stop it with Ctrl-C or SIGTERM.
 
     It defends the Docker engine named by --docker-host (else GARRISON_DOCKER_HOST, then
-    DOCKER_HOST, else unix:///var/run/docker.sock) and stops at once when none answers there:
+    DOCKER_HOST, else unix:///var/run/docker.sock) or, with --runtime containerd or when no
+    Docker engine answers, one namespace of containerd. It stops at once when none answers:
     it never installs packages or starts an engine (`garrison engine up` starts a private
     development one).
 
@@ -169,6 +188,9 @@ def run(
     from garrison.config import load_settings  # noqa: PLC0415
 
     overrides = {
+        "runtime": runtime,
+        "containerd_address": containerd_address,
+        "containerd_namespace": containerd_namespace,
         "docker_host": docker_host,
         "data_dir": data_dir,
         "learning_period": learning_period,
@@ -198,30 +220,39 @@ def launch(settings: Settings) -> None:
         faults.install(supervised.restarts)
         asyncio.run(_serve(settings, supervised))
         return
-    host = resolve_docker_host(settings.docker_host)
-    settings = settings.model_copy(update={"docker_host": host})
+    settings = resolve_runtime(settings)
     _print_next_steps(settings)
     if not settings.watchdog:
         faults.install()
         asyncio.run(_serve(settings, None))
         return
-    # The defender runs this same command again, on the engine resolved here.
+    # The defender runs this same command again, on the runtime resolved here.
     argv = [sys.executable, *sys.orig_argv[1:]]
-    env = {**os.environ, "GARRISON_DOCKER_HOST": host}
+    env = {**os.environ, **_runtime_env(settings)}
     with _services(settings):
         code = Supervisor(argv, env, settings.stall_timeout).run()
     out.print("Garrison stopped; models and audits are stored.")
     raise typer.Exit(code)
 
 
+def _runtime_env(settings: Settings) -> dict[str, str]:
+    """The resolved runtime, for the watchdog's defender (options on its command line win)."""
+    found = {"GARRISON_RUNTIME": settings.runtime}
+    if settings.runtime == "docker" and settings.docker_host:
+        return found | {"GARRISON_DOCKER_HOST": settings.docker_host}
+    return found | {
+        "GARRISON_CONTAINERD_ADDRESS": settings.containerd_address,
+        "GARRISON_CONTAINERD_NAMESPACE": settings.containerd_namespace,
+    }
+
+
 async def _serve(settings: Settings, watchdog: WatchdogState | None) -> None:
     import asyncio  # noqa: PLC0415
 
     from garrison.defender import Defender  # noqa: PLC0415
-    from garrison.runtime.docker import DockerRuntime  # noqa: PLC0415
 
     console, link = _link(settings)
-    runtime = DockerRuntime(settings.docker_host)
+    runtime = open_runtime(settings)
     defender = Defender(settings, runtime, link, watchdog=watchdog)
     # Under the watchdog, the console's own work runs in the watchdog's process (see run).
     services = _services(settings) if watchdog is None else contextlib.nullcontext()
@@ -295,12 +326,9 @@ def _console(console: Console, settings: Settings) -> ConsoleServer | None:
     if settings.console_address.strip().lower() in ("", "off"):
         return None
     from garrison.api.server import ConsoleServer, first_admin  # noqa: PLC0415 - FastAPI's import costs
-    from garrison.runtime.docker import DockerRuntime  # noqa: PLC0415
 
     try:
-        server = ConsoleServer(
-            console, settings.console_address, lambda: DockerRuntime(settings.docker_host)
-        )
+        server = ConsoleServer(console, settings.console_address, lambda: open_runtime(settings))
     except ConfigError as exc:
         log.error("%s; no console is served", exc)
         return None
@@ -335,7 +363,7 @@ def _configure_logging() -> None:
 def _print_next_steps(settings: Settings) -> None:
     if settings.remote_console:
         out.print(
-            f"Garrison is defending {settings.docker_host} for the console "
+            f"Garrison is defending {_defended(settings)} for the console "
             f"{settings.remote_console} (data in {settings.data_dir})."
         )
         return
@@ -343,11 +371,17 @@ def _print_next_steps(settings: Settings) -> None:
     flag = "" if data == DEFAULT_DATA_DIR else f" --data-dir {data}"
     me = _command_name()
     out.print(
-        f"Garrison is defending {settings.docker_host} (store in {data}; "
+        f"Garrison is defending {_defended(settings)} (store in {data}; "
         f"models learn for {settings.learning_period:.0f} s).\n"
         f"Next, in another shell: `{me} status{flag}`, `{me} models list{flag}`, "
         f"`{me} audits list{flag}`."
     )
+
+
+def _defended(settings: Settings) -> str:
+    if settings.runtime == "containerd":
+        return f"containerd at {settings.containerd_address} ({settings.containerd_namespace})"
+    return str(settings.docker_host)
 
 
 def _command_name() -> str:

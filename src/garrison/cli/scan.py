@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from garrison.cli.options import open_local_console, shown
+from garrison.cli.options import (
+    ContainerdAddress,
+    ContainerdNamespace,
+    RuntimeOption,
+    open_local_console,
+    shown,
+)
 from garrison.cli.render import Column, free, key, table
 from garrison.errors import InvalidInput
 from garrison.scan.report import issue_json, result_json
@@ -21,6 +27,8 @@ from garrison.scan.types import ComplianceIssue, Finding, ScanResult, Severity
 # by the commands that scan, never for --help (issue 17).
 if TYPE_CHECKING:
     import docker
+
+    from garrison.scan.scanner import Scanner
 
 DEFAULT_DATA_DIR = Path("/var/lib/garrison")
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
@@ -59,6 +67,27 @@ def docker_client(docker_host: str) -> docker.DockerClient:
         return docker.DockerClient(base_url=docker_host, version=API_VERSION, timeout=300)
 
 
+def scanner_for(
+    runtime: str | None,
+    docker_host: str,
+    address: str | None,
+    namespace: str | None,
+    vulndb: Any,
+) -> Scanner:
+    """The scanner over the runtime the options name: containerd only when asked for; docker
+    and auto (and nothing said) keep the Docker engine, as scans always did."""
+    from garrison.config import DEFAULT_CONTAINERD_ADDRESS, DEFAULT_NAMESPACE  # noqa: PLC0415
+    from garrison.scan.scanner import Scanner  # noqa: PLC0415
+
+    if runtime == "containerd":
+        return Scanner.for_containerd(
+            address or DEFAULT_CONTAINERD_ADDRESS, namespace or DEFAULT_NAMESPACE, vulndb
+        )
+    if runtime not in (None, "docker", "auto"):
+        raise InvalidInput(f"--runtime {runtime!r}: docker, containerd or auto")
+    return Scanner.for_docker(docker_client(docker_host), vulndb)
+
+
 def open_vulndb(data_dir: Path) -> Any:
     """The vulnerability database in ``data_dir``, or None (with a warning) when absent."""
     from garrison.scan.vulndb import VulnDB  # noqa: PLC0415 (only scans need it)
@@ -80,7 +109,9 @@ def parse_severities(text: str) -> set[Severity]:
 
 @app.command("image")
 def image(
-    name: Annotated[str, typer.Argument(help="Image name or id on the engine.")],
+    name: Annotated[
+        str, typer.Argument(help="Image name or id on the engine (in containerd's namespace).")
+    ],
     as_json: AsJson = False,
     sbom: Annotated[
         str | None, typer.Option("--sbom", help="Print an SBOM instead (format: cyclonedx).")
@@ -92,18 +123,23 @@ def image(
         str, typer.Option("--severity", help="Severities shown and counted, comma-separated.")
     ] = "unknown,low,medium,high,critical",
     docker_host: DockerHost = DEFAULT_DOCKER_HOST,
+    runtime: RuntimeOption = None,
+    containerd_address: ContainerdAddress = None,
+    containerd_namespace: ContainerdNamespace = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Scan an image: packages, vulnerabilities (Trivy-like table) and image compliance. The
-    report, with every severity, is kept in the store (the console's /api/v1/images)."""
-    from garrison.scan.scanner import Scanner  # noqa: PLC0415
+    report, with every severity, is kept in the store (the console's /api/v1/images).
 
+    The image is the Docker engine's unless --runtime containerd names containerd (then one
+    namespace of it, read through ctr); for a scan, auto means the Docker engine."""
     if sbom not in (None, "cyclonedx"):
         raise InvalidInput(f"--sbom: unknown format {sbom!r} (supported: cyclonedx)")
     if not 0 <= exit_code <= MAX_EXIT_CODE:
         raise InvalidInput(f"--exit-code {exit_code}: an exit status is 0 to {MAX_EXIT_CODE}")
     wanted = parse_severities(severity)
-    scanner = Scanner.for_docker(docker_client(docker_host), open_vulndb(data_dir))
+    scanner = scanner_for(runtime, docker_host, containerd_address, containerd_namespace,
+                          open_vulndb(data_dir))  # fmt: skip
     with open_local_console(data_dir) as console, _progress() as tell:
         result = console.scan_image(scanner, name, progress=tell)
     findings = [f for f in result.findings if f.severity in wanted]
@@ -124,13 +160,18 @@ def container(
     ref: Annotated[str, typer.Argument(help="Container id or name.")],
     as_json: AsJson = False,
     docker_host: DockerHost = DEFAULT_DOCKER_HOST,
+    runtime: RuntimeOption = None,
+    containerd_address: ContainerdAddress = None,
+    containerd_namespace: ContainerdNamespace = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Check a container's configuration (and its image's) against the compliance checks.
-    The report is kept in the store."""
-    from garrison.scan.scanner import Scanner  # noqa: PLC0415
+    The report is kept in the store.
 
-    scanner = Scanner.for_docker(docker_client(docker_host), None)
+    The container is the Docker engine's unless --runtime containerd names containerd (its
+    id or nerdctl name there; its OCI spec read as Docker's inspect, docs/scanning.md); for
+    a scan, auto means the Docker engine."""
+    scanner = scanner_for(runtime, docker_host, containerd_address, containerd_namespace, None)
     with open_local_console(data_dir) as console:
         check = console.scan_container(scanner, ref)
     issues = list(check.issues)

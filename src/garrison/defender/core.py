@@ -31,6 +31,7 @@ from garrison.defender.policies import Policies
 from garrison.defender.sensorset import Event, SensorSet
 from garrison.errors import GarrisonError, InvalidInput
 from garrison.forensics.host import HostForensics
+from garrison.k8s.pods import PodDeleter, Pods
 from garrison.model.book import ModelBook
 from garrison.model.clock import Clock, system_clock
 from garrison.model.lifecycle import LearningConfig
@@ -89,10 +90,11 @@ class Defender(ListenerBase):
             settings.network_interval,
             settings.process_events,
             settings.write_prevention,
+            layout=runtime.cgroup_layout,
         )
         self.tracker = ContainerTracker(runtime, [self])
         self.forensics = HostForensics(settings, runtime, link.audits_of)
-        self.enforcer = Enforcer(runtime, link, self.forensics)
+        self.enforcer = Enforcer(runtime, link, self.forensics, _pods(settings))
         self.actions = Actions(self.enforcer, link, settings.hostname)
         self._model_states: dict[str, str] = {}
         self._rules_doc: object = _NOT_READ  # the stored rules last parsed
@@ -363,6 +365,7 @@ class Defender(ListenerBase):
             "enforcement": {
                 "blocks": self.enforcer.blocks,
                 "kills": self.enforcer.kills,
+                "podDeletions": dict(self.enforcer.pod_deletions),
                 "failures": self.enforcer.failures,
                 "blocked": len(self.enforcer.blocked),
                 "pending": len(self.enforcer.pending()),
@@ -374,3 +377,11 @@ class Defender(ListenerBase):
             "watchdog": self.watchdog.status() if self.watchdog else None,
             "link": self.link.counters(),
         }
+
+
+def _pods(settings: Settings) -> Pods | None:
+    """The pod deleter of ``block_deletes_pod``: the pod's service account, read at start so
+    that a defender outside a cluster says so at once (ConfigError), not at its first block."""
+    if not settings.block_deletes_pod:
+        return None
+    return PodDeleter.in_cluster()

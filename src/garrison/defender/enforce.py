@@ -30,9 +30,17 @@ from collections.abc import Callable, KeysView
 
 from garrison.audit.record import Audit
 from garrison.console.link import ConsoleLink
-from garrison.errors import ContainerGone, RuntimeRefused, RuntimeUnavailable
+from garrison.errors import (
+    ConfigError,
+    ContainerGone,
+    InvalidInput,
+    KubernetesError,
+    RuntimeRefused,
+    RuntimeUnavailable,
+)
 from garrison.forensics.capture import CaptureStopped, Request
 from garrison.forensics.host import HostForensics
+from garrison.k8s.pods import Pods, pod_of
 from garrison.runtime.base import ContainerInfo, ContainerRuntime, RestartPolicy
 from garrison.store.base import BlockedContainer, CaptureState
 from garrison.watchdog.faults import crash_point
@@ -47,11 +55,17 @@ REMOVED_MAX = 4096
 
 class Enforcer:
     def __init__(
-        self, runtime: ContainerRuntime, link: ConsoleLink, forensics: HostForensics | None = None
+        self,
+        runtime: ContainerRuntime,
+        link: ConsoleLink,
+        forensics: HostForensics | None = None,
+        pods: Pods | None = None,
     ) -> None:
         self.runtime = runtime
         self.link = link
         self.forensics = forensics
+        self.pods = pods  # deletes a blocked Kubernetes container's pod (block_deletes_pod)
+        self.pod_deletions: dict[str, int] = {}  # outcome → count, for the status
         self._captures: set[asyncio.Task[None]] = set()  # not waited for at shutdown
         self._capture_slot = asyncio.Semaphore(1)
         self._orphans: list[BlockedContainer] = []  # removed before their capture was done
@@ -139,6 +153,7 @@ class Enforcer:
             crash_point("audit")
             await self._enforce(record, set_policy=container.orchestrator is None)
             self.blocks += 1
+            await self._delete_pod(container)
             if request is not None:
                 subject = {**request.subject, "auditId": record.audit_id}
                 self._capture_later(dataclasses.replace(request, subject=subject))
@@ -162,9 +177,28 @@ class Enforcer:
             log.info("finishing the block of %s left pending", record.container_id[:12])
             orchestrated = info is not None and info.orchestrator is not None
             await self._enforce(record, set_policy=not orchestrated)
+            if info is not None:
+                await self._delete_pod(info)
             self._resume_capture(record)  # after the kill, as for any block
         finally:
             self._busy.discard(record.container_id)
+
+    async def _delete_pod(self, container: ContainerInfo) -> None:
+        """With ``block_deletes_pod``: the stopped container's pod deleted, so that its
+        controller makes a new pod (elsewhere, maybe) rather than kubelet restarting the
+        container in place. A failure leaves the block as it is: the container is stopped,
+        and a restarted one is watched and judged like any other."""
+        pod = pod_of(container.labels) if self.pods is not None else None
+        if pod is None or self.pods is None:
+            return
+        try:
+            outcome = (await asyncio.to_thread(self.pods.delete, pod)).value
+        except (KubernetesError, InvalidInput, ConfigError) as exc:
+            log.error("pod %s of blocked container %s not deleted: %s", pod, container.name, exc)
+            outcome = "failed"
+        else:
+            log.info("pod %s of blocked container %s: %s", pod, container.name, outcome)
+        self.pod_deletions[outcome] = self.pod_deletions.get(outcome, 0) + 1
 
     async def _intend(self, container: ContainerInfo, audit: Audit) -> BlockedContainer:
         """Store the audit and the pending record at once. A container blocked before keeps

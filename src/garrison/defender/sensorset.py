@@ -27,6 +27,7 @@ from garrison.errors import GarrisonError, SensorError
 from garrison.runtime.base import ContainerInfo
 from garrison.sensors.base import Sensor, WatchRequest, counters_status
 from garrison.sensors.bpf.proc_events import BpfProcEvents
+from garrison.sensors.cgroup_layout import DOCKER_LAYOUT, CgroupLayout
 from garrison.sensors.events import FileEvent, NetEvent, ProcessEvent, SensorCounters
 from garrison.sensors.exec_sensor import ExecSensor
 from garrison.sensors.file_sensor import FileSensor
@@ -95,10 +96,15 @@ class _ProcessSensor:
     told otherwise), the proc connector when BPF cannot load."""
 
     def __init__(
-        self, tracker: ProcessTracker, source: ProcessEventSource, files: FileSensor
+        self,
+        tracker: ProcessTracker,
+        source: ProcessEventSource,
+        files: FileSensor,
+        layout: CgroupLayout = DOCKER_LAYOUT,
     ) -> None:
         self.tracker, self.source, self.files = tracker, source, files
         self.connector: BpfProcEvents | ProcConnector = ProcConnector(tracker)
+        self.layout = layout
         self.reason: str | None = None  # why it runs on the proc connector, when it does
         self.tcp_listeners: list[Callable[[NetEvent], None]] = []
 
@@ -134,7 +140,7 @@ class _ProcessSensor:
         self.connector = ProcConnector(self.tracker).start()
 
     def _start_bpf(self) -> BpfProcEvents:
-        bpf = BpfProcEvents(self.tracker)
+        bpf = BpfProcEvents(self.tracker, layout=self.layout)
         for listener in self.tcp_listeners:
             bpf.add_tcp_listener(listener)
         barrier = self.files.barrier
@@ -175,7 +181,11 @@ class SensorSet:
         network_interval: float = 1.0,
         process_events: ProcessEventSource = "auto",
         write_prevention: WritePrevention = "auto",
+        *,
+        layout: CgroupLayout = DOCKER_LAYOUT,
     ) -> None:
+        """``layout``: where the defended runtime puts its containers' cgroups, which is how
+        the process and network sensors find a container's processes."""
         self.judge = judge
         self.exec = ExecSensor(judge, sink, admit=judge.admit)
         self.files = FileSensor(
@@ -185,9 +195,9 @@ class SensorSet:
             write_prevention=write_prevention,
             linked=judge.linked_names,
         )
-        self.processes = ProcessTracker(sink, judge.already_seen, claim=judge.claim)
-        self.network = NetworkSensor(sink, network_interval)
-        self._processes = _ProcessSensor(self.processes, process_events, self.files)
+        self.processes = ProcessTracker(sink, judge.already_seen, claim=judge.claim, layout=layout)
+        self.network = NetworkSensor(sink, network_interval, layout=layout)
+        self._processes = _ProcessSensor(self.processes, process_events, self.files, layout)
         self._processes.tcp_listeners.append(self.network.on_tcp)
         self.sensors = self._register()
         self.started: list[str] = []

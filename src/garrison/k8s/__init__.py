@@ -5,6 +5,10 @@ policies (those of the Docker gate, docs/authz.md) to pods before they are store
 >>> answer = admission.review(body)  # an AdmissionReview v1 response; InvalidInput: HTTP 400
 >>> WebhookServer(admission, WebhookConfig("127.0.0.1:8443", cert, key)).run()
 
+And, for the defender, deleting the pod of a container it blocked (``block_deletes_pod``):
+
+>>> PodDeleter.in_cluster().delete(pod_of(labels))  # Deletion.DELETED, GONE or OTHER_POD
+
 docs/kubernetes.md says what is checked, how unscanned images are treated and how the API
 server is told to call the webhook.
 """
@@ -21,6 +25,15 @@ from garrison.k8s._review import (
     parse_review,
 )
 from garrison.k8s.admission import UNSCANNED_CHOICES, Admission, AdmissionSettings, Unscanned
+from garrison.k8s.pods import (
+    Deletion,
+    FakePods,
+    PodDeleter,
+    PodRef,
+    Pods,
+    check_pod,
+    pod_of,
+)
 
 __all__ = [
     "API_VERSION",
@@ -28,12 +41,19 @@ __all__ = [
     "UNSCANNED_CHOICES",
     "Admission",
     "AdmissionSettings",
+    "Deletion",
+    "FakePods",
     "ImageReports",
     "PodContainer",
+    "PodDeleter",
+    "PodRef",
     "PodRequest",
+    "Pods",
     "Review",
     "ScanStore",
     "StoredReports",
     "Unscanned",
+    "check_pod",
     "parse_review",
+    "pod_of",
 ]

@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import IO, Any
 
-from garrison.errors import RuntimeUnavailable
+from garrison.errors import ContainerGone, RuntimeRefused, RuntimeUnavailable
 from garrison.runtime._ctr import Ctr, error_of, read_text
 from garrison.runtime.base import RuntimeEvent
 
@@ -45,6 +45,7 @@ RUNC_INIT = "runc init"  # what an exec's process is until runc execs the comman
 
 PROBE_TOPIC = "/garrison/probe"
 PROBE_TIMEOUT = 10.0
+PROBE_REPEAT = 0.5  # a probe published before containerd subscribed the stream is lost
 
 _ACTIONS = {
     "/containers/create": "create",
@@ -145,15 +146,22 @@ class ContainerdEventStream:
             raise
 
     def _wait_for_probe(self, containerd: str) -> None:
+        """Publish the probe until the stream sees it (containerd drops an event sent before
+        the subscription is in place, so one probe is not enough under load), for at most
+        PROBE_TIMEOUT; what comes before it is kept for the reader."""
         token = "probe-" + secrets.token_hex(8)
+        seen = threading.Event()
+        failed: list[Exception] = []
+        publisher = threading.Thread(target=self._publish_until, daemon=True,
+                                     args=(containerd, token, seen, failed))  # fmt: skip
         timer = threading.Timer(PROBE_TIMEOUT, self._process.kill)
         timer.start()
+        publisher.start()
         try:
-            self._publish(containerd, token)
             while True:
                 parsed = self._read()
                 if parsed is None:
-                    raise self._ended_error()
+                    raise failed[0] if failed else self._ended_error()
                 when, _ns, topic, payload = parsed
                 if topic == PROBE_TOPIC and payload.get("id") == token:
                     return
@@ -161,7 +169,22 @@ class ContainerdEventStream:
                 if event is not None:
                     self._pending.append(event)
         finally:
+            seen.set()
             timer.cancel()
+            publisher.join(PROBE_TIMEOUT)
+
+    def _publish_until(
+        self, containerd: str, token: str, seen: threading.Event, failed: list[Exception]
+    ) -> None:
+        """Publish every PROBE_REPEAT s until ``seen``; a failure ends ctr (and the wait)."""
+        while not seen.is_set():
+            try:
+                self._publish(containerd, token)
+            except (RuntimeUnavailable, RuntimeRefused, ContainerGone) as exc:
+                failed.append(exc)
+                self._process.kill()
+                return
+            seen.wait(PROBE_REPEAT)
 
     def _publish(self, containerd: str, token: str) -> None:
         argv = [containerd, "--address", self._ctr.address, "publish",

@@ -67,6 +67,7 @@ STOP_SIGNAL_LABEL = "io.containerd.image.config.stop-signal"
 _CRI_ANNOTATIONS = {
     "io.kubernetes.cri.sandbox-name": "io.kubernetes.pod.name",
     "io.kubernetes.cri.sandbox-namespace": "io.kubernetes.pod.namespace",
+    "io.kubernetes.cri.sandbox-uid": "io.kubernetes.pod.uid",
     "io.kubernetes.cri.container-name": "io.kubernetes.container.name",
 }
 # The spec's kernel file systems are not the container's own files; Docker leaves them (and
@@ -201,7 +202,7 @@ class ContainerdRuntime:
         try:
             facts = self._image_facts(name, row.media_type, row.digest)
         except ContainerGone:  # content removed (garbage collected) under a live name
-            return ImageFacts(digest=_repo_digest(name, row.digest))
+            return ImageFacts(digest=repo_digest(name, row.digest))
         with self._lock:
             self._images[(name, row.digest)] = facts
         return facts
@@ -209,10 +210,10 @@ class ContainerdRuntime:
     def _image_facts(self, name: str, media_type: str, digest: str) -> ImageFacts:
         manifest = self._content(digest)
         if media_type in _INDEX_TYPES or "manifests" in manifest:
-            manifest = self._content(_platform_manifest(manifest))
+            manifest = self._content(platform_manifest(manifest))
         config_digest = str((manifest.get("config") or {}).get("digest") or "")
         config = self._content(config_digest).get("config") or {} if config_digest else {}
-        return ImageFacts(config_digest, _repo_digest(name, digest),
+        return ImageFacts(config_digest, repo_digest(name, digest),
                           tuple(config.get("Entrypoint") or ()))  # fmt: skip
 
     def _content(self, digest: str) -> Json:
@@ -391,7 +392,7 @@ def policy_text(policy: RestartPolicy) -> str:
     return policy.name
 
 
-def _repo_digest(name: str, digest: str) -> str:
+def repo_digest(name: str, digest: str) -> str:
     """``repository@digest`` (Docker's RepoDigests form): the name less its tag."""
     repository = name.split("@", 1)[0]
     if ":" in repository.rsplit("/", 1)[-1]:
@@ -399,7 +400,7 @@ def _repo_digest(name: str, digest: str) -> str:
     return f"{repository}@{digest}"
 
 
-def _platform_manifest(index: Json) -> str:
+def platform_manifest(index: Json) -> str:
     """The digest of the index's manifest for this machine (linux and its architecture)."""
     machine = platform.machine()
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)

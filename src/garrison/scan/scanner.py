@@ -3,7 +3,8 @@
 ``garrison scan`` and the authorization gate both call :class:`Scanner`. Its outside parts
 (the Docker calls, the inventory, the vulnerability matching) are plain callables, so the gate
 and the rules can be exercised with a scanner built from findings made in a test;
-:meth:`Scanner.for_docker` wires the real ones.
+:meth:`Scanner.for_docker` wires the real ones for a Docker engine,
+:meth:`Scanner.for_containerd` for one namespace of a containerd.
 """
 
 from __future__ import annotations
@@ -92,6 +93,27 @@ class Scanner:
                 ),
                 stamp=vulndb.stamp if vulndb else lambda: None,
                 container=lambda ref: resolve_container(client, ref),
+            )
+        )
+
+    @classmethod
+    def for_containerd(cls, address: str, namespace: str, vulndb: VulnDB | None) -> Scanner:
+        """A scanner over one namespace of the containerd at ``address`` (through ``ctr``;
+        see ``scan.containerd``) and (when given) a vulnerability database."""
+        from garrison.scan.containerd import ContainerdImages  # noqa: PLC0415 (imports this)
+
+        images = ContainerdImages(address, namespace)
+        return cls(
+            ScanParts(
+                resolve=images.resolve,
+                inventory=images.inventory,
+                match=(
+                    (lambda inv: vulndb.match_detailed(inv.packages, inv.os))
+                    if vulndb
+                    else _no_match
+                ),
+                stamp=vulndb.stamp if vulndb else lambda: None,
+                container=images.container,
             )
         )
 

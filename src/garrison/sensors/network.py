@@ -34,6 +34,7 @@ from typing import Literal
 
 from garrison.runtime.base import ContainerInfo
 from garrison.sensors.cgroup import CGROUP_ROOT, container_pids
+from garrison.sensors.cgroup_layout import DOCKER_LAYOUT, CgroupLayout
 from garrison.sensors.events import NetEvent, NetKind, SensorCounters
 
 log = logging.getLogger(__name__)
@@ -162,8 +163,10 @@ class NetworkSensor:
         *,
         proc_root: str = "/proc",
         cgroup_root: str = CGROUP_ROOT,
+        layout: CgroupLayout = DOCKER_LAYOUT,
     ) -> None:
         self.sink = sink
+        self._layout = layout  # where the runtime puts its containers' cgroups
         self.interval = interval
         self.counters = SensorCounters()
         self._proc = proc_root.rstrip("/") or "/"
@@ -243,7 +246,7 @@ class NetworkSensor:
     def _candidate_pids(self, member: _Watched) -> Iterable[int]:
         if member.info.pid:
             yield member.info.pid
-        yield from container_pids(member.info.id, self._cgroup_root)
+        yield from container_pids(member.info.id, self._cgroup_root, layout=self._layout)
 
     def _netns(self, pid: str) -> str | None:
         # readlink ("net:[4026531833]"), not stat: stat follows the link, which needs more.
@@ -319,7 +322,7 @@ class NetworkSensor:
         """socket inode → (pid, container id) over every process of these containers."""
         owners: dict[int, tuple[int, str]] = {}
         for member in members:
-            for pid in container_pids(member.info.id, self._cgroup_root):
+            for pid in container_pids(member.info.id, self._cgroup_root, layout=self._layout):
                 for inode in self._socket_inodes(pid):
                     owners.setdefault(inode, (pid, member.info.id))
         return owners

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from garrison.errors import ProcessGone, SensorError
 from garrison.sensors.bpf.proc_events import kernel_dev
 from garrison.sensors.cgroup import CGROUP_ROOT, container_of_pid, container_pids
+from garrison.sensors.cgroup_layout import DOCKER_LAYOUT, CgroupLayout
 from garrison.sensors.events import ProcessEvent, SensorCounters
 from garrison.sensors.parents import ParentPaths
 from garrison.sensors.passwd import UserNames
@@ -85,8 +86,10 @@ class ProcessTracker:
         on_exit: Callable[[ProcessExit], None] | None = None,
         proc_root: str = "/proc",
         cgroup_root: str = CGROUP_ROOT,
+        layout: CgroupLayout = DOCKER_LAYOUT,
     ) -> None:
         self.sink, self.already_seen, self.claim = sink, already_seen, claim
+        self._layout = layout  # where the runtime puts its containers' cgroups
         self.on_exec, self.on_exit = on_exec, on_exit
         self.counters = SensorCounters()
         self._proc = ProcFS(proc_root)
@@ -107,7 +110,7 @@ class ProcessTracker:
             if root:
                 self._users[container_id] = UserNames(root)
                 self._roots[container_id] = root
-        for pid in container_pids(container_id, self._cgroup_root):
+        for pid in container_pids(container_id, self._cgroup_root, layout=self._layout):
             with contextlib.suppress(ProcessGone, SensorError):
                 node = TrackedProcess(pid, self._proc.ppid(pid), container_id, self._exe(pid))
                 with self._lock:
@@ -349,7 +352,7 @@ class ProcessTracker:
             node = self._tree.get(pid)
         if node is not None:
             return node
-        found = container_id or container_of_pid(pid, self._proc.root)
+        found = container_id or container_of_pid(pid, self._proc.root, layout=self._layout)
         with self._lock:
             if found not in self._watched:
                 return None
@@ -414,7 +417,7 @@ class ProcessTracker:
         return self._parents.get(ppid, container_id, lambda: self._read_parent(container_id, ppid))
 
     def _read_parent(self, container_id: str, ppid: int) -> str:
-        if container_of_pid(ppid, self._proc.root) != container_id:
+        if container_of_pid(ppid, self._proc.root, layout=self._layout) != container_id:
             return ""
         return self._exe(ppid)
 
@@ -467,8 +470,8 @@ class ProcessTracker:
         if exe == "/":
             return ""
         if exe.startswith(RUNC_CLONE):
-            inside = node.ppid and container_of_pid(node.ppid, self._proc.root) == node.container_id
-            return exe if inside else ""
+            parent = container_of_pid(node.ppid, self._proc.root, layout=self._layout)
+            return exe if node.ppid and parent == node.container_id else ""
         return exe
 
 

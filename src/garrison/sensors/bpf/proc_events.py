@@ -36,6 +36,7 @@ from garrison.sensors.bpf.build import build
 from garrison.sensors.bpf.libbpf import BpfObject, RingBuffer, map_delete, map_update, percpu_sum
 from garrison.sensors.bpf.loader_names import LoaderNames
 from garrison.sensors.cgroup import container_cgroup2_id
+from garrison.sensors.cgroup_layout import DOCKER_LAYOUT, CgroupLayout
 from garrison.sensors.events import NetEvent, RefusedOp, RefusedWrite, SensorCounters
 from garrison.sensors.proc_connector import (
     ExecEvent,
@@ -92,8 +93,15 @@ class BpfProcEvents:
     about a container until it is watched.
     """
 
-    def __init__(self, listener: Listener | None = None, *, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        listener: Listener | None = None,
+        *,
+        cache_dir: Path | None = None,
+        layout: CgroupLayout = DOCKER_LAYOUT,
+    ) -> None:
         self.cache_dir = cache_dir
+        self.layout = layout  # where the runtime puts its containers' cgroups
         self._listeners: list[Listener] = [listener] if listener else []
         self._tcp_listeners: list[TcpListener] = []
         self.tcp_events = False  # the socket state program is attached
@@ -188,7 +196,7 @@ class BpfProcEvents:
         exec sensor covers it: execs of files there are then left to that sensor, unless
         ``record`` (see :meth:`record`). SensorError when the container has no cgroup v2
         (stopped meanwhile, or a host without the unified hierarchy)."""
-        cgroup = container_cgroup2_id(container_id)
+        cgroup = container_cgroup2_id(container_id, layout=self.layout)
         if cgroup is None:
             raise SensorError(f"no cgroup v2 for container {container_id[:12]}")
         dev = kernel_dev(os.stat(rootfs).st_dev) if rootfs else 0
