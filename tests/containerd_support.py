@@ -23,6 +23,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -167,6 +168,28 @@ class PrivateContainerd:
 
     def import_image(self, archive: Path, namespace: str) -> None:
         self.ctr("images", "import", str(archive), namespace=namespace)
+
+
+@contextlib.contextmanager
+def running_containerd(
+    namespace: str, fill: Callable[[PrivateContainerd], None] = lambda _daemon: None
+) -> Iterator[PrivateContainerd]:
+    """A private containerd, started and given its images by ``fill``; at the end (even
+    after a failure) its containers in ``namespace`` removed, the daemon stopped by its pid,
+    its directory and the cgroups runc left behind removed."""
+    for tool in ("containerd", "ctr"):
+        assert shutil.which(tool), f"{tool} is not installed (Debian's containerd package)"
+    daemon = PrivateContainerd.create()
+    try:
+        daemon.start()
+        fill(daemon)
+        yield daemon
+    finally:
+        with contextlib.suppress(Exception):
+            daemon.clean_namespace(namespace)
+        daemon.stop()
+        daemon.remove()
+        daemon.remove_cgroups(namespace)
 
 
 def _config(directory: Path) -> str:

@@ -44,7 +44,8 @@ def test_a_scrape_reads_the_store_as_it_is_now() -> None:
         store.add_audits([audit(count=3), audit(msg="x", effect="block")])
         store.set_status({"updatedAt": 5.0, "watching": ["a", "b"], "models": {"active": 2},
                           "sensors": {"exec": {"events": 7, "drops": 1}},
-                          "enforcement": {"blocks": 1, "pending": 0},
+                          "enforcement": {"blocks": 1, "pending": 0,
+                                          "podDeletions": {"deleted": 2, "failed": 1}},
                           "forensics": {"captured": 1, "written": 12, "dropped": 2},
                           "events": {"verdicts": 9}})  # fmt: skip
         after = samples(port)
@@ -59,6 +60,8 @@ def test_a_scrape_reads_the_store_as_it_is_now() -> None:
     assert after["garrison_sensor_drops_total{sensor=exec}"] == 1
     assert after["garrison_verdicts_total{}"] == 9
     assert after["garrison_blocks_total{}"] == 1
+    assert after["garrison_pod_deletions_total{outcome=deleted}"] == 2
+    assert after["garrison_pod_deletions_total{outcome=failed}"] == 1
     assert after["garrison_defender_status_time_seconds{}"] == 5.0
     assert after["garrison_forensics_bundles_total{}"] == 1
     assert after["garrison_forensics_failures_total{}"] == 0

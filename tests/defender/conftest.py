@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from garrison.devengine import PrivateEngine
 from garrison.runtime.base import ContainerRuntime
 from garrison.runtime.containerd import ContainerdRuntime
 from garrison.runtime.docker import DockerRuntime
-from tests.containerd_support import PrivateContainerd
+from tests.containerd_support import PrivateContainerd, running_containerd
 from tests.ctr_container import CtrContainer, import_from_engine, run_ctr
 from tests.support import wait_for
 
@@ -137,19 +136,13 @@ def containerd_daemon(
 ) -> Iterator[PrivateContainerd]:
     """The session's private containerd for defender tests, with the engine's test images
     under the same names in CONTAINERD_NS; stopped by its pid at the end."""
-    for tool in ("containerd", "ctr"):
-        assert shutil.which(tool), f"{tool} is not installed (Debian's containerd package)"
-    daemon = PrivateContainerd.create()
-    try:
-        daemon.start()
-        import_from_engine(docker_client, daemon, CONTAINERD_NS, sorted(test_images))
+    images = sorted(test_images)
+
+    def fill(daemon: PrivateContainerd) -> None:
+        import_from_engine(docker_client, daemon, CONTAINERD_NS, images)
+
+    with running_containerd(CONTAINERD_NS, fill) as daemon:
         yield daemon
-    finally:
-        with contextlib.suppress(Exception):
-            daemon.clean_namespace(CONTAINERD_NS)
-        daemon.stop()
-        daemon.remove()
-        daemon.remove_cgroups(CONTAINERD_NS)
 
 
 @pytest.fixture

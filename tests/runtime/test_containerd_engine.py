@@ -9,7 +9,9 @@ import os
 import queue
 import secrets
 import shutil
+import subprocess
 import tarfile
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +23,7 @@ from garrison.defender.enforce import BLOCKED_POLICY
 from garrison.errors import ContainerGone, RuntimeUnavailable
 from garrison.runtime import RestartPolicy, RuntimeEvent
 from garrison.runtime._containerd_events import event_of, parse_line
+from garrison.runtime._containerd_fs import MOUNT_PREFIX, unmount_stale
 from garrison.runtime._ctr import parse_snapshot_mounts, parse_tasks
 from garrison.runtime.containerd import ContainerdRuntime, restart_policy_of
 from garrison.sensors.cgroup import (
@@ -30,7 +33,7 @@ from garrison.sensors.cgroup import (
     container_pids,
     containerd_layout,
 )
-from tests.containerd_support import IMAGE, PrivateContainerd, busybox_archive
+from tests.containerd_support import IMAGE, PrivateContainerd, busybox_archive, running_containerd
 from tests.support import wait_for
 
 NS = "garrison-test"
@@ -47,17 +50,12 @@ RunContainer = Callable[..., str]
 @pytest.fixture(scope="session")
 def daemon() -> Iterator[PrivateContainerd]:
     """The session's private containerd with the busybox image in NS; stopped by pid."""
-    private = PrivateContainerd.create()
-    try:
-        private.start()
-        private.import_image(busybox_archive(private.directory / "busybox.tar"), NS)
-        yield private
-    finally:
-        with contextlib.suppress(Exception):
-            private.clean_namespace(NS)
-        private.stop()
-        private.remove()
-        private.remove_cgroups(NS)
+
+    def fill(daemon: PrivateContainerd) -> None:
+        daemon.import_image(busybox_archive(daemon.directory / "busybox.tar"), NS)
+
+    with running_containerd(NS, fill) as daemon:
+        yield daemon
 
 
 @pytest.fixture
@@ -472,3 +470,22 @@ def test_restart_policy_labels():
     )
     monitored = {"containerd.io/restart.status": "stopped", "garrison.restart-policy": "always"}
     assert restart_policy_of(monitored) == RestartPolicy("no")
+
+
+def test_a_snapshot_mount_left_by_a_dead_process_is_unmounted_and_a_live_ones_kept() -> None:
+    dead = subprocess.Popen(["true"])  # a pid that no longer runs
+    dead.wait()
+    points = [tempfile.mkdtemp(prefix=f"{MOUNT_PREFIX}{pid}.") for pid in (dead.pid, os.getpid())]
+    try:
+        for point in points:
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", point], check=True)
+        assert unmount_stale() == [points[0]]
+        mounted = Path("/proc/self/mountinfo").read_text()
+        assert f" {points[0]} " not in mounted
+        assert not os.path.exists(points[0])
+        assert f" {points[1]} " in mounted
+    finally:
+        for point in points:
+            subprocess.run(["umount", point], capture_output=True, check=False)
+            with contextlib.suppress(OSError):
+                os.rmdir(point)

@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import secrets
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from garrison.scan.scanner import Scanner
 from garrison.scan.types import ScanResult
 from tests.cli_run import garrison, private_dir
 from tests.conftest import Container, remove_all
-from tests.containerd_support import PrivateContainerd
+from tests.containerd_support import PrivateContainerd, running_containerd
 from tests.ctr_container import CtrContainer, import_from_engine, run_ctr
 
 ENGINE = pytest.mark.engine  # the session's Docker engine, and a private containerd
@@ -68,19 +67,9 @@ def daemon(docker_client: docker.DockerClient, configured: str) -> Iterator[Priv
     """A private containerd with the images under the engine's names in NS; its containers,
     the daemon (by pid), its directory and cgroups removed at the end, even on failure."""
     assert os.geteuid() == 0, "containerd's tests run as root"
-    for tool in ("containerd", "ctr"):
-        assert shutil.which(tool), f"{tool} is not installed (Debian's containerd package)"
-    private = PrivateContainerd.create()
-    try:
-        private.start()
-        import_from_engine(docker_client, private, NS, [DEBIAN, BUSYBOX, configured])
-        yield private
-    finally:
-        with contextlib.suppress(Exception):
-            private.clean_namespace(NS)
-        private.stop()
-        private.remove()
-        private.remove_cgroups(NS)
+    images = [DEBIAN, BUSYBOX, configured]
+    with running_containerd(NS, lambda d: import_from_engine(docker_client, d, NS, images)) as d:
+        yield d
 
 
 @pytest.fixture(scope="module")

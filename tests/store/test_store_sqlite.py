@@ -181,3 +181,15 @@ def test_a_second_store_on_the_same_file_in_one_process_keeps_the_first_ones_loc
     finally:
         second.close()
         first.close()
+
+
+def test_a_closed_store_refuses_reads_and_writes_and_opens_no_connection(tmp_path):
+    store = SQLiteStore.in_dir(tmp_path)
+    store.add_audits([audit(1)])
+    store.close()
+    # SQLAlchemy would make a new pool for a call after dispose(), and nothing would close it.
+    with pytest.raises(StoreError, match="the store is closed"):
+        store.list_audits(AuditFilter())
+    with pytest.raises(StoreError, match="the store is closed"):
+        store.add_audits([audit(2)])
+    assert store._engine.pool.checkedin() == 0  # the new pool: what leaked before

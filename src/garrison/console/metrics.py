@@ -141,6 +141,11 @@ def _enforcement(doc: Mapping[str, Any]) -> Iterator[Metric]:
     yield _gauge("garrison_blocked_containers", "Containers kept stopped",
                  float(doc.get("blocked") or 0))  # fmt: skip
     yield _gauge("garrison_pending_blocks", "Blocks not done yet", float(doc.get("pending") or 0))
+    deletions = CounterMetricFamily("garrison_pod_deletions", "Pods of blocked containers the "
+                                    "defender deleted or tried to", labels=["outcome"])  # fmt: skip
+    for outcome, count in sorted((doc.get("podDeletions") or {}).items()):
+        deletions.add_metric([str(outcome)], float(count))
+    yield deletions
 
 
 def _forensics(doc: Mapping[str, Any]) -> Iterator[Metric]:

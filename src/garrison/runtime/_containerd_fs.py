@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 import subprocess
 import tempfile
@@ -19,6 +20,10 @@ from garrison.errors import RuntimeRefused
 from garrison.runtime._ctr import MountSpec
 
 CHUNK = 1024 * 1024
+# A snapshot's temporary mount point: the pid of the process that mounted it is in its name,
+# so that one left by a process killed midway is known for stale and unmounted.
+MOUNT_PREFIX = "garrison-rootfs."
+_MOUNT_NAME = re.compile(re.escape(MOUNT_PREFIX) + r"(\d+)\.")
 # Docker's change kinds (``docker diff``): C, A, D.
 MODIFIED, ADDED, DELETED = 0, 1, 2
 _OPAQUE = "trusted.overlay.opaque"
@@ -40,7 +45,8 @@ def mounted(mounts: list[MountSpec]) -> Iterator[str]:
     if len(mounts) != 1:
         raise RuntimeRefused(f"cannot mount a snapshot made of {len(mounts)} mounts")
     kind, source, options = read_only(mounts[0])
-    target = tempfile.mkdtemp(prefix="garrison-rootfs.")
+    unmount_stale()
+    target = tempfile.mkdtemp(prefix=f"{MOUNT_PREFIX}{os.getpid()}.")
     try:
         argv = ["mount", "-t", kind, "-o", options, source, target]
         result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
@@ -53,6 +59,27 @@ def mounted(mounts: list[MountSpec]) -> Iterator[str]:
     finally:
         with contextlib.suppress(OSError):
             os.rmdir(target)
+
+
+def unmount_stale(mountinfo: str = "/proc/self/mountinfo") -> list[str]:
+    """Unmount (and remove) the snapshot mounts of processes that no longer run: a defender
+    killed during an export leaves its mount behind. Returns the points unmounted."""
+    try:
+        with open(mountinfo, encoding="utf-8", errors="replace") as f:
+            points = [line.split()[4] for line in f if len(line.split()) > 4]
+    except OSError:
+        return []
+    stale = [p for p in points if _dead_owner(os.path.basename(p))]
+    for point in stale:
+        subprocess.run(["umount", "-l", point], capture_output=True, timeout=30, check=False)
+        with contextlib.suppress(OSError):
+            os.rmdir(point)
+    return stale
+
+
+def _dead_owner(name: str) -> bool:
+    match = _MOUNT_NAME.match(name)
+    return match is not None and not os.path.exists(f"/proc/{match.group(1)}")
 
 
 def tar_stream(root: str) -> Iterator[bytes]:

@@ -174,9 +174,19 @@ class SQLStore(SQLUsers, SQLScans, SQLHosts, SQLModelHosts):
         self._engine = engine
         self._where = where
         self._lock = threading.Lock()
+        self._closed = False
 
     def close(self) -> None:
+        """Close the database connections. A call after this is a StoreError: SQLAlchemy
+        would open a new pool, whose connections nothing would close (a thread still
+        running when its store was closed left one open until the interpreter's end)."""
+        self._closed = True
         self._engine.dispose()
+
+    def _open_engine(self) -> sa.Engine:
+        if self._closed:
+            raise StoreError(f"{self._where}: the store is closed")
+        return self._engine
 
     def _lock_writes(self, conn: Connection) -> None:
         """Called first in each write transaction: what the database needs so that writes
@@ -184,13 +194,13 @@ class SQLStore(SQLUsers, SQLScans, SQLHosts, SQLModelHosts):
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self._lock, self._mapped(), self._engine.begin() as conn:
+        with self._lock, self._mapped(), self._open_engine().begin() as conn:
             self._lock_writes(conn)
             yield conn
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
-        with self._mapped(), self._engine.connect() as conn:
+        with self._mapped(), self._open_engine().connect() as conn:
             yield conn
 
     @contextlib.contextmanager
