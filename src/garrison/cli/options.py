@@ -49,10 +49,15 @@ def runtime_of_container(
     (``garrison.runtime.choose.runtime_for``)."""
     from garrison.runtime.choose import runtime_for  # noqa: PLC0415 - the Docker SDK: not for --help
 
+    return runtime_for(runtime_kind(runtime), docker_host, address, namespace)
+
+
+def runtime_kind(runtime: str | None) -> RuntimeKind:
+    """``--runtime``'s value (``auto`` when not given); InvalidInput for any other word."""
     kind = _RUNTIMES.get(runtime or "auto")
     if kind is None:
         raise InvalidInput(f"--runtime {runtime!r}: docker, containerd or auto")
-    return runtime_for(kind, docker_host, address, namespace)
+    return kind
 
 
 _RUNTIMES: dict[str, RuntimeKind] = {"docker": "docker", "containerd": "containerd", "auto": "auto"}

@@ -16,6 +16,7 @@ from garrison.cli.options import (
     ContainerdNamespace,
     RuntimeOption,
     open_local_console,
+    runtime_kind,
     shown,
 )
 from garrison.cli.render import Column, free, key, table
@@ -79,12 +80,10 @@ def scanner_for(
     from garrison.config import DEFAULT_CONTAINERD_ADDRESS, DEFAULT_NAMESPACE  # noqa: PLC0415
     from garrison.scan.scanner import Scanner  # noqa: PLC0415
 
-    if runtime == "containerd":
+    if runtime_kind(runtime) == "containerd":
         return Scanner.for_containerd(
             address or DEFAULT_CONTAINERD_ADDRESS, namespace or DEFAULT_NAMESPACE, vulndb
         )
-    if runtime not in (None, "docker", "auto"):
-        raise InvalidInput(f"--runtime {runtime!r}: docker, containerd or auto")
     return Scanner.for_docker(docker_client(docker_host), vulndb)
 
 

@@ -188,11 +188,11 @@ class Enforcer:
         controller makes a new pod (elsewhere, maybe) rather than kubelet restarting the
         container in place. A failure leaves the block as it is: the container is stopped,
         and a restarted one is watched and judged like any other."""
-        pod = pod_of(container.labels) if self.pods is not None else None
-        if pod is None or self.pods is None:
+        pods, pod = self.pods, pod_of(container.labels)
+        if pods is None or pod is None:
             return
         try:
-            outcome = (await asyncio.to_thread(self.pods.delete, pod)).value
+            outcome = (await asyncio.to_thread(pods.delete, pod)).value
         except (KubernetesError, InvalidInput, ConfigError) as exc:
             log.error("pod %s of blocked container %s not deleted: %s", pod, container.name, exc)
             outcome = "failed"

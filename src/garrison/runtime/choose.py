@@ -75,13 +75,19 @@ def named_runtime(
 ) -> RuntimeChoice | None:
     """The runtime these settings name without asking any: None for ``auto`` when no Docker
     engine is named (only asking tells then)."""
-    containerd = containerd_address or DEFAULT_CONTAINERD_ADDRESS
-    space = namespace or DEFAULT_NAMESPACE
     if kind == "containerd":
-        return RuntimeChoice("containerd", containerd_address=containerd, namespace=space)
+        return _containerd(containerd_address, namespace)
     if kind == "docker" or docker_host:
         return RuntimeChoice("docker", docker_host=docker_host or DEFAULT_DOCKER_HOST)
     return None
+
+
+def _containerd(address: str | None, namespace: str | None) -> RuntimeChoice:
+    return RuntimeChoice(
+        "containerd",
+        containerd_address=address or DEFAULT_CONTAINERD_ADDRESS,
+        namespace=namespace or DEFAULT_NAMESPACE,
+    )
 
 
 def choose_runtime(
@@ -102,11 +108,7 @@ def choose_runtime(
     docker = RuntimeChoice("docker")
     if docker.answers():
         return docker
-    containerd = RuntimeChoice(
-        "containerd",
-        containerd_address=containerd_address or DEFAULT_CONTAINERD_ADDRESS,
-        namespace=namespace or DEFAULT_NAMESPACE,
-    )
+    containerd = _containerd(containerd_address, namespace)
     if containerd.answers():
         return containerd
     raise RuntimeUnavailable(

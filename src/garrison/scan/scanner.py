@@ -82,16 +82,13 @@ class Scanner:
     @classmethod
     def for_docker(cls, client: docker.DockerClient, vulndb: VulnDB | None) -> Scanner:
         """A scanner over a Docker engine and (when given) a vulnerability database."""
+        match, stamp = _matching(vulndb)
         return cls(
             ScanParts(
                 resolve=lambda name: resolve_image(client, name),
                 inventory=lambda ref: _inventory(client, ref),
-                match=(
-                    (lambda inv: vulndb.match_detailed(inv.packages, inv.os))
-                    if vulndb
-                    else _no_match
-                ),
-                stamp=vulndb.stamp if vulndb else lambda: None,
+                match=match,
+                stamp=stamp,
                 container=lambda ref: resolve_container(client, ref),
             )
         )
@@ -103,16 +100,13 @@ class Scanner:
         from garrison.scan.containerd import ContainerdImages  # noqa: PLC0415 (imports this)
 
         images = ContainerdImages(address, namespace)
+        match, stamp = _matching(vulndb)
         return cls(
             ScanParts(
                 resolve=images.resolve,
                 inventory=images.inventory,
-                match=(
-                    (lambda inv: vulndb.match_detailed(inv.packages, inv.os))
-                    if vulndb
-                    else _no_match
-                ),
-                stamp=vulndb.stamp if vulndb else lambda: None,
+                match=match,
+                stamp=stamp,
                 container=images.container,
             )
         )
@@ -204,6 +198,16 @@ def _renamed(result: ScanResult, name: str) -> ScanResult:
 
 def _no_match(_inventory: Inventory) -> list[Finding]:
     return []
+
+
+Match = Callable[[Inventory], Sequence[Finding] | MatchResult]
+
+
+def _matching(vulndb: VulnDB | None) -> tuple[Match, Callable[[], object]]:
+    """ScanParts' ``match`` and ``stamp`` for a vulnerability database, or for none."""
+    if vulndb is None:
+        return _no_match, lambda: None
+    return (lambda inv: vulndb.match_detailed(inv.packages, inv.os)), vulndb.stamp
 
 
 def resolve_image(client: docker.DockerClient, name: str) -> ImageRef:
