@@ -11,6 +11,7 @@ import pytest
 from garrison.errors import SensorError
 from garrison.sensors import fanotify as fan
 from garrison.sensors.fanotify_loop import ReaderThread
+from tests.support import wait_for
 
 DATA = Path(__file__).parent / "data"
 
@@ -92,3 +93,48 @@ def test_the_reader_thread_outlives_a_failing_handler(tmp_path: Path):
     finally:
         assert reader.stop()
         group.close()
+
+
+def test_a_group_says_how_many_bytes_of_events_wait_to_be_read(tmp_path: Path):
+    group = fan.FanotifyGroup(fan.FAN_CLASS_NOTIF | fan.FAN_NONBLOCK)
+    try:
+        group.mark(fan.FAN_MARK_ADD, fan.FAN_CLOSE_WRITE | fan.FAN_EVENT_ON_CHILD, str(tmp_path))
+        assert group.pending() == 0
+        (tmp_path / "f").write_text("x")
+        assert group.pending() > 0
+        for event in group.read():
+            os.close(event.fd)
+        assert group.pending() == 0
+    finally:
+        group.close()
+    assert group.pending() == 0  # closed: nothing more will come
+
+
+def test_the_reader_is_caught_up_only_once_its_batch_is_handled(tmp_path: Path):
+    group = fan.FanotifyGroup(fan.FAN_CLASS_NOTIF | fan.FAN_NONBLOCK)
+    taken, release, handled = threading.Event(), threading.Event(), threading.Event()
+
+    def handle(raw: fan.RawEvent) -> None:
+        os.close(raw.fd)
+        taken.set()
+        release.wait(10)
+        handled.set()
+
+    group.mark(fan.FAN_MARK_ADD, fan.FAN_CLOSE_WRITE | fan.FAN_EVENT_ON_CHILD, str(tmp_path))
+    reader = ReaderThread("test-reader", group, handle)
+    reader.start()
+    try:
+        assert reader.caught_up()
+        (tmp_path / "f").write_text("x")
+        assert not reader.caught_up()  # queued in the kernel, or read and being handled
+        assert taken.wait(10)
+        assert group.pending() == 0  # read,
+        assert not reader.caught_up()  # not yet handled
+        release.set()
+        assert handled.wait(10)
+        wait_for("the reader to finish its batch", reader.caught_up)
+    finally:
+        release.set()
+        assert reader.stop()
+        group.close()
+    assert reader.caught_up()  # stopped: nothing more comes

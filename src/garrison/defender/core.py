@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
 WAIT_SECONDS = 0.05
+# How long a block's capture waits for the sensors' queued events to reach the journal.
+SETTLE_SECONDS = 2.0
 PRUNE_SECONDS = 30.0
 GIL_SWITCH_SECONDS = 0.0005
 # The loop waits on the store now and then (a busy database): the watchdog gives it this long
@@ -94,7 +96,7 @@ class Defender(ListenerBase):
         )
         self.tracker = ContainerTracker(runtime, [self])
         self.forensics = HostForensics(settings, runtime, link.audits_of)
-        self.enforcer = Enforcer(runtime, link, self.forensics, _pods(settings))
+        self.enforcer = Enforcer(runtime, link, self.forensics, _pods(settings), self.settled)
         self.actions = Actions(self.enforcer, link, settings.hostname)
         self._model_states: dict[str, str] = {}
         self._rules_doc: object = _NOT_READ  # the stored rules last parsed
@@ -222,6 +224,22 @@ class Defender(ListenerBase):
             msg=f"defender pid {incident.pid} {incident.detail}; restarted by the watchdog",
             pid=incident.pid,
         )
+
+    async def settled(self, timeout: float = SETTLE_SECONDS) -> bool:
+        """Until the events the file sensors had queued when called are handled (in the
+        journal's buffer): a block's bundle then holds the write that preceded the exec it
+        stopped, however far behind the write's reader ran. False after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while not self.sensors.caught_up():
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(WAIT_SECONDS / 5)
+        target = self.inbox.received
+        while self.inbox.taken < target:  # the loop's next round takes them
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(WAIT_SECONDS / 5)
+        return True
 
     # -- work ----------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, KeysView
+from collections.abc import Awaitable, Callable, KeysView
 
 from garrison.audit.record import Audit
 from garrison.console.link import ConsoleLink
@@ -60,8 +60,10 @@ class Enforcer:
         link: ConsoleLink,
         forensics: HostForensics | None = None,
         pods: Pods | None = None,
+        settle: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.runtime = runtime
+        self.settle = settle  # waits for the sensors' queued events: a capture's journal
         self.link = link
         self.forensics = forensics
         self.pods = pods  # deletes a blocked Kubernetes container's pod (block_deletes_pod)
@@ -247,6 +249,9 @@ class Enforcer:
         """One capture at a time (the default executor's threads stay free for Docker)."""
         assert self.forensics is not None
         async with self._capture_slot:
+            if self.settle is not None and not await self.settle():
+                log.warning("forensics: %s captured with sensor events still queued",
+                            request.container_id[:12])  # fmt: skip
             try:
                 await asyncio.to_thread(self.forensics.capture, request)
                 state: CaptureState = "done"

@@ -22,6 +22,7 @@ class Inbox(Generic[T]):
         self.maxlen = maxlen
         self.dropped = 0
         self.received = 0
+        self.taken = 0  # by drain: taken and handled in one step of the loop
         self._items: deque[T] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = asyncio.Event()
@@ -63,6 +64,7 @@ class Inbox(Generic[T]):
         taken: list[T] = []
         while items and len(taken) < limit:
             taken.append(items.popleft())
+        self.taken += len(taken)
         return taken
 
     def __len__(self) -> int:

@@ -242,6 +242,11 @@ class SensorSet:
             with contextlib.suppress(GarrisonError, OSError):
                 sensor.stop()
 
+    def caught_up(self) -> bool:
+        """The file writes the kernel had queued when called are in the sink (what a block's
+        bundle waits for: a write read after the exec it made would miss the journal)."""
+        return self.files.caught_up()
+
     def watch(
         self,
         container: ContainerInfo,

@@ -16,6 +16,7 @@ import fcntl
 import os
 import resource
 import struct
+import termios
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -279,6 +280,15 @@ class FanotifyGroup:
         except OSError as exc:
             raise SensorError(f"fanotify read: {exc.strerror}") from exc
         return list(parse_events(buf))
+
+    def pending(self) -> int:
+        """Bytes of events the kernel holds for this group, not yet read (FIONREAD)."""
+        if self.fd < 0:
+            return 0
+        try:
+            return int.from_bytes(fcntl.ioctl(self.fd, termios.FIONREAD, bytes(4)), "little")
+        except OSError:
+            return 0  # closed meanwhile: nothing more will be read
 
     def respond(self, event_fd: int, response: int) -> None:
         """Answer one permission event (one write per answer: the kernel takes one a call)."""

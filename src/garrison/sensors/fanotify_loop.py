@@ -132,6 +132,7 @@ class ReaderThread:
         self.tick = tick  # called about every TICK_SECONDS, events or not
         self.answers = answers
         self._stopping = False
+        self._busy = False  # a batch read and not yet handled
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -150,6 +151,14 @@ class ReaderThread:
         os.close(self._wake_r)
         os.close(self._wake_w)
         return True
+
+    def caught_up(self) -> bool:
+        """Every event the kernel had queued when this was called has been handled. The
+        kernel's queue is read before the flag: a batch taken between the two is still
+        being handled, and says so."""
+        if not self._thread.is_alive():
+            return True  # stopped, or gave up on a closed group: nothing more comes
+        return self.group.pending() == 0 and not self._busy
 
     def _run(self) -> None:
         beat = heartbeat.claim(self._thread.name) if self.answers else None
@@ -178,6 +187,7 @@ class ReaderThread:
                 self._tick()
             if self.group.fd not in ready:
                 continue
+            self._busy = True
             try:
                 batch = self.group.read()
             except SensorError:
@@ -190,6 +200,7 @@ class ReaderThread:
                 _spin()
             for raw in batch:
                 self._handle_one(raw)
+            self._busy = False
 
     def _tick(self) -> None:
         try:
@@ -246,6 +257,11 @@ class GroupThread:
         except BaseException:
             self.stop()
             raise
+
+    def caught_up(self) -> bool:
+        """Nothing queued for this group is left unhandled (true while it is stopped)."""
+        reader = self._reader
+        return reader is None or reader.caught_up()
 
     def stop(self) -> None:
         """Stop reading and close the group: the kernel lets every waiting event through."""

@@ -133,6 +133,9 @@ class DirentWatcher:
     def stop(self) -> None:
         self._io.stop()
 
+    def caught_up(self) -> bool:
+        return self._io.caught_up()
+
     def watch(self, root: WatchedRoot) -> None:
         tree = DirTree.of(root)
         with self._lock:

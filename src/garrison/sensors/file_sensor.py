@@ -173,6 +173,10 @@ class FileSensor:
         self.dirents.stop()
         self._io.stop()
 
+    def caught_up(self) -> bool:
+        """Every write and entry the kernel had reported when called is handed on."""
+        return self._io.caught_up() and self.dirents.caught_up()
+
     def watch(
         self,
         container: ContainerInfo,
