@@ -119,3 +119,11 @@ def test_a_busy_address_is_one_clear_error(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert f"console address 127.0.0.1:{port}: Address already in use" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_unknown_runtime_is_refused_before_serving(tmp_path: Path) -> None:
+    done = garrison("console", "serve", "--address", "127.0.0.1:0", "--runtime", "podman",
+                    "--data-dir", str(tmp_path / "data"))  # fmt: skip
+    assert done.returncode != 0
+    assert "--runtime 'podman': docker, containerd or auto" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -59,7 +59,7 @@ def test_the_pruner_prunes_at_start_without_waiting_an_interval_and_stops_at_onc
         time.sleep(0.01)
     started = time.monotonic()
     pruner.stop()
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 10.0, "stopped at once, not after its hour's interval"
     assert pruner.deleted == 1
     assert len(console.list_audits()) == 1
     console.close()

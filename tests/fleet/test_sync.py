@@ -5,6 +5,7 @@ new are paced."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -149,3 +150,50 @@ def test_a_block_ended_at_the_console_is_handed_back_to_the_host_to_restore(
         assert [r.container_id for r in link.list_blocked()] == [kept.container_id]
     saved = json.loads((tmp_path / "h1" / "console" / "blocked.json").read_text())
     assert "c" * 64 not in json.dumps(saved), "the host's own record forgot it too"
+
+
+def acked_on_disk(data_dir: Path) -> list[str]:
+    saved = json.loads((data_dir / "console" / "blocked.json").read_text())
+    found: list[str] = saved.get("acked", [])
+    return found
+
+
+def test_a_block_ended_at_the_console_while_its_host_was_down_stays_ended(
+    console, tmp_path
+) -> None:
+    # The restarted defender sends its blocks again: one the console took before goes as an
+    # update, which the console refuses to make anew once a user unblocked it meanwhile.
+    console.enrol(tmp_path / "h1", "node-1")
+    record = BlockedContainer("c" * 64, "web", "nginx", RestartPolicy("always"), None, 1.0)
+    kept = BlockedContainer("d" * 64, "db", "postgres", RestartPolicy("no"), None, 2.0)
+    with linked(console, tmp_path / "h1") as link:
+        link.add_blocked(record)
+        link.add_blocked(kept)
+        wait_for("the console to take both",
+                 lambda: len(acked_on_disk(tmp_path / "h1")) == 2)  # fmt: skip
+    runtime_rules.unblock(console.store, FakeRuntime(), "c" * 12)  # the host is down
+    with linked(console, tmp_path / "h1") as link:
+        found = wait_for("the host told of the unblock", link.unblocked_at_console)
+        assert [r.container_id for r in found] == [record.container_id]
+        assert [r.container_id for r in link.list_blocked()] == [kept.container_id]
+        assert link.flush(timeout=30.0), "the kept block sent again"
+    assert [r.container_id for r in console.store.list_blocked()] == [kept.container_id]
+    assert acked_on_disk(tmp_path / "h1") == [kept.container_id]
+
+
+def test_a_block_updated_by_its_host_after_an_unblock_at_the_console_is_not_made_again(
+    console, tmp_path
+) -> None:
+    console.enrol(tmp_path / "h1", "node-1")
+    record = BlockedContainer("c" * 64, "web", "nginx", RestartPolicy("always"), None, 1.0,
+                              capture="pending")  # fmt: skip
+    with linked(console, tmp_path / "h1") as link:
+        link.add_blocked(record)
+        wait_for("the console to take it", lambda: acked_on_disk(tmp_path / "h1"))
+        runtime_rules.unblock(console.store, FakeRuntime(), "c" * 12)
+        link.add_blocked(dataclasses.replace(record, capture="done"))  # its bundle was made
+        found = wait_for("the host told of the unblock", link.unblocked_at_console)
+        assert [r.container_id for r in found] == [record.container_id]
+        assert link.flush(timeout=30.0), "the update sent"
+        assert console.store.list_blocked() == []
+        assert link.list_blocked() == []

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +16,7 @@ from garrison.errors import InvalidInput
 from garrison.model import ModelCommand
 from garrison.runtime.base import RestartPolicy
 from garrison.store import BlockedContainer
+from tests.store.stores import two_stores
 
 
 def audit(**fields):
@@ -100,6 +104,65 @@ def test_models_are_saved_replaced_loaded_and_deleted(store):
     assert [d["profileId"] for d in store.load_models()] == ["p1"]
 
 
+def _union(stored: dict, incoming: dict) -> dict:
+    time.sleep(0.005)  # a merge takes a while: long enough for another writer to come between
+    return {**incoming, "seen": sorted({*stored["seen"], *incoming["seen"]})}
+
+
+def merge_at_once(stores: list, names: list[str]) -> None:
+    """Each name merged into model p1 by its own thread, the threads spread over ``stores``."""
+    threads = [
+        threading.Thread(
+            target=stores[n % len(stores)].merge_models,
+            args=([{"profileId": "p1", "seen": [name]}], _union),
+        )
+        for n, name in enumerate(names)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def test_a_model_merged_into_the_stored_one_is_saved_and_returned(store):
+    assert store.merge_models([{"profileId": "p1", "seen": ["a"]}], _union) == [
+        {"profileId": "p1", "seen": ["a"]}  # nothing stored: saved as it came
+    ]
+    saved = store.merge_models([{"profileId": "p1", "seen": ["b"]}, {"profileId": "p2"}], _union)
+    assert saved == [{"profileId": "p1", "seen": ["a", "b"]}, {"profileId": "p2"}]
+    assert store.load_models() == saved
+    assert store.merge_models([], _union) == []
+
+
+def test_a_merge_the_store_cannot_keep_changes_nothing(store):
+    store.save_models([{"profileId": "p1", "seen": ["a"]}])
+    with pytest.raises(InvalidInput):
+        store.merge_models([{"profileId": "p2", "seen": []}, {"seen": ["b"]}], _union)
+    with pytest.raises(InvalidInput):
+        store.merge_models([{"profileId": "p1", "seen": ["c"], "n": math.nan}], _union)
+    assert store.load_models() == [{"profileId": "p1", "seen": ["a"]}]
+
+
+def test_one_model_merged_by_many_writers_at_once_keeps_every_part(store):
+    # Hosts saving one image's model at the same instant: none may lose another's merge.
+    store.save_models([{"profileId": "p1", "seen": ["first"]}])
+    names = [f"host-{n:02d}" for n in range(16)]
+    merge_at_once([store], names)
+    assert store.get_model("p1") == {"profileId": "p1", "seen": ["first", *names]}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_one_model_merged_through_two_connection_pools_at_once_keeps_every_part(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+):
+    # Two console replicas (or a console and a CLI) on one database.
+    with two_stores(kind, request, tmp_path) as (first, second):
+        first.save_models([{"profileId": "p1", "seen": ["first"]}])
+        names = [f"host-{n:02d}" for n in range(16)]
+        merge_at_once([first, second], names)
+        assert second.get_model("p1") == {"profileId": "p1", "seen": ["first", *names]}
+
+
 def test_a_model_document_that_is_not_json_changes_nothing(store):
     store.save_models([{"profileId": "p1", "n": 1}])
     with pytest.raises(InvalidInput):
@@ -135,6 +198,18 @@ def test_blocked_containers_are_added_listed_and_removed(store):
     assert store.remove_blocked("c1")
     assert not store.remove_blocked("c1")
     assert [r.container_id for r in store.list_blocked()] == ["c2"]
+
+
+def test_a_block_is_updated_only_while_the_store_has_it_of_that_host(store):
+    record = BlockedContainer("c1", "web", "nginx", RestartPolicy("always"), 7, 10.0, host="n1")
+    store.add_blocked(record)
+    done = dataclasses.replace(record, state="done", capture="done")
+    assert store.update_blocked(done)
+    assert store.list_blocked() == [done]
+    assert not store.update_blocked(dataclasses.replace(done, host="n2")), "another host's"
+    assert store.remove_blocked("c1")  # a user unblocked it
+    assert not store.update_blocked(done), "not made again"
+    assert store.list_blocked() == []
 
 
 def test_a_block_begins_with_its_audit_and_pending_record_together(store):

@@ -6,10 +6,8 @@ models saved since a time; status documents by source prefix."""
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,11 +16,10 @@ from garrison.errors import InvalidInput
 from garrison.fleet.enroll import TokenRecord, TokenRefused, make_token, spend
 from garrison.model import ModelCommand
 from garrison.runtime.base import RestartPolicy
-from garrison.store import BlockedContainer, SQLiteStore
+from garrison.store import BlockedContainer
 from garrison.store.base import AuditBatch, HostRecord
-from garrison.store.postgres import PostgresStore
 from garrison.store.tokenbook import StoreTokenBook
-from tests.pg import TEMPLATE
+from tests.store.stores import two_stores
 from tests.store.test_store_contract import audit
 
 # -- hosts ----------------------------------------------------------------------------------
@@ -129,23 +126,6 @@ def test_a_token_kept_in_the_store_is_spent_by_its_first_use_only(store) -> None
     )
     with pytest.raises(InvalidInput):
         book.add(record)
-
-
-@contextlib.contextmanager
-def two_stores(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple]:
-    """Two stores on one database (two connection pools, as two processes or replicas)."""
-    if kind == "sqlite":
-        path = tmp_path / "data" / "garrison.db"
-        stores: tuple = (SQLiteStore(path), SQLiteStore(path))
-    else:
-        cluster = request.getfixturevalue("postgres")
-        url = cluster.url(cluster.create_database(TEMPLATE))
-        stores = (PostgresStore(url), PostgresStore(url))
-    try:
-        yield stores
-    finally:
-        for made in stores:
-            made.close()
 
 
 class RacingBook(StoreTokenBook):

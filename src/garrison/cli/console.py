@@ -8,12 +8,23 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from garrison.cli.defaults import DEFAULT_CONSOLE_ADDRESS, DEFAULT_DATA_DIR
-from garrison.cli.options import DataDir, StoreUrl, open_local_console, out
+from garrison.cli.options import (
+    ContainerdAddress,
+    ContainerdNamespace,
+    DataDir,
+    RuntimeOption,
+    StoreUrl,
+    open_local_console,
+    out,
+    runtime_kind,
+    runtime_of_container,
+)
 from garrison.errors import ConfigError
 
 if TYPE_CHECKING:
     from garrison.console import Console
     from garrison.fleet.server import DefenderListener
+    from garrison.runtime.base import ContainerRuntime
 
 app = typer.Typer(help="The console: the REST API over the store.", no_args_is_help=True)
 
@@ -27,8 +38,13 @@ def serve(
     tls_key: Annotated[Path | None, typer.Option(help="PEM key of --tls-cert.")] = None,
     docker_host: Annotated[
         str | None,
-        typer.Option("--docker-host", envvar="DOCKER_HOST", help="Engine, for unblock."),
+        typer.Option(
+            "--docker-host", envvar="DOCKER_HOST", help="Docker engine of this host, for unblock."
+        ),
     ] = None,
+    runtime: RuntimeOption = None,
+    containerd_address: ContainerdAddress = None,
+    containerd_namespace: ContainerdNamespace = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     store: StoreUrl = None,
     defender_address: Annotated[
@@ -64,18 +80,22 @@ def serve(
     The store is garrison.db in --data-dir, or a PostgreSQL database with --store (or
     GARRISON_STORE, which the other commands read too): migrated to this Garrison's schema at
     start. Replicas on one PostgreSQL share everything, the console's CA included: put them
-    behind one address (a load balancer, or --reuse-port on one machine)."""
+    behind one address (a load balancer, or --reuse-port on one machine). An unblock of a
+    container of this host restores its restart policy through --runtime (as `garrison
+    containers unblock` does); another host's defender restores its own."""
     # FastAPI, uvicorn and the Docker SDK load when the console is served, not for --help.
     from garrison.api.server import ConsoleServer, first_admin  # noqa: PLC0415
-    from garrison.runtime.docker import DockerRuntime  # noqa: PLC0415
 
     if (tls_cert is None) != (tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
     tls = (tls_cert, tls_key) if tls_cert and tls_key else None
+    runtime_kind(runtime)  # a wrong --runtime is said now, not at the first unblock
+
+    def this_host() -> ContainerRuntime:
+        return runtime_of_container(runtime, docker_host, containerd_address, containerd_namespace)
+
     with open_local_console(data_dir, store) as console:
-        server = ConsoleServer(
-            console, address, lambda: DockerRuntime(docker_host), tls, reuse_port=reuse_port
-        )
+        server = ConsoleServer(console, address, this_host, tls, reuse_port=reuse_port)
         names = defender_name or []
         listener = _listener(console, data_dir, defender_address, names, reuse_port)
         hint = first_admin(console, data_dir)

@@ -297,7 +297,10 @@ def _block(service: FleetService, host: str, _request: Request, body: Any) -> An
     record = wire.blocked_of(_field(body, "record", dict))
     raw_audit = body.get("audit")
     audit = None if raw_audit is None else wire.audit_of(raw_audit)
-    return {"record": service.block(host, record, audit).to_json()}
+    stored = service.block(host, record, audit, update=body.get("update") is True)
+    if stored is None:  # unblocked here: the host restores the container
+        return {"record": None, "unblocked": True}
+    return {"record": stored.to_json()}
 
 
 def _unblock(service: FleetService, host: str, request: Request, _body: Any) -> Any:

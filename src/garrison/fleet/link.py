@@ -41,6 +41,7 @@ STATUS_EVERY = 10.0  # seconds between statuses that say nothing new
 STATUS_KEYS = ("state", "rules", "watching", "models")  # a change of these: sent now
 SYNC_WAIT = 25.0  # seconds the console may hold a sync until it has news for this host
 MAX_PENDING = 50_000  # audits held in memory to send; past it they wait in the spool alone
+_REFUSED = object()  # what _posted gives for a POST the console refused
 MAX_BATCH_BYTES = 4 * 1024 * 1024  # about: a batch of long command lines stays far below
 # the console's bound on a body (wire.MAX_BODY)
 
@@ -92,7 +93,8 @@ class RemoteLink:
         self._commands: list[ModelCommand] = []
         self._finished: set[int] = set()
         self._blocked = local.blocked()
-        self._acked_blocks: set[str] = set()  # blocks the console has a record of
+        # Blocks the console has a record of (kept across restarts: sent again as updates).
+        self._acked_blocks = local.acked_blocks() & set(self._blocked)
         self._unblocked: list[BlockedContainer] = []  # unblocked at the console, to restore
         self._queue.blocks = [("put", (r, None)) for r in self._blocked.values()]
         self._models_cache: dict[str, Doc] = {}
@@ -197,7 +199,7 @@ class RemoteLink:
     def add_blocked(self, record: BlockedContainer) -> None:
         with self._cond:
             self._blocked[record.container_id] = record
-            self.local.save_blocked(self._blocked)
+            self._save_blocked()
             self._queue.blocks.append(("put", (record, None)))
             self._cond.notify_all()
 
@@ -205,7 +207,7 @@ class RemoteLink:
         with self._cond:
             self._acked_blocks.discard(container_id)
             found = self._blocked.pop(container_id, None) is not None
-            self.local.save_blocked(self._blocked)
+            self._save_blocked()
             self._queue.blocks.append(("delete", container_id))
             return found
 
@@ -455,22 +457,39 @@ class RemoteLink:
                 log.error("unblock of %s refused by the console: %s", str(arg)[:12], exc)
             return
         record, audit = arg
-        if not self._refusable(wire.BLOCKS, {"record": record.to_json(), "audit": audit}):
+        with self._cond:
+            if record.container_id not in self._blocked:
+                return  # unblocked since it was queued (here, or at the console)
+            update = record.container_id in self._acked_blocks
+        body = {"record": record.to_json(), "audit": audit, "update": update}
+        answer = self._posted(wire.BLOCKS, body)
+        if answer is _REFUSED:
+            return
+        if isinstance(answer, dict) and answer.get("unblocked") is True:
+            self._forget_unblocked({record.container_id})  # while this host was away, maybe
             return
         with self._cond:
-            if record.container_id in self._blocked:
+            if record.container_id in self._blocked and not update:
                 self._acked_blocks.add(record.container_id)
+                self._save_blocked()
 
     def _refusable(self, path: str, body: Any) -> bool:
         """POST ``body``; False when the console refused it (said once here, not retried)."""
+        return self._posted(path, body) is not _REFUSED
+
+    def _posted(self, path: str, body: Any) -> Any:
+        """The console's answer to POST ``body``; _REFUSED when it refused it."""
         try:
-            self._client.post(path, body)
+            return self._client.post(path, body)
         except HostRefused:
             raise
         except ConsoleRefused as exc:
             log.error("console refused %s: %s", path, exc)
-            return False
-        return True
+            return _REFUSED
+
+    def _save_blocked(self) -> None:
+        """This host's blocks on disk, with those the console took (under ``_cond``)."""
+        self.local.save_blocked(self._blocked, self._acked_blocks)
 
     # -- the sync thread ------------------------------------------------------------------------
 
@@ -519,12 +538,16 @@ class RemoteLink:
         listed = answer.get("blocked")
         if not isinstance(listed, list):
             return
+        self._forget_unblocked(held - set(listed))
+
+    def _forget_unblocked(self, container_ids: set[str] | frozenset[str]) -> None:
+        """Blocks a user ended at the console: forgotten here, for the defender to restore."""
         with self._cond:
-            gone = [self._blocked.pop(c) for c in held - set(listed) if c in self._blocked]
-            self._acked_blocks -= held - set(listed)
+            gone = [self._blocked.pop(c) for c in container_ids if c in self._blocked]
+            self._acked_blocks -= container_ids
             self._unblocked.extend(gone)
             if gone:
-                self.local.save_blocked(self._blocked)
+                self._save_blocked()
         for record in gone:
             log.info("container %s unblocked at the console", record.container_id[:12])
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +69,17 @@ class LocalState:
             records[record.container_id] = record
         return records
 
-    def save_blocked(self, records: Mapping[str, BlockedContainer]) -> None:
-        self._write("blocked.json", {"blocked": [r.to_json() for r in records.values()]})
+    def acked_blocks(self) -> set[str]:
+        """The blocked containers whose records the console took (a restarted defender sends
+        those as updates: one the console has no more was unblocked there meanwhile)."""
+        acked = self._read("blocked.json", {}).get("acked", [])
+        return {c for c in acked if isinstance(c, str)} if isinstance(acked, list) else set()
+
+    def save_blocked(
+        self, records: Mapping[str, BlockedContainer], acked: Iterable[str] = ()
+    ) -> None:
+        doc = {"blocked": [r.to_json() for r in records.values()], "acked": sorted(acked)}
+        self._write("blocked.json", doc)
 
     def models(self) -> list[Doc]:
         return [d for d in self._read("models.json", {}).get("models", []) if isinstance(d, dict)]

@@ -249,15 +249,10 @@ class FleetService:
     ) -> None:
         """``host``'s models, each merged with what the console has of it (what other hosts
         learned of the image): the image's one model (garrison.model.merge), which records
-        ``host`` among those that saved it. Two hosts saving one model at the same instant
-        may lose one merge; the next save of either (a model learning is saved every second
-        while it runs) brings it back."""
-        merged = []
-        for doc in docs:
-            stored = self.store.get_model(profile_of(doc))  # InvalidInput before any write
-            merged.append(dict(doc) if stored is None else merge_docs(stored, dict(doc)))
+        ``host`` among those that saved it. The store reads and writes each in one
+        transaction, so two hosts saving one model at once both find their part in it."""
+        merged = self.store.merge_models(docs, merge_docs)
         if merged:
-            self.store.save_models(merged)
             self.store.record_model_hosts(host, [profile_of(d) for d in merged], self.clock())
         if deletes:
             self.store.delete_models(list(deletes))
@@ -343,10 +338,14 @@ class FleetService:
     def finish_commands(self, host: str, ids: Sequence[int]) -> None:
         self.store.finish_model_commands(ids, host=host)
 
-    def block(self, host: str, record: BlockedContainer, audit: Audit | None) -> BlockedContainer:
+    def block(
+        self, host: str, record: BlockedContainer, audit: Audit | None, update: bool = False
+    ) -> BlockedContainer | None:
         """A host's block: its audit and pending record at once, or the record alone. A
         record without its audit's id names the container's newest block audit from the
-        host (the host sends the audit, in its batches, before the record)."""
+        host (the host sends the audit, in its batches, before the record). ``update``: the
+        console took this record before; None when it has it no more (a user unblocked the
+        container here, maybe while the host was away), and nothing is written."""
         record = dataclasses.replace(record, host=host)
         if audit is not None:
             return self.store.begin_block(record, dataclasses.replace(audit, hostname=host))
@@ -355,6 +354,8 @@ class FleetService:
             newest = self.store.list_audits(query)
             if newest:
                 record = dataclasses.replace(record, audit_id=newest[0].id)
+        if update:
+            return record if self.store.update_blocked(record) else None
         self.store.add_blocked(record)
         return record
 

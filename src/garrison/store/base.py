@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from garrison.fleet.enroll import TokenRecord as EnrolToken
 
 Doc = dict[str, Any]
+MergeDocs = Callable[[Doc, Doc], Doc]
 KEEP_SCANS = 5  # scan reports kept per image (per container), the newest
 
 
@@ -266,6 +267,12 @@ class Store(Protocol):
 
     # Models: JSON documents (``RuntimeModel.to_doc``) keyed by their "profileId".
     def save_models(self, docs: Sequence[Mapping[str, Any]]) -> None: ...
+    def merge_models(self, docs: Sequence[Mapping[str, Any]], merge: MergeDocs) -> list[Doc]:
+        """Each document saved merged with the stored one (``merge(stored, incoming)``), the
+        reads and the writes in one transaction that other writers wait for: two hosts
+        saving one model at once both find their part in it. Returns what was saved."""
+        ...
+
     def delete_models(self, profile_ids: Sequence[str]) -> None: ...
     def load_models(self) -> list[Doc]: ...
     def get_model(self, profile_id: str) -> Doc | None: ...
@@ -375,6 +382,11 @@ class Store(Protocol):
     def begin_block(self, record: BlockedContainer, audit: Audit) -> BlockedContainer:
         """Store the audit and the (pending) record in one transaction; the record as stored,
         naming the audit."""
+        ...
+
+    def update_blocked(self, record: BlockedContainer) -> bool:
+        """Replace the record of ``record.container_id`` and ``record.host``; False, with
+        nothing written, when the store has none (a user unblocked it meanwhile)."""
         ...
 
     def remove_blocked(self, container_id: str) -> bool: ...

@@ -18,6 +18,7 @@ from garrison.store.base import (
     ChannelRecord,
     Delivery,
     Doc,
+    MergeDocs,
     SyncMarks,
     check_audit,
     check_kind,
@@ -57,10 +58,21 @@ class MemoryStore(MemoryIncidents, MemoryUsers, MemoryScans, MemoryHosts, Memory
         pass
 
     def save_models(self, docs: Sequence[Mapping[str, Any]]) -> None:
-        texts = {profile_of(d): dump_doc(d, f"model {profile_of(d)}") for d in docs}
+        texts = _model_texts(docs)
         with self._lock:
-            now = time.time()
-            self._models.update((p, (now, text)) for p, text in texts.items())
+            self._put_models(texts)
+
+    def merge_models(self, docs: Sequence[Mapping[str, Any]], merge: MergeDocs) -> list[Doc]:
+        incoming = {profile_of(d): dict(d) for d in docs}
+        with self._lock:
+            stored = {p: json.loads(self._models[p][1]) for p in incoming if p in self._models}
+            merged = [merge(stored[p], d) if p in stored else d for p, d in incoming.items()]
+            self._put_models(_model_texts(merged))
+        return merged
+
+    def _put_models(self, texts: Mapping[str, str]) -> None:
+        now = time.time()
+        self._models.update((p, (now, text)) for p, text in texts.items())
 
     def delete_models(self, profile_ids: Sequence[str]) -> None:
         with self._lock:
@@ -299,6 +311,15 @@ class MemoryStore(MemoryIncidents, MemoryUsers, MemoryScans, MemoryHosts, Memory
             self._blocked[record.container_id] = record
         return record
 
+    def update_blocked(self, record: BlockedContainer) -> bool:
+        dump_doc(record.to_json(), f"blocked container {record.container_id}")
+        with self._lock:
+            known = self._blocked.get(record.container_id)
+            if known is None or known.host != record.host:
+                return False
+            self._blocked[record.container_id] = record
+            return True
+
     def remove_blocked(self, container_id: str) -> bool:
         with self._lock:
             return self._blocked.pop(container_id, None) is not None
@@ -331,3 +352,7 @@ class MemoryStore(MemoryIncidents, MemoryUsers, MemoryScans, MemoryHosts, Memory
         with self._lock:
             found = sorted((s, t) for s, t in self._status.items() if s.startswith(prefix))
         return [(source, json.loads(text)) for source, text in found]
+
+
+def _model_texts(docs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    return {profile_of(d): dump_doc(d, f"model {profile_of(d)}") for d in docs}

@@ -14,7 +14,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -37,6 +37,7 @@ from garrison.store.base import (
     ChannelRecord,
     Delivery,
     Doc,
+    MergeDocs,
     SyncMarks,
     check_audit,
     check_kind,
@@ -153,8 +154,7 @@ def _blocked_upsert(conn: Connection, record: BlockedContainer) -> sa.Insert:
 
 def _advance_mark(conn: Connection, spool: str, seq: int) -> bool:
     """Move the spool's mark to ``seq``; False (nothing written) when it is there already.
-    One statement that checks and writes, the transaction's first write: the mark read is the
-    newest (a SELECT first would run outside the transaction in pysqlite)."""
+    One statement that checks and writes: the mark it reads is the newest."""
     table = schema.spool_marks
     stmt = insert(conn, table).values(name=spool, seq=seq)
     stmt = stmt.on_conflict_do_update(
@@ -183,6 +183,10 @@ class SQLStore(SQLUsers, SQLScans, SQLHosts, SQLModelHosts):
         self._closed = True
         self._engine.dispose()
 
+    # Execution options of a write transaction's connection, seen by the database's own
+    # ``begin`` (SQLite's begins such a transaction IMMEDIATE).
+    WRITE_OPTIONS: ClassVar[Mapping[str, bool]] = {}
+
     def _open_engine(self) -> sa.Engine:
         if self._closed:
             raise StoreError(f"{self._where}: the store is closed")
@@ -194,9 +198,11 @@ class SQLStore(SQLUsers, SQLScans, SQLHosts, SQLModelHosts):
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self._lock, self._mapped(), self._open_engine().begin() as conn:
-            self._lock_writes(conn)
-            yield conn
+        with self._lock, self._mapped(), self._open_engine().connect() as conn:
+            conn.execution_options(**self.WRITE_OPTIONS)
+            with conn.begin():
+                self._lock_writes(conn)
+                yield conn
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -214,21 +220,25 @@ class SQLStore(SQLUsers, SQLScans, SQLHosts, SQLModelHosts):
     # -- models ---------------------------------------------------------------------------
 
     def save_models(self, docs: Sequence[Mapping[str, Any]]) -> None:
-        rows = [
-            {"profile_id": profile_of(d), "doc": dump_doc(d, f"model {profile_of(d)}")}
-            for d in docs
-        ]
-        if not rows:
-            return
-        with self._write() as conn:
-            # The time taken under the write lock: saves commit in the order of their times,
-            # so a reader of models_since(t) misses none saved after what it last saw.
-            stmt = insert(conn, schema.models).values(updated=time.time())
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["profile_id"],
-                set_={"doc": stmt.excluded.doc, "updated": stmt.excluded.updated},
-            )
-            conn.execute(stmt, rows)
+        rows = _model_rows(docs)
+        if rows:
+            with self._write() as conn:
+                _upsert_models(conn, rows)
+
+    def merge_models(self, docs: Sequence[Mapping[str, Any]], merge: MergeDocs) -> list[Doc]:
+        incoming = {profile_of(d): dict(d) for d in docs}  # InvalidInput before any write
+        if not incoming:
+            return []
+        table = schema.models
+        with self._write() as conn:  # other writers wait (the lock, or PostgreSQL's)
+            query = sa.select(table.c.profile_id, table.c.doc)
+            stored = dict(conn.execute(query.where(table.c.profile_id.in_(list(incoming)))).all())
+            merged = [
+                doc if key not in stored else merge(json.loads(stored[key]), doc)
+                for key, doc in incoming.items()
+            ]
+            _upsert_models(conn, _model_rows(merged))
+        return merged
 
     def delete_models(self, profile_ids: Sequence[str]) -> None:
         table = schema.models
@@ -449,6 +459,14 @@ class SQLStore(SQLUsers, SQLScans, SQLHosts, SQLModelHosts):
             conn.execute(_blocked_upsert(conn, record))
         return record
 
+    def update_blocked(self, record: BlockedContainer) -> bool:
+        text = dump_doc(record.to_json(), f"blocked container {record.container_id}")
+        table = schema.blocked
+        mine = (table.c.container_id == record.container_id) & (table.c.host == record.host)
+        with self._write() as conn:
+            result = conn.execute(table.update().where(mine).values(doc=text, time=record.time))
+            return bool(result.rowcount)
+
     def remove_blocked(self, container_id: str) -> bool:
         table = schema.blocked
         with self._write() as conn:
@@ -524,3 +542,19 @@ def _audit_row(audit: Audit) -> dict[str, Any]:
         "doc": dump_doc(doc, f"audit {audit.attackType}"),
         **sql_audits.columns(audit),
     }
+
+
+def _model_rows(docs: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    return [{"profile_id": profile_of(d), "doc": dump_doc(d, f"model {profile_of(d)}")}
+            for d in docs]  # fmt: skip
+
+
+def _upsert_models(conn: Connection, rows: list[dict[str, str]]) -> None:
+    # The time taken under the write lock: saves commit in the order of their times, so a
+    # reader of models_since(t) misses none saved after what it last saw.
+    stmt = insert(conn, schema.models).values(updated=time.time())
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["profile_id"],
+        set_={"doc": stmt.excluded.doc, "updated": stmt.excluded.updated},
+    )
+    conn.execute(stmt, rows)
