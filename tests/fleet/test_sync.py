@@ -28,6 +28,8 @@ from garrison.store.base import BlockedContainer
 from tests.fleet.remote_support import Console, linked, listening
 from tests.support import wait_for
 
+BLOCKED = BlockedContainer("c" * 64, "web", "nginx", RestartPolicy("always"), None, 1.0)
+KEPT = BlockedContainer("d" * 64, "db", "postgres", RestartPolicy("no"), None, 2.0)
 RULES = {"rules": [{"name": "no-nc", "effect": "alert", "processes": {"deny": ["nc"]}}]}
 
 
@@ -131,8 +133,7 @@ def test_a_block_ended_at_the_console_is_handed_back_to_the_host_to_restore(
     console, tmp_path
 ) -> None:
     console.enrol(tmp_path / "h1", "node-1")
-    record = BlockedContainer("c" * 64, "web", "nginx", RestartPolicy("always"), None, 1.0)
-    kept = BlockedContainer("d" * 64, "db", "postgres", RestartPolicy("no"), None, 2.0)
+    record, kept = BLOCKED, KEPT
     with linked(console, tmp_path / "h1") as link:
         link.sync_wait = 1.0  # its held syncs end soon: the test waits less
         link.add_blocked(record)
@@ -164,8 +165,7 @@ def test_a_block_ended_at_the_console_while_its_host_was_down_stays_ended(
     # The restarted defender sends its blocks again: one the console took before goes as an
     # update, which the console refuses to make anew once a user unblocked it meanwhile.
     console.enrol(tmp_path / "h1", "node-1")
-    record = BlockedContainer("c" * 64, "web", "nginx", RestartPolicy("always"), None, 1.0)
-    kept = BlockedContainer("d" * 64, "db", "postgres", RestartPolicy("no"), None, 2.0)
+    record, kept = BLOCKED, KEPT
     with linked(console, tmp_path / "h1") as link:
         link.add_blocked(record)
         link.add_blocked(kept)
@@ -184,16 +184,19 @@ def test_a_block_ended_at_the_console_while_its_host_was_down_stays_ended(
 def test_a_block_updated_by_its_host_after_an_unblock_at_the_console_is_not_made_again(
     console, tmp_path
 ) -> None:
+    # The host's sync forgot the block; before its defender restores the container, the
+    # block's capture ends and the defender saves the record with it: not kept, not sent.
     console.enrol(tmp_path / "h1", "node-1")
-    record = BlockedContainer("c" * 64, "web", "nginx", RestartPolicy("always"), None, 1.0,
-                              capture="pending")  # fmt: skip
+    record = dataclasses.replace(BLOCKED, capture="pending")
     with linked(console, tmp_path / "h1") as link:
+        link.sync_wait = 1.0
         link.add_blocked(record)
         wait_for("the console to take it", lambda: acked_on_disk(tmp_path / "h1"))
         runtime_rules.unblock(console.store, FakeRuntime(), "c" * 12)
+        wait_for("the host to forget it", lambda: not link.list_blocked())
         link.add_blocked(dataclasses.replace(record, capture="done"))  # its bundle was made
-        found = wait_for("the host told of the unblock", link.unblocked_at_console)
-        assert [r.container_id for r in found] == [record.container_id]
-        assert link.flush(timeout=30.0), "the update sent"
-        assert console.store.list_blocked() == []
         assert link.list_blocked() == []
+        assert link.flush(timeout=30.0)
+        assert console.store.list_blocked() == []
+        found = link.unblocked_at_console()
+        assert [r.container_id for r in found] == [record.container_id]

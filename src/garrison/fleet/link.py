@@ -197,7 +197,12 @@ class RemoteLink:
         return record
 
     def add_blocked(self, record: BlockedContainer) -> None:
+        """Keep and send a block, new or changed. One a user just ended at the console (the
+        defender has not yet taken it from ``unblocked_at_console``) is not kept again: its
+        capture finishing then would make the console's record anew."""
         with self._cond:
+            if any(r.container_id == record.container_id for r in self._unblocked):
+                return
             self._blocked[record.container_id] = record
             self._save_blocked()
             self._queue.blocks.append(("put", (record, None)))
