@@ -230,16 +230,10 @@ class Defender(ListenerBase):
         journal's buffer): a block's bundle then holds the write that preceded the exec it
         stopped, however far behind the write's reader ran. False after ``timeout``."""
         deadline = time.monotonic() + timeout
-        while not self.sensors.caught_up():
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(WAIT_SECONDS / 5)
+        if not await _until(self.sensors.caught_up, deadline):
+            return False
         target = self.inbox.received
-        while self.inbox.taken < target:  # the loop's next round takes them
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(WAIT_SECONDS / 5)
-        return True
+        return await _until(lambda: self.inbox.taken >= target, deadline)  # the loop's round
 
     # -- work ----------------------------------------------------------------------------------
 
@@ -403,3 +397,12 @@ def _pods(settings: Settings) -> Pods | None:
     if not settings.block_deletes_pod:
         return None
     return PodDeleter.in_cluster()
+
+
+async def _until(condition: Callable[[], bool], deadline: float) -> bool:
+    """Poll ``condition`` on the loop until it holds (True) or ``deadline`` passes (False)."""
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(WAIT_SECONDS / 5)
+    return True
